@@ -1,0 +1,58 @@
+"""nbsched: a real scheduler for Jupyter users.
+
+Write a service in a notebook cell, give it a one-time, interval or cron schedule, and a
+runner process that does not depend on the kernel runs it on time and records every run.
+"""
+
+from __future__ import annotations
+
+from .client import Client, connect
+from .errors import (
+    AuthError,
+    ConnectionNotFound,
+    DeployError,
+    InvalidInput,
+    InvalidJob,
+    JobExists,
+    JobNotFound,
+    NbschedError,
+    ProtocolError,
+    RunnerError,
+    RunNotFound,
+    ServiceError,
+    ServiceNotFound,
+    WaitTimeout,
+)
+from .service import Service
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "Client",
+    "ConnectionNotFound",
+    "DeployError",
+    "InvalidInput",
+    "InvalidJob",
+    "JobExists",
+    "JobNotFound",
+    "NbschedError",
+    "ProtocolError",
+    "RunNotFound",
+    "RunnerError",
+    "SMTPMessage",
+    "Service",
+    "ServiceError",
+    "ServiceNotFound",
+    "WaitTimeout",
+    "connect",
+]
+
+
+def __getattr__(name: str):
+    # Optional parts load on first use, so `import nbsched` stays light for workers and the CLI.
+    if name == "SMTPMessage":
+        from .connections import SMTPMessage
+
+        return SMTPMessage
+    raise AttributeError(f"module 'nbsched' has no attribute {name!r}")

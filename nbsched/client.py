@@ -1,0 +1,331 @@
+"""The client: everything a notebook, the CLI or a script does goes through these methods.
+
+``nbsched.connect()`` finds the runner of ``NBSCHED_HOME`` over its Unix socket and
+starts a detached one if none answers. Listing methods return pandas DataFrames with
+times in the user's time zone; ``call`` gives the raw JSON-able result of any operation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import config, protocol
+from .errors import DeployError, ProtocolError, RunnerError, error_types
+
+RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
+JOB_TIME_COLUMNS = ("next_run", "last_run")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the runner listed it after a change."""
+
+    name: str
+    type: str
+    definition: str
+    service: str
+    active: bool
+    next_run: datetime | None
+    last_run: datetime | None
+    last_status: str | None
+    runs: int
+    note: str = ""
+
+    @classmethod
+    def from_record(cls, record: dict, tz: str) -> Job:
+        values = {key: record.get(key) for key in cls.__dataclass_fields__}
+        for key in JOB_TIME_COLUMNS:
+            values[key] = _local_time(values[key], tz)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The next fire times of a schedule (aware, in its time zone) and a plain-English reading."""
+
+    times: list[datetime]
+    description: str
+
+    def __str__(self) -> str:
+        return "\n".join([self.description, *(f"  {moment.isoformat()}" for moment in self.times)])
+
+
+class Client:
+    """A connection to the runner of one nbsched home."""
+
+    def __init__(self, settings: config.Settings | None = None, autostart: bool = True, timeout: float = 60.0):
+        self.settings = settings or config.settings()
+        self.autostart = autostart
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer: Any = None
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self.connections = _Connections(self)
+        self._connect()
+
+    # -- transport --------------------------------------------------------------
+    def _connect(self) -> None:
+        try:
+            self.ping()
+        except RunnerError:
+            if not self.autostart:
+                raise
+            from .launch import start_detached
+
+            start_detached(self.settings, ping=self.ping)
+
+    def _open(self) -> None:
+        path = str(self.settings.socket_path)
+        try:
+            token = self.settings.token_path.read_text().strip()
+        except FileNotFoundError:
+            raise RunnerError(f"No runner for {self.settings.home}: start one with 'nbsched runner start'.") from None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise RunnerError(f"No runner answers at {path}: start one with 'nbsched runner start'.") from None
+        self._sock, self._buffer, self._token = sock, sock.makefile("rb"), token
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._buffer.close()
+            self._sock.close()
+            self._sock = None
+
+    def call(self, op: str, _timeout: float | None = None, **args) -> Any:
+        """Send one request and return its result; a runner error is raised as its own class."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._sock is None:
+                        self._open()
+                    self._next_id += 1
+                    self._sock.settimeout(_timeout or self.timeout)
+                    self._sock.sendall(protocol.request(op, args, self._token, self._next_id))
+                    line = self._buffer.readline()
+                    if not line:
+                        raise ConnectionResetError("runner closed the connection")
+                    break
+                except (ConnectionError, BrokenPipeError, OSError) as exc:
+                    self.close()
+                    if isinstance(exc, TimeoutError) or attempt == 2:
+                        raise RunnerError(f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}.") from None
+        reply = protocol.parse_reply(line)
+        if reply.get("ok"):
+            return reply.get("result")
+        error = reply.get("error") or {}
+        raise error_types().get(error.get("type"), ProtocolError)(error.get("message", "unknown error"))
+
+    # -- runner -----------------------------------------------------------------
+    def ping(self) -> dict:
+        return self.call("ping", _timeout=5)
+
+    def shutdown(self) -> dict:
+        """Ask the runner to stop (running runs get a bounded grace period)."""
+        return self.call("shutdown")
+
+    # -- services ---------------------------------------------------------------
+    def deploy(self, target: Any) -> list[str]:
+        """Deploy services from a file, a folder, source text, a Service class, or a list of those."""
+        result = self.call("deploy", units=source_units(target))
+        self.last_deploy = result
+        return [service["name"] for service in result["services"]]
+
+    def services(self):
+        return _frame(self.call("services"), ("name", "version", "class_name", "origin", "deployed_at"), self.tz, ("deployed_at",))
+
+    # -- jobs -------------------------------------------------------------------
+    def schedule(
+        self,
+        service: str,
+        name: str | None = None,
+        every: str | timedelta | dict | None = None,
+        cron: str | None = None,
+        at: str | datetime | None = None,
+        **options,
+    ) -> Job:
+        """Create a job that runs ``service`` on a one-time, interval or cron schedule."""
+        args = {"service": service, "name": name or service, "every": every, "cron": cron, "at": at, **options}
+        return Job.from_record(self.call("schedule", **_wire(args)), self.tz)
+
+    def update(self, name: str, **changes) -> Job:
+        return Job.from_record(self.call("update", name=name, changes=_wire(changes)), self.tz)
+
+    def jobs(self):
+        return _frame(self.call("jobs"), protocol.JOB_LIST_FIELDS, self.tz, JOB_TIME_COLUMNS)
+
+    def job(self, name: str) -> dict:
+        return self.call("job", name=name)
+
+    def pause(self, name: str, note: str = "") -> Job:
+        return Job.from_record(self.call("pause", name=name, note=note), self.tz)
+
+    def resume(self, name: str) -> Job:
+        return Job.from_record(self.call("resume", name=name), self.tz)
+
+    def delete(self, name: str) -> None:
+        self.call("delete", name=name)
+
+    def execute(self, name: str, channel: str = "manual") -> int:
+        """Run the job's service now with the job's extra; the schedule does not change."""
+        return self.call("execute", name=name, channel=channel)["run_id"]
+
+    def invoke(self, service: str, extra: Any = None, channel: str = "invoke") -> int:
+        """Run a service once, now, outside any job."""
+        return self.call("invoke", service=service, extra=extra, channel=channel)["run_id"]
+
+    def backfill(self, name: str, start: Any, end: Any) -> list[int]:
+        return self.call("backfill", name=name, start=_wire_value(start), end=_wire_value(end))["run_ids"]
+
+    def preview(self, cron=None, every=None, at=None, tz=None, count: int = 5, after=None, start=None) -> Preview:
+        args = _wire({"cron": cron, "every": every, "at": at, "tz": tz, "count": count, "after": after, "start": start})
+        result = self.call("preview", **{k: v for k, v in args.items() if v is not None})
+        times = [_local_time(moment, result["tz"]) for moment in result["times"]]
+        return Preview(times=times, description=result["description"])
+
+    # -- runs -------------------------------------------------------------------
+    def history(self, job=None, service=None, status=None, since=None, limit=None):
+        """Run history, newest first, as a DataFrame (columns of DESIGN.md section 5)."""
+        result = self.history_rows(job=job, service=service, status=status, since=since, limit=limit)
+        return _frame_from_rows(result["columns"], result["rows"], self.tz, RUN_TIME_COLUMNS)
+
+    def history_rows(self, **filters) -> dict:
+        args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
+        return self.call("history", **args)
+
+    def run(self, run_id: int) -> dict:
+        """Every field of one run, including logs, traceback and output."""
+        return _run_record(self.call("run", run_id=run_id), self.tz)
+
+    def wait(self, run_id: int, timeout: float = 30.0) -> dict:
+        """Block until the run ends (or raise WaitTimeout); return its record."""
+        record = self.call("wait", _timeout=timeout + 10, run_id=run_id, timeout=timeout)
+        return _run_record(record, self.tz)
+
+    @property
+    def tz(self) -> str:
+        return self.settings.timezone
+
+
+class _Connections:
+    """``client.connections``: outgoing connections (REST, SMTP, kvdb) by name."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def list(self):
+        return _frame(self._client.call("connections"), ("name", "kind", "definition", "updated_at"), self._client.tz, ("updated_at",))
+
+
+def connect(home: str | os.PathLike | None = None, autostart: bool = True) -> Client:
+    """Connect to the runner of ``NBSCHED_HOME`` (or ``home``), starting one if none runs."""
+    settings = config.settings()
+    if home is not None:
+        from dataclasses import replace
+
+        resolved = Path(home).expanduser().resolve()
+        store_url = settings.store_url if "NBSCHED_STORE" in os.environ else f"sqlite:///{resolved / 'nbsched.db'}"
+        settings = replace(settings, home=resolved, store_url=store_url)
+    return Client(settings, autostart=autostart)
+
+
+# -- helpers ------------------------------------------------------------------------
+def source_units(target: Any) -> list[dict]:
+    """Turn what a user passes to deploy() into source units for the runner."""
+    if isinstance(target, list | tuple):
+        return [unit for item in target for unit in source_units(item)]
+    if isinstance(target, type):
+        return [_class_unit(target)]
+    if isinstance(target, Path) or (isinstance(target, str) and "\n" not in target and _looks_like_path(target)):
+        return _path_units(Path(target))
+    if isinstance(target, str):
+        return [{"source": target, "origin": "<string>"}]
+    raise DeployError(f"Cannot deploy {type(target).__name__}: pass a file, a folder, source text or a Service class.")
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.path.exists(text) or text.endswith(".py") or "/" in text
+
+
+def _path_units(path: Path) -> list[dict]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.py") if not p.name.startswith("_") and "__pycache__" not in p.parts)
+        if not files:
+            raise DeployError(f"Cannot deploy {path}: the folder has no .py files.")
+        return [unit for file in files for unit in _path_units(file)]
+    if not path.is_file():
+        raise DeployError(f"Cannot deploy {path}: no such file or folder.")
+    try:
+        return [{"source": path.read_text(encoding="utf-8"), "origin": str(path)}]
+    except UnicodeDecodeError:
+        raise DeployError(f"Cannot deploy {path}: it is not UTF-8 text.") from None
+
+
+def _class_unit(cls: type) -> dict:
+    module_file = getattr(inspect.getmodule(cls), "__file__", None)
+    if module_file and module_file.endswith(".py") and os.path.exists(module_file):
+        return _path_units(Path(module_file))[0]
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        raise DeployError(f"Cannot deploy {cls.__name__}: its source is not available; deploy the file or cell text.") from None
+    import textwrap
+
+    return {"source": "from nbsched import *  # noqa\n\n" + textwrap.dedent(source), "origin": "<cell>"}
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _wire(args: dict) -> dict:
+    return {key: _wire_value(value) for key, value in args.items() if value is not None}
+
+
+def _local_time(value: Any, tz: str):
+    if value is None:
+        return None
+    from .timeparse import zone
+
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.astimezone(zone(tz))
+
+
+def _run_record(record: dict, tz: str) -> dict:
+    return {key: _local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
+
+
+def _frame(records: list[dict], columns, tz: str, time_columns):
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(records, columns=list(columns))
+    return _localize_columns(frame, tz, time_columns)
+
+
+def _frame_from_rows(columns: list[str], rows: list[list], tz: str, time_columns):
+    import pandas as pd
+
+    return _localize_columns(pd.DataFrame(rows, columns=columns), tz, time_columns)
+
+
+def _localize_columns(frame, tz: str, time_columns):
+    import pandas as pd
+
+    for column in time_columns:
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_convert(tz)
+    return frame

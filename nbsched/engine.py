@@ -1,0 +1,571 @@
+"""The scheduling engine: jobs, fires, runs and their results, with time injected.
+
+The engine holds no socket and no event loop. ``tick(now)`` claims every fire due at
+``now`` and hands the runs to ``dispatch``; ``on_result`` records what a worker reported.
+The runner process wires it to the clock, the worker pool and the socket; tests drive it
+with explicit datetimes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from . import config
+from .deploy import SourceUnit, parse_services
+from .errors import InvalidInput, InvalidJob, JobNotFound, RunNotFound, ServiceNotFound, did_you_mean
+from .jobs import JobSpec, JobState, validate_extra
+from .scheduler import Schedule
+from .store import Claim, Store, StoredJob
+from .store.base import RUN_FIELDS
+from .timeparse import parse_datetime, parse_duration, zone
+from .triggers import Cron, Interval, OneTime
+
+log = logging.getLogger(__name__)
+#: Most fires counted one by one when catching up after downtime.
+MAX_MISSED_COUNT = 10_000
+#: Longest pause between retries, in seconds.
+MAX_RETRY_BACKOFF = 300.0
+
+
+@dataclass
+class ActiveRun:
+    """A run handed to the workers and not finished yet."""
+
+    run_id: int
+    job: str | None
+    service: str
+    trigger: str
+    attempt: int
+    scheduled_at: datetime
+    message: dict
+    timeout: float | None = None
+    retries: int = 0
+    timer: object = None
+
+
+@dataclass
+class Hooks:
+    """What the engine needs from its surroundings."""
+
+    dispatch: Callable[[dict], None]
+    kill: Callable[[int, str, str], bool] = lambda run_id, status, error: False
+    cancel_queued: Callable[[int], bool] = lambda run_id: False
+    call_later: Callable[[float, Callable[[], None]], object] = lambda delay, fn: None
+    cancel_timer: Callable[[object], None] = lambda handle: None
+    registry_changed: Callable[[dict, dict], None] = lambda sources, services: None
+
+
+@dataclass
+class _JobStats:
+    runs: int = 0
+    last_run: datetime | None = None
+    last_status: str | None = None
+
+
+@dataclass
+class Engine:
+    store: Store
+    hooks: Hooks
+    runner_id: str
+    default_tz: str = "UTC"
+    in_loop_grace: timedelta = timedelta(seconds=60)
+    jobs: dict[str, StoredJob] = field(default_factory=dict)
+    schedule: Schedule = field(default_factory=Schedule)
+    services: dict[str, dict] = field(default_factory=dict)
+    active: dict[int, ActiveRun] = field(default_factory=dict)
+    running_by_job: dict[str, list[int]] = field(default_factory=dict)
+    queued_by_job: dict[str, deque] = field(default_factory=dict)
+    stats: dict[str, _JobStats] = field(default_factory=dict)
+    pending: list[dict] = field(default_factory=list)
+    finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
+
+    # -- start ------------------------------------------------------------------
+    def load(self, now: datetime) -> None:
+        """Read the store; mark runs a dead runner left as interrupted; catch up missed fires."""
+        interrupted = self.store.interrupt_running(now)
+        if interrupted:
+            log.warning("marked %d run(s) left running by a previous runner as interrupted", interrupted)
+        self._load_services()
+        self.stats = {name: _JobStats(**values) for name, values in self.store.job_stats().items()}
+        self.jobs = {job.spec.name: job for job in self.store.jobs()}
+        for job in self.jobs.values():
+            self._reschedule(job)
+        self.tick(now, grace=timedelta(seconds=config.MISFIRE_GRACE_SECONDS))
+
+    def _load_services(self) -> None:
+        self.services = {service["name"]: service for service in self.store.services()}
+        sources = self.store.sources()
+        self.hooks.registry_changed(
+            {v: (self._origin_of(v), text) for v, text in sources.items()},
+            {name: (s["version"], s["class_name"]) for name, s in self.services.items()},
+        )
+
+    def _origin_of(self, version: str) -> str:
+        return next((s["origin"] for s in self.services.values() if s["version"] == version), "<string>")
+
+    # -- firing -----------------------------------------------------------------
+    def tick(self, now: datetime, grace: timedelta | None = None) -> int:
+        """Claim and start every fire due at ``now``; return how many runs were created."""
+        grace = self.in_loop_grace if grace is None else grace
+        claims: list[tuple[StoredJob, Claim]] = []
+        for name in self.schedule.due(now):
+            job = self.jobs.get(name)
+            if job is None or not job.spec.active or job.state.next_fire is None:
+                continue
+            if now - job.state.next_fire > grace:
+                claims.append((job, self._misfire_claim(job, now)))
+            else:
+                claims.append((job, self._fire_claim(job)))
+        if not claims:
+            return 0
+        created = 0
+        for (job, claim), run_ids in zip(claims, self.store.claim([c for _, c in claims]), strict=True):
+            if run_ids is None:
+                self._refresh(job.spec.name)
+                continue
+            job.state.next_fire = claim.new_next
+            job.state.fires = claim.fires
+            if claim.runs:
+                job.state.last_fire = max(run["scheduled_at"] for run in claim.runs)
+            self.schedule.set(job.spec.name, claim.new_next)
+            for run_id, run in zip(run_ids, claim.runs, strict=True):
+                created += 1
+                self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
+        return created
+
+    def _fire_claim(self, job: StoredJob) -> Claim:
+        scheduled_at = job.state.next_fire
+        fires = job.state.fires + 1
+        return Claim(
+            job_uid=job.uid,
+            expected_next=scheduled_at,
+            new_next=job.spec.next_fire(scheduled_at, fires),
+            fires=fires,
+            runs=[self._new_run(job.spec, "schedule", scheduled_at)],
+        )
+
+    def _misfire_claim(self, job: StoredJob, now: datetime) -> Claim:
+        spec, state = job.spec, job.state
+        window_start = max(state.next_fire, now - timedelta(seconds=spec.catchup))
+        older, older_capped = self._count_fires(spec, state, state.next_fire, window_start)
+        recent, recent_capped = self._list_fires(spec, state, window_start, now)
+        to_run = {"skip": [], "once": recent[-1:], "all": recent}[spec.misfire]
+        missed = older + len(recent) - len(to_run)
+        new_next = spec.next_fire(now, state.fires + len(to_run))
+        runs = []
+        if missed:
+            at_least = "at least " if (older_capped or recent_capped) else ""
+            runs.append(
+                {
+                    **self._new_run(spec, "misfire", state.next_fire),
+                    "status": "missed",
+                    "finished_at": now,
+                    "error": f"Missed {at_least}{missed} fire(s) from {state.next_fire.isoformat()} while no runner "
+                    f"was up (misfire={spec.misfire}, catchup={int(spec.catchup)}s).",
+                }
+            )
+        runs.extend(self._new_run(spec, "misfire", fire) for fire in to_run)
+        return Claim(job.uid, state.next_fire, new_next, state.fires + len(to_run), runs)
+
+    def _count_fires(self, spec, state, start, end) -> tuple[int, bool]:
+        count, fire = 0, start
+        while fire is not None and fire < end and count < MAX_MISSED_COUNT:
+            count += 1
+            fire = spec.next_fire(fire, state.fires)
+        return count, count >= MAX_MISSED_COUNT
+
+    def _list_fires(self, spec, state, start, end) -> tuple[list[datetime], bool]:
+        fires: list[datetime] = []
+        fire = start if start == state.next_fire else spec.next_fire(start - timedelta(microseconds=1), state.fires)
+        while fire is not None and fire <= end and len(fires) < MAX_MISSED_COUNT:
+            fires.append(fire)
+            fire = spec.next_fire(fire, state.fires)
+        return fires, len(fires) >= MAX_MISSED_COUNT
+
+    def _new_run(self, spec: JobSpec | None, trigger: str, scheduled_at: datetime, service: str | None = None) -> dict:
+        service = service or spec.service
+        return {
+            "cid": secrets.token_hex(12),
+            "job": spec.name if spec else None,
+            "service": service,
+            "service_version": self.services.get(service, {}).get("version"),
+            "trigger": trigger,
+            "attempt": 1,
+            "status": "running",
+            "scheduled_at": scheduled_at,
+            "runner": self.runner_id,
+        }
+
+    def _start_claimed(self, job: StoredJob, run_id: int, run: dict, force_queue: bool = False) -> None:
+        if run["status"] != "running":
+            self._count(job.spec.name, run["status"], run["scheduled_at"])
+            return
+        name, policy = job.spec.name, job.spec.overlap
+        if force_queue:
+            policy = "queue_all"
+        busy = self.running_by_job.get(name) or []
+        queue = self.queued_by_job.setdefault(name, deque())
+        if busy and policy != "allow":
+            if policy == "skip" or (policy == "queue" and queue):
+                self._finish_now(run_id, run, "skipped", f"Run {busy[0]} of job {name!r} was still running (overlap={job.spec.overlap}).")
+                return
+            if policy in ("queue", "queue_all"):
+                queue.append((run_id, run))
+                return
+            for other in list(busy):
+                self.hooks.kill(other, "interrupted", f"Replaced by run {run_id} (overlap=replace).")
+        elif queue and policy in ("queue", "queue_all"):
+            queue.append((run_id, run))
+            return
+        self._dispatch(run_id, run, job.spec, channel="scheduler")
+
+    def _finish_now(self, run_id: int, run: dict, status: str, error: str) -> None:
+        now = datetime.now(UTC)
+        self.pending.append({"run_id": run_id, "status": status, "error": error, "finished_at": now})
+        self._count(run["job"], status, run["scheduled_at"])
+        self._notify(run_id)
+
+    def _dispatch(self, run_id: int, run: dict, spec: JobSpec | None, channel: str, extra=None, attempt: int = 1) -> None:
+        message = {
+            "run_id": run_id,
+            "cid": run["cid"],
+            "service": run["service"],
+            "extra": spec.extra if spec else extra,
+            "channel": channel,
+            "job": {"name": spec.name, "type": spec.kind, "run_number": self.jobs[spec.name].state.fires}
+            if spec and spec.name in self.jobs
+            else None,
+            "scheduled_at": run["scheduled_at"].timestamp(),
+        }
+        self.active[run_id] = ActiveRun(
+            run_id=run_id,
+            job=run["job"],
+            service=run["service"],
+            trigger=run["trigger"],
+            attempt=attempt,
+            scheduled_at=run["scheduled_at"],
+            message=message,
+            timeout=spec.timeout if spec else None,
+            retries=spec.retries if spec else 0,
+        )
+        if run["job"]:
+            self.running_by_job.setdefault(run["job"], []).append(run_id)
+        jitter = spec.jitter if spec and run["trigger"] in ("schedule", "misfire") else 0.0
+        if jitter:
+            self.hooks.call_later(random.uniform(0, jitter), lambda: self.hooks.dispatch(message))
+        else:
+            self.hooks.dispatch(message)
+
+    def on_start(self, run_id: int) -> None:
+        """A worker took the run: start its timeout clock."""
+        active = self.active.get(run_id)
+        if active and active.timeout:
+            active.timer = self.hooks.call_later(
+                active.timeout,
+                lambda: self.hooks.kill(run_id, "timeout", f"The run took longer than its timeout of {active.timeout:g}s and was stopped."),
+            )
+
+    def on_result(self, result: dict) -> None:
+        """Record what a worker reported for a run."""
+        run_id = result["run_id"]
+        active = self.active.pop(run_id, None)
+        if active is None:
+            log.warning("result for unknown run %s ignored", run_id)
+            return
+        if active.timer is not None:
+            self.hooks.cancel_timer(active.timer)
+        finished = _from_epoch(result.get("finished_at")) or datetime.now(UTC)
+        started = _from_epoch(result.get("started_at"))
+        update = {
+            "run_id": run_id,
+            "status": result["status"],
+            "started_at": started,
+            "finished_at": finished,
+            "delay_ms": (started - active.scheduled_at).total_seconds() * 1000 if started else None,
+            "duration_ms": (finished - started).total_seconds() * 1000 if started else None,
+            "error": result.get("error"),
+            "traceback": result.get("traceback"),
+            "output": result.get("output"),
+            "logs": result.get("logs"),
+        }
+        self.pending.append(update)
+        if active.job:
+            self._count(active.job, result["status"], started or finished)
+            self._job_run_ended(active.job, run_id)
+        if result["status"] in ("error", "timeout") and active.attempt <= active.retries:
+            self._retry_later(active)
+        self._notify(run_id)
+
+    def _job_run_ended(self, name: str, run_id: int) -> None:
+        busy = self.running_by_job.get(name, [])
+        if run_id in busy:
+            busy.remove(run_id)
+        queue = self.queued_by_job.get(name)
+        job = self.jobs.get(name)
+        if queue and not busy:
+            next_id, run = queue.popleft()
+            if job is None:
+                self._finish_now(next_id, run, "skipped", f"Job {name!r} was deleted before this queued run started.")
+            else:
+                self._dispatch(next_id, run, job.spec, channel="scheduler")
+
+    def _retry_later(self, active: ActiveRun) -> None:
+        delay = min(2.0 ** (active.attempt - 1), MAX_RETRY_BACKOFF)
+
+        def retry() -> None:
+            job = self.jobs.get(active.job) if active.job else None
+            spec = job.spec if job else None
+            run = {**self._new_run(spec, "retry", active.scheduled_at, service=active.service), "attempt": active.attempt + 1}
+            (run_id,) = self.store.add_runs([run])
+            self._dispatch(run_id, run, spec, channel=active.message["channel"], attempt=active.attempt + 1)
+            self.active[run_id].retries = active.retries
+
+        self.hooks.call_later(delay, retry)
+
+    def _count(self, job: str | None, status: str, when: datetime | None) -> None:
+        if job is None:
+            return
+        stats = self.stats.setdefault(job, _JobStats())
+        stats.runs += 1
+        stats.last_status = status
+        stats.last_run = when
+
+    def _notify(self, run_id: int) -> None:
+        for listener in list(self.finished_listeners):
+            listener(run_id)
+
+    def flush(self) -> None:
+        """Write buffered run results to the store."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            self.store.update_runs(pending)
+
+    def next_due(self) -> datetime | None:
+        return self.schedule.next_due()
+
+    # -- services ---------------------------------------------------------------
+    def deploy(self, units: list[dict], now: datetime) -> dict:
+        deployed, warnings = [], []
+        parsed_units = []
+        for unit in units:
+            if not isinstance(unit, dict) or not isinstance(unit.get("source"), str):
+                raise InvalidInput("Each deploy unit needs 'source' (text) and 'origin' (a file name or '<cell>').")
+            source_unit = SourceUnit(unit["source"], str(unit.get("origin") or "<string>"))
+            parsed_units.append((source_unit, parse_services(source_unit)))
+        for source_unit, parsed in parsed_units:
+            self.store.save_source(source_unit.version, source_unit.origin, source_unit.source, parsed.services, now)
+            warnings.extend(parsed.warnings)
+            deployed.extend({"name": name, "version": source_unit.version} for name in parsed.services)
+        self._load_services()
+        return {"services": deployed, "warnings": warnings}
+
+    def service_records(self) -> list[dict]:
+        return list(self.services.values())
+
+    def _require_service(self, name: str) -> None:
+        if name not in self.services:
+            known = sorted(self.services)
+            raise ServiceNotFound(
+                f"No service named {name!r} is deployed.{did_you_mean(name, known)} "
+                f"Services: {', '.join(known) or 'none'}. Deploy it first (nbsched deploy services/ or %%service)."
+            )
+
+    # -- jobs -------------------------------------------------------------------
+    def add_job(self, args: dict, now: datetime) -> dict:
+        spec = JobSpec.from_user(now=now, default_tz=self.default_tz, **args)
+        self._require_service(spec.service)
+        job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(created_at=now))
+        job.state.next_fire = self._first_fire(spec, 0, now)
+        self.store.add_job(job)
+        self.jobs[spec.name] = job
+        self._reschedule(job)
+        return self.job_record(spec.name)
+
+    def _first_fire(self, spec: JobSpec, fires: int, now: datetime) -> datetime | None:
+        """The first fire at or after ``now`` (a one-time job in the past fires at once)."""
+        if spec.kind == "one_time":
+            return spec._bounded(max(spec.at, now), fires) if fires == 0 else None
+        after = max(now, spec.start) - timedelta(microseconds=1)
+        return spec._bounded(spec.trigger().next_fire(after), fires)
+
+    def update_job(self, name: str, changes: dict, now: datetime) -> dict:
+        job = self._job(name)
+        if "name" in changes and changes["name"] != name:
+            raise InvalidJob("A job cannot be renamed; delete it and schedule it again under the new name.")
+        spec = job.spec.changed(now, self.default_tz, **changes)
+        self._require_service(spec.service)
+        timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
+        state = job.state
+        if timing & set(changes):
+            state.next_fire = self._first_fire(spec, state.fires, now)
+        updated = StoredJob(job.uid, spec, state)
+        self.store.save_job(updated)
+        self.jobs[name] = updated
+        self._reschedule(updated)
+        return self.job_record(name)
+
+    def pause(self, name: str, note: str, now: datetime) -> dict:
+        return self._set_active(name, False, note or "")
+
+    def resume(self, name: str, now: datetime) -> dict:
+        job = self._job(name)
+        job.state.next_fire = self._first_fire(job.spec, job.state.fires, now)
+        return self._set_active(name, True, "")
+
+    def _set_active(self, name: str, active: bool, note: str) -> dict:
+        job = self._job(name)
+        job.spec = replace(job.spec, active=active, note=note)
+        job.state.paused_note = note
+        self.store.save_job(job)
+        self._reschedule(job)
+        return self.job_record(name)
+
+    def delete(self, name: str) -> dict:
+        self._job(name)
+        self.store.delete_job(name)
+        del self.jobs[name]
+        self.schedule.remove(name)
+        return {"deleted": name}
+
+    def _reschedule(self, job: StoredJob) -> None:
+        active = job.spec.active and job.state.next_fire is not None
+        self.schedule.set(job.spec.name, job.state.next_fire if active else None)
+
+    def _refresh(self, name: str) -> None:
+        job = self.store.job(name)
+        if job is None:
+            self.jobs.pop(name, None)
+            self.schedule.remove(name)
+        else:
+            self.jobs[name] = job
+            self._reschedule(job)
+
+    def _job(self, name: object) -> StoredJob:
+        if not isinstance(name, str) or name not in self.jobs:
+            known = sorted(self.jobs)
+            shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+            raise JobNotFound(
+                f"No job named {name!r}.{did_you_mean(str(name), known)} Jobs: {shown or 'none'}. See %schedule list."
+            )
+        return self.jobs[name]
+
+    def job_record(self, name: str, detail: bool = False) -> dict:
+        job = self._job(name)
+        spec, state = job.spec, job.state
+        stats = self.stats.get(name, _JobStats())
+        record = {
+            "name": name,
+            "type": spec.kind,
+            "definition": spec.definition(),
+            "service": spec.service,
+            "active": spec.active,
+            "next_run": state.next_fire if spec.active else None,
+            "last_run": stats.last_run,
+            "last_status": stats.last_status,
+            "runs": stats.runs,
+            "note": state.paused_note,
+        }
+        if detail:
+            record.update(spec.to_record(), fires=state.fires, created_at=state.created_at, uid=job.uid)
+            record["type"] = spec.kind
+        return record
+
+    def job_records(self) -> list[dict]:
+        return [self.job_record(name) for name in sorted(self.jobs)]
+
+    # -- on demand --------------------------------------------------------------
+    def execute(self, name: str, channel: str, now: datetime) -> int:
+        job = self._job(name)
+        run = self._new_run(job.spec, "manual", now)
+        (run_id,) = self.store.add_runs([run])
+        self._dispatch(run_id, run, job.spec, channel=channel)
+        return run_id
+
+    def invoke(self, service: str, extra, channel: str, now: datetime) -> int:
+        self._require_service(service)
+        validate_extra(extra)
+        run = {**self._new_run(None, "invoke", now, service=service), "job": None}
+        (run_id,) = self.store.add_runs([run])
+        self._dispatch(run_id, run, None, channel=channel, extra=extra)
+        return run_id
+
+    def backfill(self, name: str, start, end, now: datetime) -> list[int]:
+        job = self._job(name)
+        first = parse_datetime(start, job.spec.tz, now, "backfill start")
+        last = parse_datetime(end, job.spec.tz, now, "backfill end")
+        if last < first or last > now:
+            raise InvalidInput("A backfill window needs start <= end <= now, e.g. start='2026-11-01', end='2026-11-02'.")
+        fires, _ = self._list_fires(job.spec, JobState(next_fire=None), first, last)
+        runs = [self._new_run(job.spec, "backfill", fire) for fire in fires]
+        ids = self.store.claim([Claim(job.uid, job.state.next_fire, job.state.next_fire, job.state.fires, runs)])[0]
+        if ids is None:
+            raise InvalidInput(f"Part of that window was backfilled already for job {name!r}; pick a window not backfilled yet.")
+        for run_id, run in zip(ids, runs, strict=True):
+            self._start_claimed(job, run_id, run, force_queue=True)
+        return ids
+
+    # -- reading ----------------------------------------------------------------
+    def history(self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None) -> dict:
+        self.flush()
+        since_at = None
+        if since not in (None, ""):
+            try:
+                since_at = now - parse_duration(since, "since")
+            except InvalidInput:
+                since_at = parse_datetime(since, self.default_tz, now, "since")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise InvalidInput(f"Invalid limit {limit!r}: use a whole number, 0 or more.")
+        rows = self.store.runs(job=job, service=service, status=status, since=since_at, limit=limit)
+        return {"columns": list(RUN_FIELDS), "rows": rows}
+
+    def run(self, run_id) -> dict:
+        self.flush()
+        record = self.store.run(_run_id(run_id))
+        if record is None:
+            raise RunNotFound(f"No run with id {run_id!r}; see %schedule history or nbsched history for run ids.")
+        return record
+
+    def is_finished(self, run_id: int) -> bool:
+        return run_id not in self.active and not any(
+            rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue
+        )
+
+    def preview(self, now: datetime, cron=None, every=None, at=None, tz=None, count=5, after=None, start=None) -> dict:
+        tz = tz or self.default_tz
+        zone(tz)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
+            raise InvalidInput(f"Invalid count {count!r}: use a whole number from 1 to 1000.")
+        moment = parse_datetime(after, tz, now, "after") if after not in (None, "") else now
+        given = [key for key, value in (("cron", cron), ("every", every), ("at", at)) if value not in (None, "")]
+        if len(given) != 1:
+            raise InvalidInput("Preview needs exactly one of cron, every or at, e.g. cron='0 9 * * mon'.")
+        if cron:
+            trigger = Cron(cron, tz)
+        elif every:
+            anchor = parse_datetime(start, tz, now, "start") if start else moment
+            trigger = Interval(parse_duration(every, "interval"), anchor)
+        else:
+            trigger = OneTime(parse_datetime(at, tz, now, "at"))
+        times, fire = [], trigger.first_fire(moment)
+        while fire is not None and len(times) < count:
+            times.append(fire)
+            fire = trigger.next_fire(fire)
+        return {"times": times, "description": trigger.describe(), "tz": tz}
+
+
+def _run_id(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise RunNotFound(f"Invalid run id {value!r}: run ids are whole numbers, as shown by %schedule history.") from None
+
+
+def _from_epoch(value) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)

@@ -1,0 +1,84 @@
+"""The one hierarchy of errors nbsched raises.
+
+Every leaf also inherits the builtin a caller would naturally catch, so
+``except LookupError`` works for a missing job as well as ``except JobNotFound``.
+Errors cross the runner's socket by class name and are raised again on the client
+side with the same class and message.
+"""
+
+from __future__ import annotations
+
+
+class NbschedError(Exception):
+    """Base of every error nbsched raises on purpose."""
+
+
+class InvalidInput(NbschedError, ValueError):
+    """A value a user gave cannot be used; the message says what a valid one looks like."""
+
+
+class InvalidJob(InvalidInput):
+    """A job definition was refused; nothing was stored."""
+
+
+class JobExists(InvalidInput):
+    """A job with that name exists already."""
+
+
+class DeployError(InvalidInput):
+    """Service source that cannot be deployed (syntax error, no Service subclass, ...)."""
+
+
+class JobNotFound(NbschedError, LookupError):
+    """No job has that name."""
+
+
+class ServiceNotFound(NbschedError, LookupError):
+    """No deployed service has that name."""
+
+
+class RunNotFound(NbschedError, LookupError):
+    """No run has that id."""
+
+
+class ConnectionNotFound(NbschedError, LookupError):
+    """No outgoing connection has that name."""
+
+
+class RunnerError(NbschedError, ConnectionError):
+    """The runner cannot be reached or started."""
+
+
+class ProtocolError(NbschedError, ValueError):
+    """A socket message that does not follow the protocol."""
+
+
+class AuthError(NbschedError, PermissionError):
+    """A socket request without the right token."""
+
+
+class WaitTimeout(NbschedError, TimeoutError):
+    """A run did not end within the time a caller was willing to wait."""
+
+
+class ServiceError(NbschedError, RuntimeError):
+    """A service invoked from another service failed."""
+
+
+def error_types() -> dict[str, type[NbschedError]]:
+    """Map class names to classes, for raising a remote error again locally."""
+    found: dict[str, type[NbschedError]] = {}
+    pending: list[type[NbschedError]] = [NbschedError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """Return ' Did you mean 'x'?' for the closest choice, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""

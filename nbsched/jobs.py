@@ -1,0 +1,268 @@
+"""The job model: a named schedule that runs one service, validated on construction.
+
+``JobSpec.from_user(...)`` reads what a user typed (strings, timedeltas, dicts) and either
+returns a valid, normalised spec or raises ``InvalidJob`` saying what is wrong and what a
+valid value looks like. ``JobState`` is what changes as the job fires.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+
+from . import config
+from .errors import InvalidInput, InvalidJob
+from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
+from .triggers import Cron, Interval, OneTime, Trigger
+
+KINDS = ("one_time", "interval", "cron")
+OVERLAP_POLICIES = ("skip", "queue", "queue_all", "replace", "allow")
+MISFIRE_POLICIES = ("skip", "once", "all")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
+NAME_HELP = "names are 1-200 characters: letters, digits and . _ - : @ /, starting with a letter or digit"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a user asked for; never changes as the job fires."""
+
+    name: str
+    service: str
+    kind: str
+    every: float | None = None  # seconds
+    cron: str | None = None
+    at: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    repeats: int | None = None
+    tz: str = "UTC"
+    extra: object = None
+    active: bool = True
+    jitter: float = 0.0
+    timeout: float | None = None
+    retries: int = 0
+    misfire: str = "skip"
+    overlap: str = "skip"
+    catchup: float = 3600.0
+    note: str = ""
+
+    def trigger(self) -> Trigger:
+        if self.kind == "interval":
+            return Interval(timedelta(seconds=self.every), self.start)
+        if self.kind == "cron":
+            return Cron(self.cron, self.tz)
+        return OneTime(self.at)
+
+    def definition(self) -> str:
+        """The schedule in words, for listings."""
+        trigger = self.trigger()
+        text = trigger.describe() if self.kind != "cron" else f"cron {self.cron} ({self.tz})"
+        if self.repeats:
+            text += f", {self.repeats} times"
+        if self.end:
+            text += f", until {self.end.isoformat()}"
+        return text
+
+    def first_fire(self) -> datetime | None:
+        """The first fire of a new job: at or after ``start``."""
+        fire = self.trigger().first_fire(self.start)
+        return self._bounded(fire, fires=0)
+
+    def next_fire(self, after: datetime, fires: int) -> datetime | None:
+        """The fire after ``after`` once ``fires`` fires have happened; None when the job is finished."""
+        fire = self.trigger().next_fire(max(after, self.start - timedelta(microseconds=1)))
+        return self._bounded(fire, fires)
+
+    def _bounded(self, fire: datetime | None, fires: int) -> datetime | None:
+        if fire is None or (self.repeats is not None and fires >= self.repeats):
+            return None
+        if self.end is not None and fire > self.end:
+            return None
+        return fire
+
+    def to_record(self) -> dict:
+        """A JSON-safe dict, the form the store and the socket carry."""
+        record = asdict(self)
+        for key in ("at", "start", "end"):
+            record[key] = iso(record[key])
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> JobSpec:
+        values = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
+        for key in ("at", "start", "end"):
+            values[key] = from_iso(values.get(key))
+        return cls(**values)
+
+    def changed(self, now: datetime, default_tz: str, **changes) -> JobSpec:
+        """A new spec with ``changes`` applied and validated the same way as a new job."""
+        current = self.to_record()
+        if {"every", "cron", "at"} & set(changes):
+            for key in ("every", "cron", "at"):
+                current.pop(key, None)
+        current.pop("kind", None)
+        current.update(changes)
+        return JobSpec.from_user(now=now, default_tz=default_tz, **current)
+
+    @classmethod
+    def from_user(cls, *, now: datetime, default_tz: str, **raw) -> JobSpec:
+        """Validate and normalise a job as a user typed it."""
+        return _build(raw, now, default_tz)
+
+
+@dataclass
+class JobState:
+    """What changes as a job fires: stored beside the spec and updated with each claim."""
+
+    fires: int = 0
+    next_fire: datetime | None = None
+    last_fire: datetime | None = None
+    paused_note: str = ""
+    created_at: datetime | None = None
+    extra_state: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.next_fire is None
+
+
+def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
+    known = set(JobSpec.__dataclass_fields__) - {"kind"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidJob(f"Unknown job option(s) {', '.join(unknown)}; valid options are {', '.join(sorted(known))}.")
+    name = _name(raw.get("name"), "job name")
+    service = _name(raw.get("service"), "service name")
+    tz = _tz(raw.get("tz"), default_tz)
+    triggers = [key for key in ("every", "cron", "at") if raw.get(key) not in (None, "")]
+    if len(triggers) != 1:
+        given = " and ".join(triggers) if triggers else "none"
+        raise InvalidJob(
+            f"Job {name!r} needs exactly one of every, cron or at (got {given}), "
+            "e.g. every='5m', cron='0 9 * * mon' or at='2026-11-25 10:00'."
+        )
+    kind = {"every": "interval", "cron": "cron", "at": "one_time"}[triggers[0]]
+    start = _when(raw.get("start"), tz, now, "start") or now
+    end = _when(raw.get("end"), tz, now, "end")
+    if end is not None and end <= start:
+        raise InvalidJob(f"Job {name!r}: end {end.isoformat()} is not after start {start.isoformat()}; move end later.")
+    values = dict(
+        name=name,
+        service=service,
+        kind=kind,
+        start=start,
+        end=end,
+        tz=tz,
+        repeats=_count(raw.get("repeats"), "repeats", minimum=1),
+        extra=validate_extra(raw.get("extra")),
+        active=_flag(raw.get("active", True), "active"),
+        jitter=_seconds(raw.get("jitter"), "jitter", allow_zero=True) or 0.0,
+        timeout=_seconds(raw.get("timeout"), "timeout"),
+        retries=_count(raw.get("retries"), "retries", minimum=0) or 0,
+        misfire=_choice(raw.get("misfire") or "skip", MISFIRE_POLICIES, "misfire"),
+        overlap=_choice(raw.get("overlap") or "skip", OVERLAP_POLICIES, "overlap"),
+        catchup=_seconds(raw.get("catchup") or config.DEFAULT_CATCHUP, "catchup"),
+        note=str(raw.get("note") or ""),
+    )
+    if kind == "interval":
+        every = parse_duration(raw["every"], what="interval")
+        if every <= timedelta(0):
+            raise InvalidJob(
+                f"Invalid interval {format_duration(every)!r} for job {name!r}: "
+                "it must be positive, e.g. '90s', '5m', '1h30m' or {'minutes': 5}."
+            )
+        values["every"] = every.total_seconds()
+    elif kind == "cron":
+        values["cron"] = Cron(raw["cron"], tz).expression
+    else:
+        values["at"] = _when(raw["at"], tz, now, "at")
+    spec = JobSpec(**values)
+    spec.trigger()  # validates the trigger as a whole
+    return spec
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidJob(f"Invalid {what} {value!r}: {NAME_HELP}, e.g. 'sync' or 'api.scheduler.sync'.")
+    return value
+
+
+def _tz(value: object, default_tz: str) -> str:
+    name = value or default_tz
+    try:
+        zone(name)
+    except InvalidInput as exc:
+        raise InvalidJob(str(exc)) from None
+    return name
+
+
+def _when(value: object, tz: str, now: datetime, what: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_datetime(value, tz, now, what=what)
+    except InvalidInput as exc:
+        raise InvalidJob(str(exc)) from None
+
+
+def _seconds(value: object, what: str, allow_zero: bool = False) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        seconds = parse_duration(value, what=what).total_seconds()
+    except InvalidInput as exc:
+        raise InvalidJob(str(exc)) from None
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise InvalidJob(f"Invalid {what} {value!r}: it must be a positive duration, e.g. '5s' or '2m'.")
+    return seconds
+
+
+def _count(value: object, what: str, minimum: int) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+        if isinstance(value, bool) or number != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.") from None
+    if number < minimum:
+        raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.")
+    return number
+
+
+def _flag(value: object, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.lower() in ("true", "yes", "1")
+    raise InvalidJob(f"Invalid {what} {value!r}: use true or false.")
+
+
+def _choice(value: object, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise InvalidJob(f"Invalid {what} policy {value!r}: use one of {', '.join(choices)}.")
+    return value
+
+
+def validate_extra(value: object) -> object:
+    """Return ``value`` if it can be a job's extra (text or JSON data within the size limit)."""
+    if value is None:
+        return None
+    try:
+        encoded = json.dumps(value)
+    except (TypeError, ValueError):
+        raise InvalidJob(
+            f"Invalid extra of type {type(value).__name__}: use text, or JSON-serialisable data such as a dict."
+        ) from None
+    if len(encoded.encode()) > config.MAX_EXTRA_BYTES:
+        raise InvalidJob(
+            f"Extra is too large ({len(encoded.encode())} bytes); the limit is {config.MAX_EXTRA_BYTES} bytes. "
+            "Keep large data in a file or the kvdb and pass its name."
+        )
+    return value
+
+
+__all__ = ["JobSpec", "JobState", "KINDS", "MISFIRE_POLICIES", "OVERLAP_POLICIES", "replace"]

@@ -1,0 +1,187 @@
+"""The runner's pool of worker processes: hands runs out, collects results, replaces the dead.
+
+Each worker runs one service at a time, so killing a worker (timeout, overlap=replace)
+stops exactly one run. A worker that dies for any reason is reported as a failed run with
+the reason (exit code or signal) and a fresh worker takes its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import signal
+import struct
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+
+from .worker import encode_frame
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct("!I")
+
+
+class _Worker:
+    def __init__(self, number: int, process: asyncio.subprocess.Process):
+        self.number = number
+        self.process = process
+        self.current: dict | None = None
+        self.kill_reason: tuple[str, str] | None = None  # (status, error) when killed on purpose
+        self.sources_sent: set[str] = set()
+        self.registry_seen = -1
+
+
+class WorkerPool:
+    """A fixed number of worker processes fed from one queue of run messages."""
+
+    def __init__(self, size: int, on_result: Callable[[dict], None]):
+        self.size = max(1, size)
+        self.on_result = on_result
+        self.on_start: Callable[[int], None] = lambda run_id: None
+        self.queue: deque[dict] = deque()
+        self.workers: list[_Worker] = []
+        self.idle: deque[_Worker] = deque()
+        self.sources: dict[str, tuple[str, str]] = {}
+        self.services: dict[str, tuple[str, str]] = {}
+        self.registry_version = 0
+        self.stopping = False
+        self._spawned = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        for _ in range(self.size):
+            await self._spawn()
+
+    def set_registry(self, sources: dict[str, tuple[str, str]], services: dict[str, tuple[str, str]]) -> None:
+        """The deployed sources (version -> (origin, text)) and services (name -> (version, class))."""
+        self.sources.update(sources)
+        self.services = dict(services)
+        self.registry_version += 1
+
+    def submit(self, message: dict) -> None:
+        """Queue a run message; it starts as soon as a worker is free."""
+        self.queue.append(message)
+        self._dispatch()
+
+    def cancel_queued(self, run_id: int) -> bool:
+        for message in self.queue:
+            if message["run_id"] == run_id:
+                self.queue.remove(message)
+                return True
+        return False
+
+    def kill(self, run_id: int, status: str, error: str) -> bool:
+        """Stop the run ``run_id`` by killing its worker; its result carries ``status`` and ``error``."""
+        for worker in self.workers:
+            if worker.current and worker.current["run_id"] == run_id:
+                worker.kill_reason = (status, error)
+                if worker.process.returncode is None:
+                    worker.process.kill()
+                return True
+        return False
+
+    @property
+    def busy(self) -> int:
+        return sum(1 for worker in self.workers if worker.current is not None)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for worker in list(self.workers):
+            if worker.process.returncode is None:
+                worker.process.kill()
+        for worker in list(self.workers):
+            try:
+                await asyncio.wait_for(worker.process.wait(), timeout=5)
+            except TimeoutError:  # pragma: no cover - kill is not refused
+                log.warning("worker %s did not exit", worker.number)
+
+    async def _spawn(self) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "nbsched.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._spawned += 1
+        worker = _Worker(self._spawned, process)
+        self.workers.append(worker)
+        self.idle.append(worker)
+        task = asyncio.get_running_loop().create_task(self._read(worker))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.debug("worker %s started (pid %s)", worker.number, process.pid)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.queue and self.idle:
+            worker = self.idle.popleft()
+            if worker.process.returncode is not None:
+                continue
+            message = self.queue.popleft()
+            self._send(worker, message)
+
+    def _send(self, worker: _Worker, message: dict) -> None:
+        frames = []
+        if worker.registry_seen != self.registry_version:
+            new = {v: s for v, s in self.sources.items() if v not in worker.sources_sent}
+            frames.append(encode_frame({"op": "sources", "sources": new, "services": self.services}))
+            worker.sources_sent.update(new)
+            worker.registry_seen = self.registry_version
+        frames.append(encode_frame({"op": "run", **message}))
+        worker.current = message
+        worker.process.stdin.write(b"".join(frames))
+        self.on_start(message["run_id"])
+
+    async def _read(self, worker: _Worker) -> None:
+        reader = worker.process.stdout
+        while True:
+            try:
+                header = await reader.readexactly(_HEADER.size)
+                (size,) = _HEADER.unpack(header)
+                result = pickle.loads(await reader.readexactly(size))
+            except (asyncio.IncompleteReadError, ConnectionError, EOFError):
+                break
+            worker.current = None
+            self.idle.append(worker)
+            self.on_result(result)
+            self._dispatch()
+        await self._buried(worker)
+
+    async def _buried(self, worker: _Worker) -> None:
+        code = await worker.process.wait()
+        if worker in self.workers:
+            self.workers.remove(worker)
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if worker.current is not None:
+            status, error = worker.kill_reason or ("error", f"The worker process running this service died ({_exit_reason(code)}).")
+            now = time.time()
+            self.on_result(
+                {
+                    "run_id": worker.current["run_id"],
+                    "status": status,
+                    "error": error,
+                    "traceback": None,
+                    "output": None,
+                    "logs": "",
+                    "started_at": None,
+                    "finished_at": now,
+                }
+            )
+        if not self.stopping:
+            log.info("worker %s exited (%s); starting a new one", worker.number, _exit_reason(code))
+            await self._spawn()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

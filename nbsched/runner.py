@@ -1,0 +1,378 @@
+"""The runner process: owns the schedule, serves the socket, feeds the worker pool.
+
+Run it with ``nbsched runner start`` (detached) or ``python -m nbsched.runner`` (foreground).
+One runner per ``NBSCHED_HOME``: the pid file is locked for the runner's lifetime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import hmac
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from . import config, protocol
+from .engine import Engine, Hooks
+from .errors import AuthError, InvalidInput, NbschedError, ProtocolError, RunnerError, WaitTimeout
+from .pool import WorkerPool
+from .store import open_store
+from .timeparse import utcnow
+
+log = logging.getLogger("nbsched.runner")
+CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
+
+
+def read_or_create_token(path: Path) -> str:
+    """The socket token; created with mode 0600 on first use."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token)
+        return token
+
+
+class PidLock:
+    """An exclusive lock on ``runner.pid``, held while the runner lives."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = open(path, "a+")  # noqa: SIM115 - held open for the runner's lifetime
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            pid = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise RunnerError(f"A runner is already running for {path.parent} (pid {pid}).") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        os.chmod(path, 0o600)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        self.handle.close()
+
+
+class Runner:
+    """The long-lived process that runs jobs on time."""
+
+    def __init__(self, settings: config.Settings | None = None, clock=utcnow):
+        self.settings = settings or config.settings()
+        self.clock = clock
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at: datetime | None = None
+        self.stopping = False
+        self._wake: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._waiters: dict[int, list[asyncio.Future]] = {}
+
+    # -- lifecycle --------------------------------------------------------------
+    def serve_forever(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        home = config.ensure_home(self.settings.home)
+        lock = PidLock(self.settings.pid_path)
+        try:
+            self.token = read_or_create_token(self.settings.token_path)
+            await self._start(home)
+            await self._stopped.wait()
+            await self._shutdown()
+        finally:
+            lock.release()
+
+    async def _start(self, home: Path) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.store = open_store(self.settings.store_url)
+        self.pool = WorkerPool(self.settings.workers, on_result=self._on_result)
+        self.engine = Engine(
+            store=self.store,
+            hooks=Hooks(
+                dispatch=self.pool.submit,
+                kill=self.pool.kill,
+                cancel_queued=self.pool.cancel_queued,
+                call_later=loop.call_later,
+                cancel_timer=lambda handle: handle.cancel(),
+                registry_changed=self.pool.set_registry,
+            ),
+            runner_id=self.runner_id,
+            default_tz=self.settings.timezone,
+        )
+        self.pool.on_start = self.engine.on_start
+        self.engine.finished_listeners.append(self._run_finished)
+        await self.pool.start()
+        self.started_at = self.clock()
+        self.engine.load(self.started_at)
+        path = self.settings.socket_path
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # stale: we hold the pid lock, so no runner owns it
+        old_umask = os.umask(0o177)
+        try:
+            self.server = await asyncio.start_unix_server(self._serve_client, path=str(path), limit=config.MAX_REQUEST_BYTES)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        self._tasks = [loop.create_task(self._schedule_loop()), loop.create_task(self._flush_loop())]
+        log.info("runner %s started: home %s, store %s, %d jobs", self.runner_id, home, self.settings.store_url, len(self.engine.jobs))
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            log.info("stopping: no new fires; waiting for running runs")
+            self.stopping = True
+            self._wake.set()
+            self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        self.server.close()
+        deadline = asyncio.get_running_loop().time() + config.SHUTDOWN_GRACE_SECONDS
+        while self.engine.active and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await self.pool.stop()
+        self.engine.flush()
+        left = self.store.interrupt_running(self.clock(), runner=self.runner_id)
+        if left:
+            log.warning("%d run(s) still running at shutdown marked interrupted", left)
+        self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.settings.socket_path.unlink()
+        log.info("runner %s stopped", self.runner_id)
+
+    # -- loops ------------------------------------------------------------------
+    async def _schedule_loop(self) -> None:
+        while not self.stopping:
+            self._wake.clear()
+            try:
+                self.engine.tick(self.clock())
+            except Exception:  # a store error must not stop the schedule for good
+                log.exception("tick failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            due = self.engine.next_due()
+            timeout = 3600.0 if due is None else max(0.0, (due - self.clock()).total_seconds())
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                self.engine.flush()
+            except Exception:
+                log.exception("writing run history failed; will retry")
+
+    def _on_result(self, result: dict) -> None:
+        self.engine.on_result(result)
+
+    def _run_finished(self, run_id: int) -> None:
+        for future in self._waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    # -- socket -----------------------------------------------------------------
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    limit = config.MAX_REQUEST_BYTES
+                    error = ProtocolError(f"Request is larger than {limit} bytes; send less (for example, a smaller extra).")
+                    writer.write(protocol.error_reply(None, error))
+                    await writer.drain()
+                    return
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                writer.write(await self._answer(line))
+                await writer.drain()
+        except (ConnectionError, BrokenPipeError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(self, line: bytes) -> bytes:
+        request_id = None
+        try:
+            message = protocol.parse_request(line)
+            request_id = message.get("id")
+            if not hmac.compare_digest(str(message.get("token", "")).encode(), self.token.encode()):
+                raise AuthError("Wrong or missing token: read it from the 'token' file in NBSCHED_HOME.")
+            op = message["op"]
+            if op not in protocol.OPERATIONS:
+                raise ProtocolError(f"Unknown operation {op!r}; known: {', '.join(sorted(protocol.OPERATIONS))}.")
+            handler = getattr(self, f"op_{op}", None)
+            if handler is None:
+                raise ProtocolError(f"Operation {op!r} is not available on this runner yet.")
+            result = await handler(**_checked_args(message.get("args") or {}, handler))
+            return protocol.reply(request_id, result)
+        except NbschedError as exc:
+            return protocol.error_reply(request_id, exc)
+        except Exception as exc:  # a bug in one request must not take the runner down
+            log.exception("request failed")
+            return protocol.error_reply(request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log."))
+
+    # -- operations (each: arguments in, JSON-able result out) --------------------
+    async def op_ping(self) -> dict:
+        return {
+            "runner": self.runner_id,
+            "pid": os.getpid(),
+            "version": protocol.VERSION,
+            "started_at": self.started_at,
+            "store": self.settings.store_url,
+            "home": str(self.settings.home),
+            "timezone": self.settings.timezone,
+            "jobs": len(self.engine.jobs),
+            "running": len(self.engine.active),
+            "workers": len(self.pool.workers),
+        }
+
+    async def op_deploy(self, units: list) -> dict:
+        if not isinstance(units, list):
+            raise InvalidInput("deploy needs 'units': a list of {'source': ..., 'origin': ...}.")
+        return self.engine.deploy(units, self.clock())
+
+    async def op_services(self) -> list:
+        return self.engine.service_records()
+
+    async def op_schedule(self, **job) -> dict:
+        record = self.engine.add_job(job, self.clock())
+        self._wake.set()
+        return record
+
+    async def op_update(self, name: str, changes: dict) -> dict:
+        if not isinstance(changes, dict):
+            raise InvalidInput("update needs 'changes': an object of job options, e.g. {'every': '10m'}.")
+        record = self.engine.update_job(name, changes, self.clock())
+        self._wake.set()
+        return record
+
+    async def op_jobs(self) -> list:
+        return self.engine.job_records()
+
+    async def op_job(self, name: str) -> dict:
+        return self.engine.job_record(name, detail=True)
+
+    async def op_execute(self, name: str, channel: str = "manual") -> dict:
+        return {"run_id": self.engine.execute(name, _channel(channel), self.clock())}
+
+    async def op_invoke(self, service: str, extra=None, channel: str = "invoke") -> dict:
+        return {"run_id": self.engine.invoke(service, extra, _channel(channel), self.clock())}
+
+    async def op_pause(self, name: str, note: str = "") -> dict:
+        return self.engine.pause(name, str(note or ""), self.clock())
+
+    async def op_resume(self, name: str) -> dict:
+        record = self.engine.resume(name, self.clock())
+        self._wake.set()
+        return record
+
+    async def op_delete(self, name: str) -> dict:
+        return self.engine.delete(name)
+
+    async def op_backfill(self, name: str, start, end) -> dict:
+        return {"run_ids": self.engine.backfill(name, start, end, self.clock())}
+
+    async def op_history(self, job=None, service=None, status=None, since=None, limit=None) -> dict:
+        return self.engine.history(job, service, status, since, limit, now=self.clock())
+
+    async def op_run(self, run_id) -> dict:
+        return self.engine.run(run_id)
+
+    async def op_wait(self, run_id, timeout: float = 30.0) -> dict:
+        self.engine.run(run_id)  # raises RunNotFound early
+        run_id = int(run_id)
+        if not self.engine.is_finished(run_id):
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(run_id, []).append(future)
+            try:
+                await asyncio.wait_for(future, timeout=float(timeout))
+            except TimeoutError:
+                raise WaitTimeout(f"Run {run_id} did not finish within {float(timeout):g}s; it is still running.") from None
+        return self.engine.run(run_id)
+
+    async def op_preview(self, **args) -> dict:
+        return self.engine.preview(self.clock(), **args)
+
+    async def op_shutdown(self) -> dict:
+        asyncio.get_running_loop().call_soon(self.request_stop)
+        return {"stopping": self.runner_id}
+
+
+def _channel(value: str) -> str:
+    if value not in CHANNELS_FROM_CLIENTS:
+        raise InvalidInput(f"Invalid channel {value!r}: use one of {', '.join(CHANNELS_FROM_CLIENTS)}.")
+    return value
+
+
+def _checked_args(args: dict, handler) -> dict:
+    import inspect
+
+    parameters = inspect.signature(handler).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = [key for key in args if key not in parameters]
+    if unknown and not takes_any:
+        raise InvalidInput(f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(parameters) or 'none'}.")
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in args
+    ]
+    if missing:
+        raise InvalidInput(f"Missing argument(s): {', '.join(missing)}.")
+    return args
+
+
+def configure_logging(foreground: bool, settings: config.Settings) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if foreground:
+        config.ensure_home(settings.home)
+        handlers.append(logging.FileHandler(settings.log_path))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nbsched.runner", description="Run the nbsched runner.")
+    parser.add_argument("--detached", action="store_true", help="started by 'nbsched runner start' (logs to stderr only)")
+    options = parser.parse_args(argv)
+    settings = config.settings()
+    configure_logging(foreground=not options.detached, settings=settings)
+    try:
+        Runner(settings).serve_forever()
+    except RunnerError as exc:
+        log.error("%s", exc)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The storage contract, written once. Every store (SQLite now, Redis for sharing) implements it.
+
+A store keeps four things: service sources, jobs (spec + state), runs (the history) and
+outgoing connections. Times are aware datetimes in UTC on the Python side.
+
+The one operation with a hard guarantee is ``claim``: a fire ``(job uid, scheduled_at)``
+becomes a run at most once, whatever restarts or second runners happen, because the
+store checks the job's ``next_fire`` (compare-and-set) and a unique key on the fire in
+the same atomic step that advances the job.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..jobs import JobSpec, JobState
+from ..protocol import RUN_FIELDS
+
+RUN_TIME_FIELDS = ("scheduled_at", "started_at", "finished_at")
+STATUSES = ("running", "ok", "error", "timeout", "skipped", "missed", "interrupted")
+TRIGGERS = ("schedule", "manual", "invoke", "retry", "misfire", "backfill")
+#: Triggers whose (job, scheduled_at) may be claimed once only.
+CLAIMED_TRIGGERS = ("schedule", "misfire", "backfill")
+
+
+@dataclass
+class StoredJob:
+    """A job as the store holds it: a stable uid, the user's spec, and the firing state."""
+
+    uid: str
+    spec: JobSpec
+    state: JobState
+
+
+@dataclass
+class Claim:
+    """A request to turn one fire into a run, advancing the job in the same step."""
+
+    job_uid: str
+    expected_next: datetime | None  # the job's next_fire the claimer saw (compare-and-set)
+    new_next: datetime | None  # the job's next_fire after this claim
+    fires: int  # the job's fire count after this claim
+    runs: list[dict] = field(default_factory=list)  # the run rows to create (RUN_FIELDS, no run_id)
+
+
+class Store(ABC):
+    """Where services, jobs, runs and connections live."""
+
+    # -- services ---------------------------------------------------------------
+    @abstractmethod
+    def save_source(self, version: str, origin: str, source: str, services: dict[str, str], now: datetime) -> None:
+        """Store one deployed source unit and point each ``name -> class name`` in ``services`` at it."""
+
+    @abstractmethod
+    def services(self) -> list[dict]:
+        """Deployed services: name, version, class_name, origin, deployed_at."""
+
+    @abstractmethod
+    def sources(self, versions: list[str] | None = None) -> dict[str, str]:
+        """Source text by version (all current ones when ``versions`` is None)."""
+
+    # -- jobs -------------------------------------------------------------------
+    @abstractmethod
+    def add_job(self, job: StoredJob) -> None:
+        """Add a new job; raise ``JobExists`` if the name is taken (nothing stored then)."""
+
+    @abstractmethod
+    def save_job(self, job: StoredJob) -> None:
+        """Replace an existing job's spec and state (matched by name)."""
+
+    @abstractmethod
+    def delete_job(self, name: str) -> bool:
+        """Delete a job; its runs stay in history. Return whether it existed."""
+
+    @abstractmethod
+    def job(self, name: str) -> StoredJob | None:
+        """One job by name."""
+
+    @abstractmethod
+    def jobs(self) -> list[StoredJob]:
+        """All jobs, by name."""
+
+    # -- runs -------------------------------------------------------------------
+    @abstractmethod
+    def claim(self, claims: list[Claim]) -> list[list[int] | None]:
+        """Atomically advance each job and record its runs; per claim, the run ids (None if lost)."""
+
+    @abstractmethod
+    def job_stats(self) -> dict[str, dict]:
+        """Per job name: ``runs`` (history rows), ``last_run`` (time) and ``last_status``."""
+
+    @abstractmethod
+    def add_runs(self, runs: list[dict]) -> list[int]:
+        """Record runs not tied to a claim (manual, invoke, retry, skipped); return their ids."""
+
+    @abstractmethod
+    def update_runs(self, updates: list[dict]) -> None:
+        """Apply field updates, each a dict with ``run_id`` and the fields that changed."""
+
+    @abstractmethod
+    def run(self, run_id: int) -> dict | None:
+        """Every field of one run."""
+
+    @abstractmethod
+    def runs(
+        self,
+        job: str | None = None,
+        service: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        fields: tuple[str, ...] = RUN_FIELDS,
+    ) -> list[tuple]:
+        """Runs, newest first, as tuples in the order of ``fields``."""
+
+    @abstractmethod
+    def interrupt_running(self, now: datetime, runner: str | None = None) -> int:
+        """Mark runs still ``running`` (of ``runner``, or all) as ``interrupted``; return how many."""
+
+    # -- connections --------------------------------------------------------------
+    @abstractmethod
+    def save_connection(self, name: str, kind: str, definition: dict, now: datetime) -> None:
+        """Add or replace an outgoing connection."""
+
+    @abstractmethod
+    def connections(self) -> list[dict]:
+        """All connections: name, kind, definition, updated_at."""
+
+    @abstractmethod
+    def delete_connection(self, name: str) -> bool:
+        """Delete a connection; return whether it existed."""
+
+    def close(self) -> None:  # noqa: B027 - optional for stores without resources
+        """Release what the store holds."""

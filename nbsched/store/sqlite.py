@@ -1,0 +1,301 @@
+"""The embedded default store: one SQLite file in WAL mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import JobExists, NbschedError
+from ..jobs import JobSpec, JobState
+from ..timeparse import from_iso, iso
+from .base import CLAIMED_TRIGGERS, RUN_FIELDS, RUN_TIME_FIELDS, Claim, Store, StoredJob
+
+SCHEMA_VERSION = 1
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    version TEXT PRIMARY KEY, origin TEXT NOT NULL, source TEXT NOT NULL, deployed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS services (
+    name TEXT PRIMARY KEY, version TEXT NOT NULL REFERENCES sources(version),
+    class_name TEXT NOT NULL, deployed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY, uid TEXT NOT NULL UNIQUE, spec TEXT NOT NULL,
+    fires INTEGER NOT NULL DEFAULT 0, next_fire TEXT, last_fire TEXT,
+    paused_note TEXT NOT NULL DEFAULT '', created_at TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, job_uid TEXT,
+    cid TEXT, job TEXT, service TEXT, service_version TEXT, "trigger" TEXT, attempt INTEGER,
+    status TEXT, scheduled_at TEXT, started_at TEXT, finished_at TEXT, delay_ms REAL,
+    duration_ms REAL, error TEXT, traceback TEXT, output TEXT, logs TEXT, runner TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_per_fire ON runs (job_uid, scheduled_at, "trigger")
+    WHERE attempt = 1 AND "trigger" IN {CLAIMED_TRIGGERS!r};
+CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
+CREATE TABLE IF NOT EXISTS connections (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, definition TEXT NOT NULL, updated_at TEXT NOT NULL);
+"""
+_RUN_COLUMNS = ("job_uid",) + RUN_FIELDS[1:]
+
+
+class SQLiteStore(Store):
+    """Store backed by a SQLite file (WAL journal, busy timeout, schema version checked)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)  # idempotent; executescript commits on its own
+        with self._tx():
+            self._check_version()
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise NbschedError(
+                f"The store {self.path} has schema version {row[0]}, newer than this nbsched "
+                f"understands ({SCHEMA_VERSION}). Upgrade nbsched: pip install -U nbsched."
+            )
+
+    def _tx(self):
+        return _Transaction(self.db)
+
+    # -- services ---------------------------------------------------------------
+    def save_source(self, version, origin, source, services, now):
+        with self._tx():
+            self.db.execute(
+                "INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?)", (version, origin, source, iso(now))
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
+                [(name, version, class_name, iso(now)) for name, class_name in services.items()],
+            )
+
+    def services(self):
+        rows = self.db.execute(
+            "SELECT s.name, s.version, s.class_name, src.origin, s.deployed_at "
+            "FROM services s JOIN sources src USING (version) ORDER BY s.name"
+        ).fetchall()
+        keys = ("name", "version", "class_name", "origin", "deployed_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def sources(self, versions=None):
+        if versions is None:
+            query = "SELECT version, source FROM sources WHERE version IN (SELECT version FROM services)"
+            return dict(self.db.execute(query).fetchall())
+        marks = ",".join("?" * len(versions))
+        return dict(self.db.execute(f"SELECT version, source FROM sources WHERE version IN ({marks})", versions))
+
+    # -- jobs -------------------------------------------------------------------
+    def add_job(self, job):
+        try:
+            with self._tx():
+                self.db.execute(
+                    "INSERT INTO jobs (name, uid, spec, fires, next_fire, last_fire, paused_note, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    _job_row(job),
+                )
+        except sqlite3.IntegrityError:
+            raise JobExists(
+                f"A job named {job.spec.name!r} exists already; choose another name or update it instead."
+            ) from None
+
+    def save_job(self, job):
+        name, uid, spec, fires, next_fire, last_fire, note, _ = _job_row(job)
+        with self._tx():
+            self.db.execute(
+                "UPDATE jobs SET spec=?, fires=?, next_fire=?, last_fire=?, paused_note=? WHERE uid=?",
+                (spec, fires, next_fire, last_fire, note, uid),
+            )
+
+    def delete_job(self, name):
+        with self._tx():
+            return self.db.execute("DELETE FROM jobs WHERE name=?", (name,)).rowcount > 0
+
+    def job(self, name):
+        row = self.db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name=?", (name,)).fetchone()
+        return None if row is None else _job_from_row(row)
+
+    def jobs(self):
+        return [_job_from_row(row) for row in self.db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY name")]
+
+    # -- runs -------------------------------------------------------------------
+    def claim(self, claims: list[Claim]) -> list[list[int] | None]:
+        results: list[list[int] | None] = []
+        insert = _insert_run_sql()
+        with self._tx():
+            for claim in claims:
+                self.db.execute("SAVEPOINT claim")
+                try:
+                    results.append(self._claim_one(claim, insert))
+                except sqlite3.IntegrityError:
+                    self.db.execute("ROLLBACK TO claim")
+                    results.append(None)  # the fire was claimed before (unique key)
+                self.db.execute("RELEASE claim")
+        return results
+
+    def _claim_one(self, claim: Claim, insert: str) -> list[int] | None:
+        last = max((run["scheduled_at"] for run in claim.runs), default=None)
+        advanced = self.db.execute(
+            "UPDATE jobs SET next_fire=?, fires=?, last_fire=COALESCE(?, last_fire) WHERE uid=? AND next_fire IS ?",
+            (iso(claim.new_next), claim.fires, iso(last), claim.job_uid, iso(claim.expected_next)),
+        ).rowcount
+        if not advanced:
+            return None
+        return [self.db.execute(insert, _run_values({**run, "job_uid": claim.job_uid})).lastrowid for run in claim.runs]
+
+    def job_stats(self):
+        rows = self.db.execute(
+            "SELECT r.job, c.n, r.status, COALESCE(r.started_at, r.scheduled_at) FROM runs r JOIN "
+            "(SELECT job, COUNT(*) AS n, MAX(run_id) AS last FROM runs WHERE job IS NOT NULL GROUP BY job) c "
+            "ON r.run_id = c.last"
+        )
+        return {job: {"runs": n, "last_status": status, "last_run": from_iso(when)} for job, n, status, when in rows}
+
+    def add_runs(self, runs):
+        insert = _insert_run_sql()
+        with self._tx():
+            return [self.db.execute(insert, _run_values(run)).lastrowid for run in runs]
+
+    def update_runs(self, updates):
+        with self._tx():
+            for update in updates:
+                fields = [key for key in update if key != "run_id"]
+                if not fields:
+                    continue
+                assignments = ", ".join(f'"{key}"=?' for key in fields)
+                values = [_to_db(key, update[key]) for key in fields]
+                self.db.execute(f"UPDATE runs SET {assignments} WHERE run_id=?", (*values, update["run_id"]))
+
+    def run(self, run_id):
+        rows = self._select_runs("WHERE run_id=?", (run_id,), RUN_FIELDS)
+        return dict(zip(RUN_FIELDS, rows[0], strict=True)) if rows else None
+
+    def runs(self, job=None, service=None, status=None, since=None, limit=None, fields=RUN_FIELDS):
+        clauses, params = [], []
+        for column, value in (("job", job), ("service", service), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column}=?")
+                params.append(value)
+        if since is not None:
+            clauses.append("COALESCE(started_at, scheduled_at) >= ?")
+            params.append(iso(since))
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where += " ORDER BY run_id DESC"
+        if limit is not None:
+            where += " LIMIT ?"
+            params.append(int(limit))
+        return self._select_runs(where, params, fields)
+
+    def _select_runs(self, where, params, fields):
+        columns = ", ".join(f'"{name}"' for name in fields)
+        rows = self.db.execute(f"SELECT {columns} FROM runs {where}", params).fetchall()
+        time_positions = [i for i, name in enumerate(fields) if name in RUN_TIME_FIELDS]
+        if not time_positions:
+            return rows
+        converted = []
+        for row in rows:
+            row = list(row)
+            for i in time_positions:
+                row[i] = from_iso(row[i])
+            converted.append(tuple(row))
+        return converted
+
+    def interrupt_running(self, now, runner=None):
+        query = "UPDATE runs SET status='interrupted', finished_at=?, error=? WHERE status='running'"
+        params: list = [iso(now), "The runner stopped while this run was executing."]
+        if runner is not None:
+            query += " AND runner=?"
+            params.append(runner)
+        with self._tx():
+            return self.db.execute(query, params).rowcount
+
+    # -- connections --------------------------------------------------------------
+    def save_connection(self, name, kind, definition, now):
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO connections VALUES (?, ?, ?, ?)", (name, kind, json.dumps(definition), iso(now))
+            )
+
+    def connections(self):
+        rows = self.db.execute("SELECT name, kind, definition, updated_at FROM connections ORDER BY name")
+        return [
+            {"name": name, "kind": kind, "definition": json.loads(definition), "updated_at": from_iso(updated)}
+            for name, kind, definition, updated in rows
+        ]
+
+    def delete_connection(self, name):
+        with self._tx():
+            return self.db.execute("DELETE FROM connections WHERE name=?", (name,)).rowcount > 0
+
+    def close(self):
+        self.db.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error; nests as a no-op."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.outer = False
+
+    def __enter__(self):
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.outer = True
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.outer:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+_JOB_COLUMNS = "name, uid, spec, fires, next_fire, last_fire, paused_note, created_at"
+
+
+def _job_row(job: StoredJob) -> tuple:
+    state = job.state
+    return (
+        job.spec.name,
+        job.uid,
+        json.dumps(job.spec.to_record()),
+        state.fires,
+        iso(state.next_fire),
+        iso(state.last_fire),
+        state.paused_note,
+        iso(state.created_at),
+    )
+
+
+def _job_from_row(row: tuple) -> StoredJob:
+    _, uid, spec, fires, next_fire, last_fire, note, created_at = row
+    state = JobState(
+        fires=fires,
+        next_fire=from_iso(next_fire),
+        last_fire=from_iso(last_fire),
+        paused_note=note,
+        created_at=from_iso(created_at),
+    )
+    return StoredJob(uid=uid, spec=JobSpec.from_record(json.loads(spec)), state=state)
+
+
+def _insert_run_sql() -> str:
+    columns = ", ".join(f'"{name}"' for name in _RUN_COLUMNS)
+    return f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+
+
+def _run_values(run: dict) -> tuple:
+    return tuple(_to_db(name, run.get(name)) for name in _RUN_COLUMNS)
+
+
+def _to_db(name: str, value):
+    if isinstance(value, datetime):
+        return iso(value)
+    return value

@@ -1,0 +1,246 @@
+"""The worker process: runs services for the runner, one run at a time, isolated from it.
+
+Started as ``python -m nbsched.worker``. It reads frames (4-byte length + pickle) on stdin
+and answers each ``run`` with one result frame on the original stdout; ``print`` output and
+log records of a run are captured into the run's ``logs``. A service that crashes the
+process, hangs or leaks takes only this worker with it; the runner starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import io
+import linecache
+import logging
+import os
+import pickle
+import struct
+import sys
+import time
+import traceback
+import types
+from typing import Any, BinaryIO
+
+_HEADER = struct.Struct("!I")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def write_frame(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> Any | None:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    return pickle.loads(stream.read(size))
+
+
+def encode_frame(message: Any) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+class _Capture(io.TextIOBase):
+    """A text stream that appends what is written to a run's log lines."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        self.partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.partial += text
+        *complete, self.partial = self.partial.split("\n")
+        self.lines.extend(complete)
+        return len(text)
+
+    def finish(self) -> None:
+        if self.partial:
+            self.lines.append(self.partial)
+            self.partial = ""
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]):
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a bad log call must not fail the run
+            self.lines.append(f"(unformattable log record: {record.msg!r})")
+
+
+class Registry:
+    """Deployed sources by version and services by name, loaded into modules on first use."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, tuple[str, str]] = {}  # version -> (origin, source)
+        self.services: dict[str, tuple[str, str]] = {}  # name -> (version, class name)
+        self.modules: dict[str, types.ModuleType] = {}
+
+    def update(self, sources: dict[str, tuple[str, str]], services: dict[str, tuple[str, str]]) -> None:
+        self.sources.update(sources)
+        self.services = dict(services)
+
+    def service_class(self, name: str) -> type:
+        from .errors import ServiceNotFound, did_you_mean
+
+        if name not in self.services:
+            known = sorted(self.services)
+            raise ServiceNotFound(
+                f"No service named {name!r} is deployed.{did_you_mean(name, known)} "
+                f"Services: {', '.join(known) or 'none'}."
+            )
+        version, class_name = self.services[name]
+        return getattr(self._module(version), class_name)
+
+    def _module(self, version: str) -> types.ModuleType:
+        if version not in self.modules:
+            origin, source = self.sources[version]
+            filename = origin if not origin.startswith("<") else f"<nbsched service {version}>"
+            module = types.ModuleType(f"nbsched_service_{version}")
+            module.__file__ = filename
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            sys.modules[module.__name__] = module
+            exec(compile(source, filename, "exec"), module.__dict__)
+            self.modules[version] = module
+        return self.modules[version]
+
+
+class Context:
+    """What a running service reaches through ``self``: connections and other services."""
+
+    def __init__(self, worker: Worker, message: dict):
+        self.worker = worker
+        self.message = message
+        self._connections = None
+
+    @property
+    def connections(self):
+        if self._connections is None:
+            from .connections import Connections
+
+            self._connections = Connections(self.message.get("connections") or {}, self.message.get("kvdb"))
+        return self._connections
+
+    @property
+    def out(self):
+        return self.connections.out
+
+    @property
+    def email(self):
+        return self.connections.email
+
+    @property
+    def kvdb(self):
+        return self.connections.kvdb
+
+    def invoke(self, name: str, payload: Any, parent) -> Any:
+        service = self.worker.prepare(name, self.message, raw_request=payload, channel="invoke", job=None)
+        service.cid = parent.cid
+        service.handle()
+        return service.response.payload
+
+
+class Worker:
+    """Executes run messages one by one."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+
+    def prepare(self, name: str, message: dict, raw_request: Any, channel: str, job: Any):
+        from .service import JobInfo, Request, Response
+
+        service = self.registry.service_class(name)()
+        service.cid = message["cid"]
+        service.channel = channel
+        service.job = JobInfo(**job) if job else None
+        service.request = Request(raw_request)
+        service.response = Response()
+        service.logger = logging.getLogger(name)
+        service._context = Context(self, message)
+        return service
+
+    def run(self, message: dict) -> dict:
+        from .service import output_text
+
+        not_before = message.get("not_before")
+        if not_before:
+            delay = not_before - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        lines: list[str] = []
+        capture = _Capture(lines)
+        handler = _ListHandler(lines)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = capture
+        result: dict[str, Any] = {"run_id": message["run_id"], "status": "ok", "error": None, "traceback": None}
+        started = time.time()
+        try:
+            service = self.prepare(
+                message["service"], message, message.get("extra"), message.get("channel", "invoke"), message.get("job")
+            )
+            started = time.time()
+            self._call(service, scheduled=message.get("channel") == "scheduler")
+            result["output"] = output_text(service.response.payload)
+        except BaseException as exc:  # noqa: BLE001 - everything a service raises is recorded
+            result.update(status="error", error=_one_line(exc), traceback=traceback.format_exc(), output=None)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+        finally:
+            finished = time.time()
+            sys.stdout, sys.stderr = saved
+            root.removeHandler(handler)
+            capture.finish()
+        result.update(started_at=started, finished_at=finished, logs="\n".join(lines))
+        return result
+
+    @staticmethod
+    def _call(service, scheduled: bool) -> None:
+        if not scheduled:
+            service.handle()
+            return
+        service.before_job()
+        try:
+            service.handle()
+        finally:
+            service.after_job()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+def main() -> None:
+    # Keep the protocol on a private copy of stdout; stray writes to fd 1 go to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    source = sys.stdin.buffer
+    logging.getLogger().setLevel(logging.INFO)
+    worker = Worker()
+    while True:
+        message = read_frame(source)
+        if message is None:
+            return
+        op = message.get("op")
+        if op == "sources":
+            worker.registry.update(message["sources"], message["services"])
+        elif op == "run":
+            write_frame(out, worker.run(message))
+        elif op == "exit":
+            return
+
+
+if __name__ == "__main__":
+    main()
