@@ -32,7 +32,20 @@ HISTORY_TABLE_COLUMNS = (
     "duration_ms",
     "error",
 )
-SCHEDULE_OPTIONS = ("name", "start", "end", "repeats", "tz", "extra", "jitter", "timeout", "retries", "overlap", "misfire", "catchup")
+SCHEDULE_OPTIONS = (
+    "name",
+    "start",
+    "end",
+    "repeats",
+    "tz",
+    "extra",
+    "jitter",
+    "timeout",
+    "retries",
+    "overlap",
+    "misfire",
+    "catchup",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,7 +148,10 @@ def cmd_runner(options) -> int:
         except RunnerError:
             print(f"nbsched: no runner is running for {settings.home}", file=sys.stderr)
             return 1
-        print(f"runner {info['runner']} up since {info['started_at']}: {info['jobs']} jobs, {info['running']} running, store {info['store']}")
+        print(
+            f"runner {info['runner']} up since {info['started_at']}: "
+            f"{info['jobs']} jobs, {info['running']} running, store {info['store']}"
+        )
         return 0
     if options.action in ("stop", "restart"):
         _stop_runner(settings)

@@ -119,7 +119,9 @@ class Client:
                 except (ConnectionError, BrokenPipeError, OSError) as exc:
                     self.close()
                     if isinstance(exc, TimeoutError) or attempt == 2:
-                        raise RunnerError(f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}.") from None
+                        raise RunnerError(
+                            f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}."
+                        ) from None
         reply = protocol.parse_reply(line)
         if reply.get("ok"):
             return reply.get("result")
@@ -142,7 +144,9 @@ class Client:
         return [service["name"] for service in result["services"]]
 
     def services(self):
-        return _frame(self.call("services"), ("name", "version", "class_name", "origin", "deployed_at"), self.tz, ("deployed_at",))
+        return _frame(
+            self.call("services"), ("name", "version", "class_name", "origin", "deployed_at"), self.tz, ("deployed_at",)
+        )
 
     # -- jobs -------------------------------------------------------------------
     def schedule(
@@ -224,7 +228,12 @@ class _Connections:
         self._client = client
 
     def list(self):
-        return _frame(self._client.call("connections"), ("name", "kind", "definition", "updated_at"), self._client.tz, ("updated_at",))
+        return _frame(
+            self._client.call("connections"),
+            ("name", "kind", "definition", "updated_at"),
+            self._client.tz,
+            ("updated_at",),
+        )
 
 
 def connect(home: str | os.PathLike | None = None, autostart: bool = True) -> Client:
@@ -278,7 +287,9 @@ def _class_unit(cls: type) -> dict:
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):
-        raise DeployError(f"Cannot deploy {cls.__name__}: its source is not available; deploy the file or cell text.") from None
+        raise DeployError(
+            f"Cannot deploy {cls.__name__}: its source is not available; deploy the file or cell text."
+        ) from None
     import textwrap
 
     return {"source": "from nbsched import *  # noqa\n\n" + textwrap.dedent(source), "origin": "<cell>"}

@@ -43,7 +43,8 @@ class _ByName:
             known = sorted(self.items)
             raise ConnectionNotFound(
                 f"No {self.kind} connection named {name!r}.{did_you_mean(name, known)} "
-                f"{self.kind} connections: {', '.join(known) or 'none'}. Add one with %connection or nbsched connection."
+                f"{self.kind} connections: {', '.join(known) or 'none'}. "
+                "Add one with %connection or nbsched connection."
             )
         return self.items[name]
 
@@ -75,4 +76,6 @@ class Connections:
 
     @property
     def kvdb(self):
-        raise NbschedError("No kvdb is configured; set one with client.connections.set_kvdb('redis://127.0.0.1:6379/0').")
+        raise NbschedError(
+            "No kvdb is configured; set one with client.connections.set_kvdb('redis://127.0.0.1:6379/0')."
+        )

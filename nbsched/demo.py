@@ -18,7 +18,8 @@ class Hello(Service):
 
     def handle(self):
         who = (self.request.payload or {}).get("who", "world")
-        self.logger.info("hello, %s (run %s of job %s)", who, self.job.run_number if self.job else "-", self.job.name if self.job else "-")
+        job = self.job.name if self.job else "-"
+        self.logger.info("hello, %s (job %s, run %s)", who, job, self.job.run_number if self.job else "-")
         self.response.payload = {"greeted": who}
 '''
 

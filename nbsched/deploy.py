@@ -87,7 +87,9 @@ def _defines_handle(node: ast.ClassDef) -> bool:
 
 def _declared_name(node: ast.ClassDef, unit: SourceUnit) -> str | None:
     for item in node.body:
-        targets = item.targets if isinstance(item, ast.Assign) else [item.target] if isinstance(item, ast.AnnAssign) else []
+        targets = (
+            item.targets if isinstance(item, ast.Assign) else [item.target] if isinstance(item, ast.AnnAssign) else []
+        )
         if any(isinstance(t, ast.Name) and t.id == "name" for t in targets):
             value = item.value
             if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip():

@@ -214,7 +214,12 @@ class Engine:
         queue = self.queued_by_job.setdefault(name, deque())
         if busy and policy != "allow":
             if policy == "skip" or (policy == "queue" and queue):
-                self._finish_now(run_id, run, "skipped", f"Run {busy[0]} of job {name!r} was still running (overlap={job.spec.overlap}).")
+                self._finish_now(
+                    run_id,
+                    run,
+                    "skipped",
+                    f"Run {busy[0]} of job {name!r} was still running (overlap={job.spec.overlap}).",
+                )
                 return
             if policy in ("queue", "queue_all"):
                 queue.append((run_id, run))
@@ -232,7 +237,9 @@ class Engine:
         self._count(run["job"], status, run["scheduled_at"])
         self._notify(run_id)
 
-    def _dispatch(self, run_id: int, run: dict, spec: JobSpec | None, channel: str, extra=None, attempt: int = 1) -> None:
+    def _dispatch(
+        self, run_id: int, run: dict, spec: JobSpec | None, channel: str, extra=None, attempt: int = 1
+    ) -> None:
         message = {
             "run_id": run_id,
             "cid": run["cid"],
@@ -269,7 +276,9 @@ class Engine:
         if active and active.timeout:
             active.timer = self.hooks.call_later(
                 active.timeout,
-                lambda: self.hooks.kill(run_id, "timeout", f"The run took longer than its timeout of {active.timeout:g}s and was stopped."),
+                lambda: self.hooks.kill(
+                    run_id, "timeout", f"The run took longer than its timeout of {active.timeout:g}s and was stopped."
+                ),
             )
 
     def on_result(self, result: dict) -> None:
@@ -322,7 +331,10 @@ class Engine:
         def retry() -> None:
             job = self.jobs.get(active.job) if active.job else None
             spec = job.spec if job else None
-            run = {**self._new_run(spec, "retry", active.scheduled_at, service=active.service), "attempt": active.attempt + 1}
+            run = {
+                **self._new_run(spec, "retry", active.scheduled_at, service=active.service),
+                "attempt": active.attempt + 1,
+            }
             (run_id,) = self.store.add_runs([run])
             self._dispatch(run_id, run, spec, channel=active.message["channel"], attempt=active.attempt + 1)
             self.active[run_id].retries = active.retries
@@ -501,12 +513,16 @@ class Engine:
         first = parse_datetime(start, job.spec.tz, now, "backfill start")
         last = parse_datetime(end, job.spec.tz, now, "backfill end")
         if last < first or last > now:
-            raise InvalidInput("A backfill window needs start <= end <= now, e.g. start='2026-11-01', end='2026-11-02'.")
+            raise InvalidInput(
+                "A backfill window needs start <= end <= now, e.g. start='2026-11-01', end='2026-11-02'."
+            )
         fires, _ = self._list_fires(job.spec, JobState(next_fire=None), first, last)
         runs = [self._new_run(job.spec, "backfill", fire) for fire in fires]
         ids = self.store.claim([Claim(job.uid, job.state.next_fire, job.state.next_fire, job.state.fires, runs)])[0]
         if ids is None:
-            raise InvalidInput(f"Part of that window was backfilled already for job {name!r}; pick a window not backfilled yet.")
+            raise InvalidInput(
+                f"Part of that window was backfilled already for job {name!r}; pick a window not backfilled yet."
+            )
         for run_id, run in zip(ids, runs, strict=True):
             self._start_claimed(job, run_id, run, force_queue=True)
         return ids
@@ -564,7 +580,9 @@ def _run_id(value) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise RunNotFound(f"Invalid run id {value!r}: run ids are whole numbers, as shown by %schedule history.") from None
+        raise RunNotFound(
+            f"Invalid run id {value!r}: run ids are whole numbers, as shown by %schedule history."
+        ) from None
 
 
 def _from_epoch(value) -> datetime | None:

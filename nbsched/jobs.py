@@ -265,4 +265,4 @@ def validate_extra(value: object) -> object:
     return value
 
 
-__all__ = ["JobSpec", "JobState", "KINDS", "MISFIRE_POLICIES", "OVERLAP_POLICIES", "replace"]
+__all__ = ["KINDS", "MISFIRE_POLICIES", "OVERLAP_POLICIES", "JobSpec", "JobState", "replace"]

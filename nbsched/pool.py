@@ -157,7 +157,10 @@ class WorkerPool:
         if worker in self.idle:
             self.idle.remove(worker)
         if worker.current is not None:
-            status, error = worker.kill_reason or ("error", f"The worker process running this service died ({_exit_reason(code)}).")
+            status, error = worker.kill_reason or (
+                "error",
+                f"The worker process running this service died ({_exit_reason(code)}).",
+            )
             now = time.time()
             self.on_result(
                 {

@@ -67,7 +67,18 @@ RUN_FIELDS = (
 )
 
 #: The keys of a job listing (``jobs``; ``%schedule list``; ``nbsched jobs --format json``).
-JOB_LIST_FIELDS = ("name", "type", "definition", "service", "active", "next_run", "last_run", "last_status", "runs", "note")
+JOB_LIST_FIELDS = (
+    "name",
+    "type",
+    "definition",
+    "service",
+    "active",
+    "next_run",
+    "last_run",
+    "last_status",
+    "runs",
+    "note",
+)
 
 
 def _default(value):

@@ -125,14 +125,22 @@ class Runner:
             path.unlink()  # stale: we hold the pid lock, so no runner owns it
         old_umask = os.umask(0o177)
         try:
-            self.server = await asyncio.start_unix_server(self._serve_client, path=str(path), limit=config.MAX_REQUEST_BYTES)
+            self.server = await asyncio.start_unix_server(
+                self._serve_client, path=str(path), limit=config.MAX_REQUEST_BYTES
+            )
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         self._tasks = [loop.create_task(self._schedule_loop()), loop.create_task(self._flush_loop())]
-        log.info("runner %s started: home %s, store %s, %d jobs", self.runner_id, home, self.settings.store_url, len(self.engine.jobs))
+        log.info(
+            "runner %s started: home %s, store %s, %d jobs",
+            self.runner_id,
+            home,
+            self.settings.store_url,
+            len(self.engine.jobs),
+        )
 
     def request_stop(self) -> None:
         if not self.stopping:
@@ -198,7 +206,9 @@ class Runner:
                     line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
                     limit = config.MAX_REQUEST_BYTES
-                    error = ProtocolError(f"Request is larger than {limit} bytes; send less (for example, a smaller extra).")
+                    error = ProtocolError(
+                        f"Request is larger than {limit} bytes; send less (for example, a smaller extra)."
+                    )
                     writer.write(protocol.error_reply(None, error))
                     await writer.drain()
                     return
@@ -234,7 +244,9 @@ class Runner:
             return protocol.error_reply(request_id, exc)
         except Exception as exc:  # a bug in one request must not take the runner down
             log.exception("request failed")
-            return protocol.error_reply(request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log."))
+            return protocol.error_reply(
+                request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log.")
+            )
 
     # -- operations (each: arguments in, JSON-able result out) --------------------
     async def op_ping(self) -> dict:
@@ -312,7 +324,9 @@ class Runner:
             try:
                 await asyncio.wait_for(future, timeout=float(timeout))
             except TimeoutError:
-                raise WaitTimeout(f"Run {run_id} did not finish within {float(timeout):g}s; it is still running.") from None
+                raise WaitTimeout(
+                    f"Run {run_id} did not finish within {float(timeout):g}s; it is still running."
+                ) from None
         return self.engine.run(run_id)
 
     async def op_preview(self, **args) -> dict:
@@ -336,7 +350,9 @@ def _checked_args(args: dict, handler) -> dict:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [key for key in args if key not in parameters]
     if unknown and not takes_any:
-        raise InvalidInput(f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(parameters) or 'none'}.")
+        raise InvalidInput(
+            f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(parameters) or 'none'}."
+        )
     missing = [
         name
         for name, p in parameters.items()
@@ -362,7 +378,9 @@ def configure_logging(foreground: bool, settings: config.Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbsched.runner", description="Run the nbsched runner.")
-    parser.add_argument("--detached", action="store_true", help="started by 'nbsched runner start' (logs to stderr only)")
+    parser.add_argument(
+        "--detached", action="store_true", help="started by 'nbsched runner start' (logs to stderr only)"
+    )
     options = parser.parse_args(argv)
     settings = config.settings()
     configure_logging(foreground=not options.detached, settings=settings)

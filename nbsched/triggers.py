@@ -141,10 +141,7 @@ class Cron:
     def _next_wall_clock(self, after: datetime, tz: ZoneInfo) -> datetime:
         naive_after = after.astimezone(tz).replace(tzinfo=None)
         for local in self._local_times(naive_after):
-            if exists(local, tz):
-                fire = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
-            else:
-                fire = gap_end(local, tz)
+            fire = local.replace(tzinfo=tz, fold=0).astimezone(UTC) if exists(local, tz) else gap_end(local, tz)
             if fire > after:
                 return fire
         raise AssertionError("unreachable")  # pragma: no cover
@@ -171,7 +168,7 @@ class Cron:
         options = Options()
         options.use_24hour_time_format = True
         fields = self.expression.split()
-        text = fields if not self._seconds_field else fields[1:] + [fields[0]]
+        text = fields if not self._seconds_field else [*fields[1:], fields[0]]
         try:
             description = get_description(" ".join(text), options)
         except Exception:  # cron-descriptor refuses some lines croniter accepts

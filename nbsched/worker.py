@@ -193,7 +193,7 @@ class Worker:
             started = time.time()
             self._call(service, scheduled=message.get("channel") == "scheduler")
             result["output"] = output_text(service.response.payload)
-        except BaseException as exc:  # noqa: BLE001 - everything a service raises is recorded
+        except BaseException as exc:
             result.update(status="error", error=_one_line(exc), traceback=traceback.format_exc(), output=None)
             if isinstance(exc, KeyboardInterrupt):
                 raise

@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
 CREATE TABLE IF NOT EXISTS connections (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, definition TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
-_RUN_COLUMNS = ("job_uid",) + RUN_FIELDS[1:]
+_RUN_COLUMNS = ("job_uid", *RUN_FIELDS[1:])
 
 
 class SQLiteStore(Store):
@@ -69,9 +69,7 @@ class SQLiteStore(Store):
     # -- services ---------------------------------------------------------------
     def save_source(self, version, origin, source, services, now):
         with self._tx():
-            self.db.execute(
-                "INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?)", (version, origin, source, iso(now))
-            )
+            self.db.execute("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?)", (version, origin, source, iso(now)))
             self.db.executemany(
                 "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
                 [(name, version, class_name, iso(now)) for name, class_name in services.items()],
@@ -107,7 +105,7 @@ class SQLiteStore(Store):
             ) from None
 
     def save_job(self, job):
-        name, uid, spec, fires, next_fire, last_fire, note, _ = _job_row(job)
+        _name, uid, spec, fires, next_fire, last_fire, note, _ = _job_row(job)
         with self._tx():
             self.db.execute(
                 "UPDATE jobs SET spec=?, fires=?, next_fire=?, last_fire=?, paused_note=? WHERE uid=?",
