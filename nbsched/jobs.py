@@ -167,7 +167,10 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
         note=str(raw.get("note") or ""),
     )
     if kind == "interval":
-        every = parse_duration(raw["every"], what="interval")
+        try:
+            every = parse_duration(raw["every"], what="interval")
+        except InvalidInput as exc:
+            raise InvalidJob(str(exc)) from None
         if every <= timedelta(0):
             raise InvalidJob(
                 f"Invalid interval {format_duration(every)!r} for job {name!r}: "

@@ -211,7 +211,8 @@ class Runner:
                     )
                     writer.write(protocol.error_reply(None, error))
                     await writer.drain()
-                    return
+                    await _discard_rest_of_line(reader)
+                    continue
                 if not line:
                     return
                 if not line.strip():
@@ -335,6 +336,16 @@ class Runner:
     async def op_shutdown(self) -> dict:
         asyncio.get_running_loop().call_soon(self.request_stop)
         return {"stopping": self.runner_id}
+
+
+async def _discard_rest_of_line(reader: asyncio.StreamReader) -> None:
+    """Skip what is left of an oversized line, so the connection can go on with the next request."""
+    while True:
+        try:
+            await reader.readline()
+            return
+        except (ValueError, asyncio.LimitOverrunError):
+            continue
 
 
 def _channel(value: str) -> str:

@@ -193,11 +193,16 @@ def normalize_cron(expression: object) -> str:
     text = CRON_ALIASES.get(text.lower(), text)
     fields = text.split()
     if text.startswith("@"):
-        raise InvalidJob(f"Unknown cron alias {expression!r}: use one of {', '.join(CRON_ALIASES)}.")
+        raise InvalidJob(f"Unknown cron alias {expression!r}: use one of {', '.join(CRON_ALIASES)}; {CRON_HELP}.")
     if len(fields) not in (5, 6):
         raise InvalidJob(f"Invalid cron expression {expression!r}: it has {len(fields)} fields; {CRON_HELP}.")
     try:
         croniter(text, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidJob(
+            f"Invalid cron expression {expression!r}: it matches no date (check the day-of-month and month fields); "
+            f"{CRON_HELP}."
+        ) from None
     except (CroniterBadCronError, CroniterError, ValueError, KeyError, IndexError) as exc:
         reason = str(exc).split("] ", 1)[-1] if str(exc) else "not understood"
         raise InvalidJob(f"Invalid cron expression {expression!r} ({reason}): {CRON_HELP}.") from None

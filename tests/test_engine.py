@@ -1,0 +1,189 @@
+"""The scheduling engine driven by explicit times: no runner process, no sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import HELLO_SERVICE
+
+from nbsched.engine import Engine, Hooks
+from nbsched.errors import JobNotFound, ServiceNotFound
+from nbsched.store.sqlite import SQLiteStore
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class Harness:
+    """An engine on a real SQLite file whose dispatched runs are collected, not executed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.dispatched: list[dict] = []
+        self.engine = self._engine()
+
+    def _engine(self) -> Engine:
+        store = SQLiteStore(self.path)
+        engine = Engine(store=store, hooks=Hooks(dispatch=self.dispatched.append), runner_id="test:1")
+        return engine
+
+    def restart(self, now: datetime) -> None:
+        """A new engine on the same file, as after a runner restart."""
+        self.engine.flush()
+        self.engine.store.close()
+        self.dispatched.clear()
+        self.engine = self._engine()
+        self.engine.load(now)
+
+    def finish_all(self, now: datetime, status: str = "ok") -> None:
+        for message in list(self.dispatched):
+            if message["run_id"] in self.engine.active:
+                self.engine.on_result(
+                    {
+                        "run_id": message["run_id"],
+                        "status": status,
+                        "started_at": now.timestamp(),
+                        "finished_at": now.timestamp(),
+                    }
+                )
+        self.engine.flush()
+
+    def rows(self, job: str) -> list[dict]:
+        result = self.engine.history(job=job, now=T0)
+        return [dict(zip(result["columns"], row, strict=True)) for row in reversed(result["rows"])]
+
+
+@pytest.fixture
+def harness(tmp_path):
+    h = Harness(tmp_path / "nbsched.db")
+    h.engine.load(T0)
+    h.engine.deploy([{"source": HELLO_SERVICE.read_text(), "origin": str(HELLO_SERVICE)}], T0)
+    yield h
+    h.engine.store.close()
+
+
+def test_an_interval_job_fires_on_its_grid(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "10s"}, T0)
+    for second in range(0, 31, 5):
+        harness.engine.tick(T0 + timedelta(seconds=second))
+        harness.finish_all(T0 + timedelta(seconds=second))
+    scheduled = [row["scheduled_at"] for row in harness.rows("hello")]
+    assert scheduled == [T0 + timedelta(seconds=s) for s in (0, 10, 20, 30)]
+
+
+def test_nothing_fires_before_its_time(harness):
+    harness.engine.add_job({"name": "later", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:05"}, T0)
+    assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59)) == 0
+    assert harness.engine.next_due() == T0 + timedelta(minutes=5)
+    assert harness.engine.tick(T0 + timedelta(minutes=5)) == 1
+
+
+def test_a_run_message_carries_the_job_extra_and_fire_number(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m", "extra": '{"who": "me"}'}, T0)
+    harness.engine.tick(T0)
+    (message,) = harness.dispatched
+    assert message["extra"] == '{"who": "me"}'
+    assert message["channel"] == "scheduler"
+    assert message["job"] == {"name": "hello", "type": "interval", "run_number": 1}
+
+
+def test_repeats_stop_the_job_and_survive_a_restart(harness):
+    harness.engine.add_job({"name": "thrice", "service": "api.hello", "every": "1m", "repeats": 3}, T0)
+    for minute in range(2):
+        harness.engine.tick(T0 + timedelta(minutes=minute))
+        harness.finish_all(T0 + timedelta(minutes=minute))
+    harness.restart(T0 + timedelta(minutes=1, seconds=30))
+    assert harness.engine.jobs["thrice"].state.fires == 2
+    harness.engine.tick(T0 + timedelta(minutes=2))
+    harness.finish_all(T0 + timedelta(minutes=2))
+    assert harness.engine.tick(T0 + timedelta(minutes=3)) == 0
+    assert len(harness.rows("thrice")) == 3
+    assert harness.engine.job_record("thrice")["next_run"] is None
+
+
+def test_a_one_time_job_fires_once_and_never_again_after_restart(harness):
+    harness.engine.add_job({"name": "once", "service": "api.hello", "at": "2026-11-24 12:10"}, T0)
+    harness.engine.tick(T0 + timedelta(minutes=10))
+    harness.finish_all(T0 + timedelta(minutes=10))
+    harness.restart(T0 + timedelta(minutes=11))
+    harness.engine.tick(T0 + timedelta(days=1))
+    assert len(harness.rows("once")) == 1
+    assert "once" in harness.engine.jobs  # finished, kept in the list
+
+
+def test_a_one_time_job_in_the_past_fires_at_once(harness):
+    harness.engine.add_job({"name": "past", "service": "api.hello", "at": "2026-11-24 11:00"}, T0)
+    assert harness.engine.tick(T0) == 1
+
+
+def test_misfire_skip_records_one_missed_row_with_the_count(harness):
+    harness.engine.add_job({"name": "minutely", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.tick(T0)
+    harness.finish_all(T0)
+    harness.restart(T0 + timedelta(minutes=10, seconds=30))  # down for 10 minutes
+    rows = harness.rows("minutely")
+    assert [row["status"] for row in rows] == ["ok", "missed"]
+    assert "Missed 10 fire(s)" in rows[1]["error"]
+    assert harness.engine.jobs["minutely"].state.next_fire == T0 + timedelta(minutes=11)
+
+
+def test_misfire_all_runs_each_missed_fire_within_catchup_oldest_first(harness):
+    harness.engine.add_job(
+        {"name": "catchup", "service": "api.hello", "every": "1m", "misfire": "all", "catchup": "3m"}, T0
+    )
+    harness.engine.tick(T0)
+    harness.finish_all(T0)
+    harness.restart(T0 + timedelta(minutes=5, seconds=30))
+    rows = harness.rows("catchup")
+    assert rows[1]["status"] == "missed" and "Missed 2 fire(s)" in rows[1]["error"]
+    assert [row["scheduled_at"] for row in rows[2:]] == [T0 + timedelta(minutes=m) for m in (3, 4, 5)]
+    assert [row["trigger"] for row in rows[2:]] == ["misfire"] * 3
+    assert len(harness.dispatched) == 1  # queued one after another, in order
+
+
+def test_overlap_skip_records_a_skipped_row(harness):
+    harness.engine.add_job({"name": "slow", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.tick(T0)
+    harness.engine.tick(T0 + timedelta(minutes=1))  # the first run has not finished
+    harness.engine.flush()
+    assert [row["status"] for row in harness.rows("slow")] == ["running", "skipped"]
+
+
+def test_execute_runs_a_paused_job_without_changing_its_schedule(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1h"}, T0)
+    harness.engine.pause("hello", "until Monday", T0)
+    run_id = harness.engine.execute("hello", "manual", T0)
+    assert harness.dispatched[-1]["run_id"] == run_id
+    assert harness.engine.tick(T0 + timedelta(hours=3)) == 0
+    record = harness.engine.job_record("hello")
+    assert record["active"] is False and record["note"] == "until Monday"
+
+
+def test_resume_skips_the_fires_that_fell_in_the_pause(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.pause("hello", "", T0)
+    harness.engine.resume("hello", T0 + timedelta(minutes=5, seconds=1))
+    assert harness.engine.jobs["hello"].state.next_fire == T0 + timedelta(minutes=6)
+
+
+def test_unknown_service_and_job_are_refused_with_the_names_that_exist(harness):
+    with pytest.raises(ServiceNotFound, match=r"Did you mean 'api.hello'\?"):
+        harness.engine.add_job({"name": "x", "service": "api.helo", "every": "1m"}, T0)
+    assert harness.engine.jobs == {}
+    with pytest.raises(JobNotFound, match="No job named 'nope'"):
+        harness.engine.pause("nope", "", T0)
+
+
+def test_update_changes_the_schedule_and_keeps_the_fire_count(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.tick(T0)
+    harness.engine.update_job("hello", {"every": "10m"}, T0 + timedelta(seconds=30))
+    job = harness.engine.jobs["hello"]
+    assert job.spec.every == 600 and job.state.fires == 1
+    assert job.state.next_fire == T0 + timedelta(minutes=10)
+
+
+def test_preview_lists_the_next_fire_times_and_a_reading(harness):
+    preview = harness.engine.preview(T0, cron="0 9 * * mon", tz="Europe/Warsaw", count=2)
+    assert preview["times"] == [datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 12, 7, 8, tzinfo=UTC)]
+    assert preview["description"] == "At 09:00, only on Monday (Europe/Warsaw)"

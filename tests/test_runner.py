@@ -1,0 +1,146 @@
+"""The real runner process: detached start, firing, run records, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, run_cli, stop_runner, wait_until
+
+import nbsched
+from nbsched.errors import RunnerError, WaitTimeout
+
+pytestmark = pytest.mark.slow
+
+
+def runner_pid(home) -> int:
+    return int((home / "runner.pid").read_text())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_detached_runner_keeps_firing_after_the_process_that_started_it_exits(home):
+    script = (
+        "import nbsched\n"
+        "c = nbsched.connect()\n"
+        "c.deploy('services/hello.py')\n"
+        "c.schedule('api.hello', name='beat', every='1s')\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", script], cwd=str(REPO))
+    assert starter.wait(timeout=60) == 0
+    client = nbsched.connect(autostart=False)
+    pid = runner_pid(home)
+    assert pid != starter.pid and alive(pid)
+    count = len(client.history(job="beat"))
+    wait_until(lambda: len(client.history(job="beat")) >= count + 2, timeout=20, what="two more fires after exit")
+    assert set(client.history(job="beat")["status"]) <= {"ok", "running"}
+
+
+def test_a_run_records_every_field_with_logs_and_output(client):
+    client.schedule("api.hello", name="hello", every="1h", extra='{"who": "tests"}')
+    run_id = client.execute("hello")
+    record = client.wait(run_id, timeout=30)
+    assert record["status"] == "ok"
+    assert record["trigger"] == "manual" and record["job"] == "hello" and record["service"] == "api.hello"
+    assert record["output"] == '{"greeted": "tests", "channel": "manual"}'
+    assert "INFO api.hello: hello, tests" in record["logs"]
+    assert f"printed lines are captured too (cid {record['cid']})" in record["logs"]
+    assert record["service_version"] == client.services().set_index("name").loc["api.hello", "version"]
+    assert record["duration_ms"] >= 0 and record["delay_ms"] >= 0
+    assert record["runner"].endswith(f":{runner_pid(client.settings.home)}")
+    assert set(record) == set(nbsched.protocol.RUN_FIELDS)
+
+
+def test_a_failing_service_records_the_error_and_traceback(client):
+    client.deploy(
+        "from nbsched import Service\n\n"
+        "class Broken(Service):\n"
+        "    name = 'api.broken'\n\n"
+        "    def handle(self):\n"
+        "        raise ValueError('the source is empty')\n"
+    )
+    record = client.wait(client.invoke("api.broken"), timeout=30)
+    assert record["status"] == "error"
+    assert record["error"] == "ValueError: the source is empty"
+    assert "raise ValueError('the source is empty')" in record["traceback"]
+
+
+def test_a_worker_that_dies_is_recorded_and_replaced(client):
+    client.deploy(
+        "import os\nfrom nbsched import Service\n\n"
+        "class Crash(Service):\n"
+        "    name = 'api.crash'\n\n"
+        "    def handle(self):\n"
+        "        os._exit(7)\n"
+    )
+    record = client.wait(client.invoke("api.crash"), timeout=30)
+    assert record["status"] == "error"
+    assert "worker process running this service died (exit code 7)" in record["error"]
+    assert client.wait(client.invoke("api.hello"), timeout=30)["status"] == "ok"
+
+
+def test_wait_gives_up_with_a_clear_error(client):
+    client.deploy(
+        "import time\nfrom nbsched import Service\n\n"
+        "class Nap(Service):\n"
+        "    name = 'api.nap'\n\n"
+        "    def handle(self):\n"
+        "        time.sleep(3)\n"
+    )
+    run_id = client.invoke("api.nap")
+    with pytest.raises(WaitTimeout, match=f"Run {run_id} did not finish within 0.2s"):
+        client.wait(run_id, timeout=0.2)
+    assert client.wait(run_id, timeout=30)["status"] == "ok"
+
+
+def test_a_second_runner_for_the_same_home_finds_the_first(client):
+    pid = runner_pid(client.settings.home)
+    result = run_cli("runner", "start", home=client.settings.home)
+    assert result.returncode == 0
+    assert f"A runner is already running for {client.settings.home} (pid {pid})" in result.stdout
+    direct = subprocess.run([sys.executable, "-m", "nbsched.runner"], capture_output=True, text=True, timeout=30)
+    assert direct.returncode == 3 and f"(pid {pid})" in direct.stderr
+    assert alive(pid)
+
+
+def test_sigterm_stops_the_runner_cleanly_and_keeps_the_schedule(client):
+    home = client.settings.home
+    client.schedule("api.hello", name="hello", every="1h")
+    pid = runner_pid(home)
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not alive(pid), timeout=20, what="runner exit")
+    assert not (home / "runner.sock").exists() and not (home / "runner.pid").exists()
+    with pytest.raises(RunnerError, match="start one with 'nbsched runner start'"):
+        nbsched.connect(autostart=False)
+    restarted = nbsched.connect()
+    assert list(restarted.jobs()["name"]) == ["hello"]
+    stop_runner(home)
+
+
+def test_home_socket_and_token_are_private(client):
+    home = client.settings.home
+    assert oct(home.stat().st_mode & 0o777) == "0o700"
+    assert oct((home / "runner.sock").stat().st_mode & 0o777) == "0o600"
+    assert oct((home / "token").stat().st_mode & 0o777) == "0o600"
+
+
+def test_interval_fires_stay_on_the_grid_under_a_real_runner(client):
+    start = time.time() + 1.0
+    client.schedule(
+        "api.hello", name="grid", every="1s", start=f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(start))}"
+    )
+    wait_until(lambda: len(client.history(job="grid", status="ok")) >= 3, timeout=20, what="three runs")
+    frame = client.history(job="grid", status="ok").sort_values("scheduled_at")
+    gaps = frame["scheduled_at"].diff().dropna().dt.total_seconds()
+    assert set(gaps) == {1.0}
+    assert (frame["scheduled_at"].dt.microsecond == 0).all()
