@@ -46,7 +46,33 @@ __all__ = [
     "ServiceNotFound",
     "WaitTimeout",
     "connect",
+    "history",
+    "load_ipython_extension",
+    "ui",
 ]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext nbsched``: register the %%service, %schedule and %connection magics."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def history(job=None, service=None, status=None, since=None, limit=None):
+    """Run history of the runner of ``NBSCHED_HOME`` as a DataFrame (see ``Client.history``)."""
+    client = connect()
+    try:
+        return client.history(job=job, service=service, status=status, since=since, limit=limit)
+    finally:
+        client.close()
+
+
+def ui(*args, **kwargs):
+    """The ipywidgets dashboard: jobs, a job form, history and connections."""
+    from .widgets import ui as dashboard
+
+    return dashboard(*args, **kwargs)
 
 
 def __getattr__(name: str):

@@ -111,8 +111,51 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--tz")
     preview.add_argument("--count", type=int, default=5)
 
+    _add_connection_parser(commands)
     commands.add_parser("demo", help="start a runner, deploy a demo service, schedule it and show its runs")
     return parser
+
+
+def _add_connection_parser(commands) -> None:
+    connection = commands.add_parser("connection", help="outgoing connections: REST, SMTP, kvdb")
+    actions = connection.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    secret = "as it is or env:VARIABLE (read from the runner's environment; keeps it out of shell history)"
+    rest = actions.add_parser("rest", help="add or replace a REST connection")
+    rest.add_argument("name")
+    rest.add_argument("url", help="e.g. https://api.example.com/v1/data")
+    rest.add_argument("--header", action="append", type=_header, default=[], metavar="NAME:VALUE")
+    rest.add_argument("--username", help="basic auth user")
+    rest.add_argument("--password", help=f"basic auth password, {secret}")
+    rest.add_argument("--token", help=f"bearer token, {secret}")
+    rest.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    rest.add_argument("--no-verify", action="store_true", help="do not verify the server's TLS certificate")
+    smtp = actions.add_parser("smtp", help="add or replace an SMTP connection")
+    smtp.add_argument("name")
+    smtp.add_argument("address", type=_host_port, metavar="HOST:PORT", help="e.g. smtp.example.com:587")
+    smtp.add_argument("--username")
+    smtp.add_argument("--password", help=secret)
+    smtp.add_argument("--tls", choices=("none", "starttls", "ssl"), default="none")
+    smtp.add_argument("--sender", help="default From address, e.g. me@example.com")
+    smtp.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    actions.add_parser("kvdb", help="set the Redis behind self.kvdb").add_argument("url", help="redis://host:port/db")
+    _with_format(actions.add_parser("list", help="list connections (secrets masked)"))
+    actions.add_parser("delete", help="delete a connection").add_argument("name")
+    actions.add_parser("test", help="reach a connection's endpoint once").add_argument("name")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid HOST:PORT {text!r}: use a host and a port, e.g. smtp.example.com:25")
+    return host, int(port)
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"invalid header {text!r}: use NAME:VALUE, e.g. 'Accept: application/json'")
+    return name.strip(), value.strip()
 
 
 def _with_format(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -291,6 +334,40 @@ def cmd_preview(options) -> int:
     preview = _client().preview(cron=options.cron, tz=options.tz, count=options.count)
     print(preview)
     return 0
+
+
+def cmd_connection(options) -> int:
+    client = _client()
+    action = options.action
+    if action == "list":
+        _print_records(client.call("connections"), client.connections.COLUMNS, options.format)
+    elif action == "delete":
+        client.connections.delete(options.name)
+        print(f"deleted connection {options.name}")
+    elif action == "test":
+        result = client.connections.test(options.name)
+        if not result["ok"]:
+            print(f"nbsched: error: connection {options.name!r} failed: {_one_line(result['detail'])}", file=sys.stderr)
+            return 1
+        print(f"ok: {options.name}: {_one_line(result['detail'])}")
+    else:
+        record = _save_connection(client, options)
+        print(f"saved {record['kind']} connection {record['name']}: {record['address']}")
+    return 0
+
+
+def _save_connection(client: Client, options) -> dict:
+    connections = client.connections
+    if options.action == "kvdb":
+        return connections.set_kvdb(options.url)
+    common = {"username": options.username, "password": options.password, "timeout": options.timeout}
+    if options.action == "rest":
+        headers = dict(options.header)
+        return connections.add_rest(
+            options.name, options.url, headers=headers, token=options.token, verify=not options.no_verify, **common
+        )
+    host, port = options.address
+    return connections.add_smtp(options.name, host, port, tls=options.tls, sender=options.sender, **common)
 
 
 def cmd_demo(options) -> int:

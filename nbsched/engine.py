@@ -9,8 +9,10 @@ with explicit datetimes.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -18,8 +20,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from . import config
+from . import connections as conns
 from .deploy import SourceUnit, parse_services
-from .errors import InvalidInput, InvalidJob, JobNotFound, RunNotFound, ServiceNotFound, did_you_mean
+from .errors import (
+    ConnectionNotFound,
+    InvalidInput,
+    InvalidJob,
+    JobNotFound,
+    RunNotFound,
+    ServiceNotFound,
+    did_you_mean,
+)
 from .jobs import JobSpec, JobState, validate_extra
 from .scheduler import Schedule
 from .store import Claim, Store, StoredJob
@@ -32,6 +43,8 @@ log = logging.getLogger(__name__)
 MAX_MISSED_COUNT = 10_000
 #: Longest pause between retries, in seconds.
 MAX_RETRY_BACKOFF = 300.0
+#: Seconds between re-reads of the connections from the store (another runner may have edited them).
+CONNECTIONS_REFRESH_SECONDS = 2.0
 
 
 @dataclass
@@ -60,6 +73,7 @@ class Hooks:
     call_later: Callable[[float, Callable[[], None]], object] = lambda delay, fn: None
     cancel_timer: Callable[[object], None] = lambda handle: None
     registry_changed: Callable[[dict, dict], None] = lambda sources, services: None
+    connections_changed: Callable[[dict], None] = lambda definitions: None
 
 
 @dataclass
@@ -85,6 +99,8 @@ class Engine:
     stats: dict[str, _JobStats] = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    connections: dict[str, dict] = field(default_factory=dict)
+    connections_read_at: float = 0.0
 
     # -- start ------------------------------------------------------------------
     def load(self, now: datetime) -> None:
@@ -93,6 +109,7 @@ class Engine:
         if interrupted:
             log.warning("marked %d run(s) left running by a previous runner as interrupted", interrupted)
         self._load_services()
+        self._load_connections()
         self.stats = {name: _JobStats(**values) for name, values in self.store.job_stats().items()}
         self.jobs = {job.spec.name: job for job in self.store.jobs()}
         for job in self.jobs.values():
@@ -157,17 +174,21 @@ class Engine:
         older, older_capped = self._count_fires(spec, state, state.next_fire, window_start)
         recent, recent_capped = self._list_fires(spec, state, window_start, now)
         to_run = {"skip": [], "once": recent[-1:], "all": recent}[spec.misfire]
+        if spec.repeats is not None:  # fires run now count towards repeats; the rest are only missed
+            to_run = to_run[: max(0, spec.repeats - state.fires)]
         missed = older + len(recent) - len(to_run)
         new_next = spec.next_fire(now, state.fires + len(to_run))
         runs = []
         if missed:
             at_least = "at least " if (older_capped or recent_capped) else ""
+            unrun = [fire for fire in recent if fire not in to_run]
+            first_missed = unrun[0] if unrun and not older else state.next_fire  # never the key of a run below
             runs.append(
                 {
-                    **self._new_run(spec, "misfire", state.next_fire),
+                    **self._new_run(spec, "misfire", first_missed),
                     "status": "missed",
                     "finished_at": now,
-                    "error": f"Missed {at_least}{missed} fire(s) from {state.next_fire.isoformat()} while no runner "
+                    "error": f"Missed {at_least}{missed} fire(s) from {first_missed.isoformat()} while no runner "
                     f"was up (misfire={spec.misfire}, catchup={int(spec.catchup)}s).",
                 }
             )
@@ -251,6 +272,8 @@ class Engine:
             else None,
             "scheduled_at": run["scheduled_at"].timestamp(),
         }
+        if time.monotonic() - self.connections_read_at > CONNECTIONS_REFRESH_SECONDS:
+            self._load_connections()
         self.active[run_id] = ActiveRun(
             run_id=run_id,
             job=run["job"],
@@ -382,12 +405,61 @@ class Engine:
         return list(self.services.values())
 
     def _require_service(self, name: str) -> None:
-        if name not in self.services:
+        if not isinstance(name, str) or name not in self.services:
             known = sorted(self.services)
             raise ServiceNotFound(
-                f"No service named {name!r} is deployed.{did_you_mean(name, known)} "
+                f"No service named {name!r} is deployed.{did_you_mean(str(name), known)} "
                 f"Services: {', '.join(known) or 'none'}. Deploy it first (nbsched deploy services/ or %%service)."
             )
+
+    # -- connections ------------------------------------------------------------
+    def _load_connections(self) -> None:
+        """Read the connections; when they changed, hand them to the workers (via ``connections_changed``)."""
+        self.connections_read_at = time.monotonic()
+        try:
+            records = {c["name"]: c for c in self.store.connections()}
+        except Exception:  # a store hiccup must not fail a run; the next read retries
+            log.exception("reading connections failed; keeping the ones read before")
+            return
+        if records != self.connections:
+            self.connections = records
+            self.hooks.connections_changed(
+                {name: {"kind": c["kind"], "definition": c["definition"]} for name, c in records.items()}
+            )
+
+    def save_connection(self, name: str, kind: str, fields: dict, now: datetime) -> dict:
+        """Add or replace a connection (validated; a name keeps its kind); return it as listed."""
+        definition = conns.definition(kind, name, **fields)
+        self._load_connections()
+        existing = self.connections.get(name)
+        if existing and existing["kind"] != kind:
+            raise InvalidInput(
+                f"A {existing['kind']} connection named {name!r} exists; delete it first or pick another name."
+            )
+        self.store.save_connection(name, kind, definition, now)
+        self._load_connections()
+        return conns.public_record(self.connections[name])
+
+    def delete_connection(self, name: str) -> dict:
+        self.connection(name)
+        self.store.delete_connection(name)
+        self._load_connections()
+        return {"deleted": name}
+
+    def connection(self, name: str) -> dict:
+        """One stored connection (with its secrets: for the runner's own use only)."""
+        self._load_connections()
+        if name not in self.connections:
+            known = sorted(self.connections)
+            raise ConnectionNotFound(
+                f"No connection named {name!r}.{did_you_mean(str(name), known)} "
+                f"Connections: {', '.join(known) or 'none'}. See nbsched connection list."
+            )
+        return self.connections[name]
+
+    def connection_records(self) -> list[dict]:
+        self._load_connections()
+        return [conns.public_record(self.connections[name]) for name in sorted(self.connections)]
 
     # -- jobs -------------------------------------------------------------------
     def add_job(self, args: dict, now: datetime) -> dict:
@@ -516,7 +588,7 @@ class Engine:
             raise InvalidInput(
                 "A backfill window needs start <= end <= now, e.g. start='2026-11-01', end='2026-11-02'."
             )
-        fires, _ = self._list_fires(job.spec, JobState(next_fire=None), first, last)
+        fires = _backfill_fires(job.spec, first, last)
         runs = [self._new_run(job.spec, "backfill", fire) for fire in fires]
         ids = self.store.claim([Claim(job.uid, job.state.next_fire, job.state.next_fire, job.state.fires, runs)])[0]
         if ids is None:
@@ -538,6 +610,9 @@ class Engine:
                 since_at = parse_datetime(since, self.default_tz, now, "since")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise InvalidInput(f"Invalid limit {limit!r}: use a whole number, 0 or more.")
+        for what, value in (("job", job), ("service", service), ("status", status)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
         rows = self.store.runs(job=job, service=service, status=status, since=since_at, limit=limit)
         return {"columns": list(RUN_FIELDS), "rows": rows}
 
@@ -576,10 +651,27 @@ class Engine:
         return {"times": times, "description": trigger.describe(), "tz": tz}
 
 
+def _backfill_fires(spec: JobSpec, first: datetime, last: datetime) -> list[datetime]:
+    """The fires the job's trigger has in [first, last], before its start too (an interval's grid runs backwards)."""
+    trigger = spec.trigger()
+    if spec.kind == "interval" and first < spec.start:
+        every = timedelta(seconds=spec.every)
+        trigger = Interval(every, spec.start - every * math.ceil((spec.start - first) / every))
+    fires, fire = [], trigger.first_fire(first)
+    while fire is not None and fire <= last and len(fires) < MAX_MISSED_COUNT:
+        if fire >= first:
+            fires.append(fire)
+        fire = trigger.next_fire(fire)
+    return fires
+
+
 def _run_id(value) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        run_id = int(value)
+        if not 0 < run_id < 2**63:  # what SQLite can hold
+            raise ValueError
+        return run_id
+    except (TypeError, ValueError, OverflowError):
         raise RunNotFound(
             f"Invalid run id {value!r}: run ids are whole numbers, as shown by %schedule history."
         ) from None

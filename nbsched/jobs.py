@@ -229,7 +229,7 @@ def _count(value: object, what: str, minimum: int) -> int | None:
         number = int(value)
         if isinstance(value, bool) or number != float(value):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.") from None
     if number < minimum:
         raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.")

@@ -31,6 +31,7 @@ class _Worker:
         self.kill_reason: tuple[str, str] | None = None  # (status, error) when killed on purpose
         self.sources_sent: set[str] = set()
         self.registry_seen = -1
+        self.connections_seen = -1
 
 
 class WorkerPool:
@@ -46,6 +47,8 @@ class WorkerPool:
         self.sources: dict[str, tuple[str, str]] = {}
         self.services: dict[str, tuple[str, str]] = {}
         self.registry_version = 0
+        self.connections: dict[str, dict] = {}
+        self.connections_version = 0
         self.stopping = False
         self._spawned = 0
         self._tasks: set[asyncio.Task] = set()
@@ -59,6 +62,11 @@ class WorkerPool:
         self.sources.update(sources)
         self.services = dict(services)
         self.registry_version += 1
+
+    def set_connections(self, definitions: dict[str, dict]) -> None:
+        """The connection definitions (name -> {kind, definition}); each worker gets them before its next run."""
+        self.connections = dict(definitions)
+        self.connections_version += 1
 
     def submit(self, message: dict) -> None:
         """Queue a run message; it starts as soon as a worker is free."""
@@ -130,6 +138,9 @@ class WorkerPool:
             frames.append(encode_frame({"op": "sources", "sources": new, "services": self.services}))
             worker.sources_sent.update(new)
             worker.registry_seen = self.registry_version
+        if worker.connections_seen != self.connections_version:
+            frames.append(encode_frame({"op": "connections", "connections": self.connections}))
+            worker.connections_seen = self.connections_version
         frames.append(encode_frame({"op": "run", **message}))
         worker.current = message
         worker.process.stdin.write(b"".join(frames))

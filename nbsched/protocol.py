@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from .errors import NbschedError, ProtocolError
+from .errors import InvalidInput, NbschedError, ProtocolError
 
 VERSION = 1
 
@@ -97,7 +97,12 @@ def dumps(message: dict) -> bytes:
 
 
 def request(op: str, args: dict, token: str, request_id: int) -> bytes:
-    return dumps({"v": VERSION, "id": request_id, "token": token, "op": op, "args": args})
+    try:
+        return dumps({"v": VERSION, "id": request_id, "token": token, "op": op, "args": args})
+    except (TypeError, ValueError) as exc:  # bytes, sets of objects, text that is not valid UTF-8 (lone surrogates)
+        raise InvalidInput(
+            f"Cannot send {op!r}: {exc}. Use JSON data: text (valid UTF-8), numbers, lists and dicts."
+        ) from None
 
 
 def reply(request_id, result) -> bytes:

@@ -111,6 +111,7 @@ class Runner:
                 call_later=loop.call_later,
                 cancel_timer=lambda handle: handle.cancel(),
                 registry_changed=self.pool.set_registry,
+                connections_changed=self.pool.set_connections,
             ),
             runner_id=self.runner_id,
             default_tz=self.settings.timezone,
@@ -318,6 +319,8 @@ class Runner:
 
     async def op_wait(self, run_id, timeout: float = 30.0) -> dict:
         self.engine.run(run_id)  # raises RunNotFound early
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < 10**9:
+            raise InvalidInput(f"Invalid timeout {timeout!r}: use seconds to wait, 0 or more, e.g. 30.")
         run_id = int(run_id)
         if not self.engine.is_finished(run_id):
             future = asyncio.get_running_loop().create_future()
@@ -332,6 +335,23 @@ class Runner:
 
     async def op_preview(self, **args) -> dict:
         return self.engine.preview(self.clock(), **args)
+
+    async def op_connection_save(self, name: str, kind: str, definition: dict) -> dict:
+        if not isinstance(definition, dict):
+            raise InvalidInput("connection_save needs 'definition': an object of settings, e.g. {'address': ...}.")
+        return self.engine.save_connection(name, kind, definition, self.clock())
+
+    async def op_connections(self) -> list:
+        return self.engine.connection_records()
+
+    async def op_connection_delete(self, name: str) -> dict:
+        return self.engine.delete_connection(name)
+
+    async def op_connection_test(self, name: str) -> dict:
+        from .connections import check
+
+        record = self.engine.connection(name)
+        return await asyncio.to_thread(check, name, record["kind"], record["definition"])
 
     async def op_shutdown(self) -> dict:
         asyncio.get_running_loop().call_soon(self.request_stop)

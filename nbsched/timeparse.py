@@ -26,7 +26,7 @@ def parse_duration(value: object, what: str = "duration") -> timedelta:
     if isinstance(value, bool):
         raise InvalidInput(f"Invalid {what} {value!r}: {_DURATION_HELP}.")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _timedelta(value, what, seconds=value)
     if isinstance(value, dict):
         return _duration_from_dict(value, what)
     if isinstance(value, str):
@@ -37,11 +37,19 @@ def parse_duration(value: object, what: str = "duration") -> timedelta:
 def _duration_from_text(text: str, what: str) -> timedelta:
     compact = text.strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", compact):
-        return timedelta(seconds=float(compact))
+        return _timedelta(text, what, seconds=float(compact))
     parts = _DURATION_PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise InvalidInput(f"Invalid {what} {text!r}: {_DURATION_HELP}.")
-    return timedelta(**_sum_units((_UNITS[u], float(n)) for n, u in parts))
+    return _timedelta(text, what, **_sum_units((_UNITS[u], float(n)) for n, u in parts))
+
+
+def _timedelta(value: object, what: str, **parts: float) -> timedelta:
+    """``timedelta(**parts)``, refusing NaN, infinity and durations longer than timedelta can hold."""
+    try:
+        return timedelta(**parts)
+    except (OverflowError, ValueError):
+        raise InvalidInput(f"Invalid {what} {value!r}: not a finite duration of sane size; {_DURATION_HELP}.") from None
 
 
 def _sum_units(pairs) -> dict[str, float]:
@@ -60,7 +68,7 @@ def _duration_from_dict(value: dict, what: str) -> timedelta:
         )
     try:
         return timedelta(**{k: float(v) for k, v in value.items()})
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput(f"Invalid {what} {value!r}: each value must be a number, e.g. {{'hours': 1}}.") from None
 
 
@@ -100,9 +108,12 @@ def parse_datetime(value: object, tz: str, now: datetime, what: str = "date") ->
         moment = _datetime_from_text(value.strip(), now, what)
     else:
         raise InvalidInput(f"Invalid {what} {value!r}: {_DATE_HELP}.")
-    if moment.tzinfo is None:
-        moment = localize(moment, zone(tz))
-    return moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is None:
+            moment = localize(moment, zone(tz))
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before the first representable instant
+        raise InvalidInput(f"Invalid {what} {value!r}: out of range; {_DATE_HELP}.") from None
 
 
 def _datetime_from_text(text: str, now: datetime, what: str) -> datetime:
@@ -110,7 +121,10 @@ def _datetime_from_text(text: str, now: datetime, what: str) -> datetime:
     if lowered == "now":
         return now
     if lowered.startswith("in "):
-        return now + parse_duration(lowered[3:], what=f"{what} offset")
+        try:
+            return now + parse_duration(lowered[3:], what=f"{what} offset")
+        except OverflowError:
+            raise InvalidInput(f"Invalid {what} {text!r}: too far in the future; {_DATE_HELP}.") from None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:

@@ -130,7 +130,7 @@ class Cron:
             if self.wall_clock:
                 return self._next_wall_clock(after, tz)
             return self._next_real_time(after, tz)
-        except CroniterBadDateError:
+        except (CroniterBadDateError, OverflowError, ValueError):  # no match, or past year 9999
             return None
 
     def _local_times(self, naive_start: datetime):

@@ -121,15 +121,10 @@ class Context:
     def __init__(self, worker: Worker, message: dict):
         self.worker = worker
         self.message = message
-        self._connections = None
 
     @property
     def connections(self):
-        if self._connections is None:
-            from .connections import Connections
-
-            self._connections = Connections(self.message.get("connections") or {}, self.message.get("kvdb"))
-        return self._connections
+        return self.worker.connections
 
     @property
     def out(self):
@@ -155,6 +150,41 @@ class Worker:
 
     def __init__(self) -> None:
         self.registry = Registry()
+        self.connection_definitions: dict[str, dict] = {}
+        self._connections = None
+        self._secrets: list[str] | None = None
+
+    def set_connections(self, definitions: dict[str, dict]) -> None:
+        """The runner's connection definitions (name -> {kind, definition}); sent when they change."""
+        if definitions == self.connection_definitions:
+            return
+        if self._connections is not None:
+            self._connections.close()
+        self.connection_definitions = dict(definitions)
+        self._connections = None
+        self._secrets = None
+
+    @property
+    def connections(self):
+        """The live connections (HTTP sessions, Redis pools), kept until the definitions change."""
+        if self._connections is None:
+            from .connections import Connections
+
+            self._connections = Connections(self.connection_definitions)
+        return self._connections
+
+    def _mask(self, result: dict) -> None:
+        """Blank connection secrets in what a run reports (its logs, error, traceback and output)."""
+        if not self.connection_definitions:
+            return
+        if self._secrets is None:
+            from .connections import secrets_of
+
+            self._secrets = secrets_of(self.connection_definitions)
+        from .connections import mask
+
+        for key in ("error", "traceback", "output", "logs"):
+            result[key] = mask(result.get(key), self._secrets)
 
     def prepare(self, name: str, message: dict, raw_request: Any, channel: str, job: Any):
         from .service import JobInfo, Request, Response
@@ -184,6 +214,8 @@ class Worker:
         root.addHandler(handler)
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
+        if "connections" in message:
+            self.set_connections(message["connections"])
         result: dict[str, Any] = {"run_id": message["run_id"], "status": "ok", "error": None, "traceback": None}
         started = time.time()
         try:
@@ -203,6 +235,7 @@ class Worker:
             root.removeHandler(handler)
             capture.finish()
         result.update(started_at=started, finished_at=finished, logs="\n".join(lines))
+        self._mask(result)
         return result
 
     @staticmethod
@@ -236,6 +269,8 @@ def main() -> None:
         op = message.get("op")
         if op == "sources":
             worker.registry.update(message["sources"], message["services"])
+        elif op == "connections":
+            worker.set_connections(message["connections"])
         elif op == "run":
             write_frame(out, worker.run(message))
         elif op == "exit":

@@ -118,3 +118,7 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def settings(home) -> config.Settings:
     return config.settings()
+
+
+# Real local HTTP and SMTP servers (tests/servers.py): http_server, smtp_server, smtp_server_auth.
+from servers import http_server, smtp_server, smtp_server_auth  # noqa: E402, F401
