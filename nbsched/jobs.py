@@ -57,13 +57,21 @@ class JobSpec:
 
     def definition(self) -> str:
         """The schedule in words, for listings."""
-        trigger = self.trigger()
-        text = trigger.describe() if self.kind != "cron" else f"cron {self.cron} ({self.tz})"
+        if self.kind == "cron":
+            text = f"cron {self.cron} ({self.tz})"
+        elif self.kind == "interval":
+            text = self.trigger().describe()
+        else:
+            text = f"once at {self._local(self.at)}"
         if self.repeats:
             text += f", {self.repeats} times"
         if self.end:
-            text += f", until {self.end.isoformat()}"
+            text += f", until {self._local(self.end)}"
         return text
+
+    def _local(self, moment: datetime) -> str:
+        """A time as the user reads it: in the job's time zone, named."""
+        return f"{moment.astimezone(zone(self.tz)):%Y-%m-%d %H:%M:%S} ({self.tz})"
 
     def first_fire(self) -> datetime | None:
         """The first fire of a new job: at or after ``start``."""

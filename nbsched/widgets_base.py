@@ -1,0 +1,156 @@
+"""Small helpers the dashboard's tabs share: messages, time formatting, guarded callbacks, background work.
+
+Nothing here schedules anything; the tabs call the client and show what it answered.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import ipywidgets as W
+
+log = logging.getLogger(__name__)
+
+#: Colours of run statuses (history rows, the jobs table's last status).
+STATUS_COLOURS = {
+    "ok": "#1a7f37",
+    "running": "#0969da",
+    "error": "#cf222e",
+    "timeout": "#bc4c00",
+    "interrupted": "#bc4c00",
+    "skipped": "#6e7781",
+    "missed": "#8250df",
+}
+#: Button styles of run statuses, so a run's button carries its colour.
+STATUS_BUTTON_STYLES = {
+    "ok": "success",
+    "running": "info",
+    "error": "danger",
+    "timeout": "warning",
+    "interrupted": "warning",
+    "skipped": "",
+    "missed": "",
+}
+STATUSES = tuple(STATUS_COLOURS)
+_KIND_COLOURS = {"error": "#cf222e", "ok": "#1a7f37", "info": "#57606a", "busy": "#0969da"}
+
+
+def show(widget: W.Widget, visible: bool = True) -> None:
+    widget.layout.display = None if visible else "none"
+
+
+def say(target: W.HTML, text: str, kind: str = "info") -> None:
+    """Put one escaped line of ``text`` into ``target`` in the colour of ``kind`` (error, ok, info, busy)."""
+    if not text:
+        target.value = ""
+        return
+    colour = _KIND_COLOURS.get(kind, _KIND_COLOURS["info"])
+    prefix = "&#9888; " if kind == "error" else ""
+    target.value = f'<span style="color:{colour}">{prefix}{html.escape(text)}</span>'
+
+
+def status_html(status: str | None) -> str:
+    if not status:
+        return '<span style="color:#6e7781">&mdash;</span>'
+    colour = STATUS_COLOURS.get(status, "#24292f")
+    return f'<b style="color:{colour}">{html.escape(status)}</b>'
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return value != value  # NaN and NaT are not equal to themselves
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_time(value: Any, seconds: bool = True) -> str:
+    """A time from a listing (already in the user's time zone) as ``2026-11-25 10:00:00 CET``."""
+    if is_missing(value):
+        return "\u2014"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z").strip()
+
+
+def fmt_ms(value: Any) -> str:
+    if is_missing(value):
+        return "\u2014"
+    value = float(value)
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def slug(name: str) -> str:
+    """A CSS-class-safe form of a job name (``api.sync`` -> ``api-sync``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)
+
+
+def table_row(cells: list[tuple[str, str]], header: bool = False) -> str:
+    """One fixed-layout table row as HTML; ``cells`` are (html, width) pairs, so rows and header line up."""
+    cols = "".join(f'<col style="width:{width}">' for _, width in cells)
+    tag = "th" if header else "td"
+    style = "text-align:left;padding:1px 6px 1px 0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
+    tds = "".join(f'<{tag} style="{style}">{value}</{tag}>' for value, _ in cells)
+    total = sum(int(width.removesuffix("px")) for _, width in cells)
+    return (
+        f'<table style="table-layout:fixed;border-collapse:collapse;width:{total}px">'
+        f"<colgroup>{cols}</colgroup><tr>{tds}</tr></table>"
+    )
+
+
+def records(frame) -> list[dict]:
+    """A listing's rows as dicts, with pandas' NaN and NaT turned into None."""
+    return [
+        {key: None if is_missing(value) else value for key, value in row.items()} for row in frame.to_dict("records")
+    ]
+
+
+def row_box(children: list[W.Widget]) -> W.HBox:
+    for child in children:
+        child.layout.flex = "0 0 auto"
+    return W.HBox(children, layout=W.Layout(flex_flow="row nowrap", align_items="center", width="max-content"))
+
+
+def guarded(status: W.HTML, action: Callable[[], Any], lock: threading.RLock | None = None) -> Any:
+    """Run one user action; show its error in ``status`` as one line instead of raising into the void."""
+    try:
+        if lock is None:
+            return action()
+        with lock:
+            return action()
+    except Exception as exc:  # a callback has no caller to raise to; the user sees the message
+        from .errors import NbschedError
+
+        if not isinstance(exc, NbschedError):
+            log.exception("dashboard action failed")
+        say(status, f"{exc}" if isinstance(exc, NbschedError) else f"{type(exc).__name__}: {exc}", "error")
+        return None
+
+
+def in_background(work: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> threading.Thread:
+    """Run ``work`` off the kernel's main thread (so the notebook stays responsive), then ``done(result, error)``."""
+
+    def target() -> None:
+        try:
+            result = work()
+        except Exception as exc:  # handed to done(), which shows it
+            done(None, exc)
+        else:
+            done(result, None)
+
+    thread = threading.Thread(target=target, name="nbsched-dashboard-task", daemon=True)
+    thread.start()
+    return thread
+
+
+def close_tree(widget: W.Widget) -> None:
+    """Close a widget and every widget below it (their comms go away, the front end forgets them)."""
+    for child in getattr(widget, "children", ()) or ():
+        close_tree(child)
+    widget.close()

@@ -1,0 +1,395 @@
+"""The dashboard's job form: create a job, or edit one picked in the Jobs tab.
+
+The form only collects what the user typed and passes it to ``client.schedule`` or
+``client.update``; the runner validates, and its message is shown next to the field it
+is about. The cron field previews itself as the user types (``client.preview``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import ipywidgets as W
+
+from .errors import JobExists, NbschedError, ServiceNotFound
+from .widgets_base import fmt_time, guarded, say, show
+
+KINDS = (("one-time", "one_time"), ("interval", "interval"), ("cron", "cron"))
+INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+OVERLAP = ("skip", "queue", "queue_all", "replace", "allow")
+MISFIRE = ("skip", "once", "all")
+#: Fields that can carry an inline error message.
+FIELDS = (
+    "name",
+    "service",
+    "kind",
+    "at",
+    "every",
+    "cron",
+    "start",
+    "end",
+    "repeats",
+    "tz",
+    "extra",
+    "jitter",
+    "timeout",
+    "retries",
+    "overlap",
+    "misfire",
+    "form",
+)
+MORE_OPTIONS = ("jitter", "timeout", "retries", "overlap", "misfire")
+_INVALID_WHAT = re.compile(
+    r"^Invalid (cron|interval|time zone|job name|service name|start|end|at|extra|jitter|timeout|retries|repeats"
+    r"|overlap|misfire|catchup)\b"
+)
+_WHAT_TO_FIELD = {"cron": "cron", "interval": "every", "time zone": "tz", "job name": "name", "service name": "service"}
+_LOOSE = (
+    (re.compile(r"^Unknown cron alias|cron expression"), "cron"),
+    (re.compile(r"exactly one of every, cron or at"), "kind"),
+    (re.compile(r"\bend\b.*\bnot after start\b"), "end"),
+    (re.compile(r"^Extra "), "extra"),
+    (re.compile(r"\bservice\b", re.IGNORECASE), "service"),
+    (re.compile(r"\bname\b|exists", re.IGNORECASE), "name"),
+)
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def field_of_error(error: Exception) -> str:
+    """The form field an error from the runner is about (``form`` when it is about none in particular)."""
+    if isinstance(error, ServiceNotFound):
+        return "service"
+    if isinstance(error, JobExists):
+        return "name"
+    message = str(error)
+    match = _INVALID_WHAT.match(message)
+    if match:
+        what = match.group(1)
+        return "form" if what == "catchup" else _WHAT_TO_FIELD.get(what, what)
+    for pattern, field in _LOOSE:
+        if pattern.search(message):
+            return field
+    return "form"
+
+
+def _zones() -> list[str]:
+    from zoneinfo import available_timezones
+
+    return sorted(zone for zone in available_timezones() if "/" in zone or zone == "UTC")
+
+
+def _seconds_text(value: Any) -> str:
+    return "" if value in (None, 0, 0.0) else f"{float(value):g}s"
+
+
+def _split_seconds(total: float) -> dict[str, int]:
+    parts, rest = {}, round(total)
+    for unit, size in (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1)):
+        parts[unit], rest = divmod(rest, size)
+    return parts
+
+
+class JobForm:
+    """Name, service, one-time / interval / cron, dates in the job's time zone, extra and more options."""
+
+    def __init__(self, client, lock: threading.RLock, on_saved: Callable[[str], None]):
+        self.client = client
+        self.lock = lock
+        self.on_saved = on_saved
+        self.editing: str | None = None
+        self.baseline: dict = {}
+        self.preview_times: list[datetime] = []
+        wide = W.Layout(width="460px")
+        self.heading = W.HTML("<b>New job</b>")
+        self.name = W.Text(description="Name", placeholder="e.g. sync", layout=wide)
+        self.service = W.Dropdown(description="Service", options=[], layout=wide)
+        self.kind = W.ToggleButtons(options=KINDS, value="interval", description="Type")
+        zones = _zones()
+        self.tz = W.Dropdown(description="Time zone", options=zones, value=client.tz if client.tz in zones else "UTC")
+        self.at = W.NaiveDatetimePicker(description="At")
+        self.start = W.NaiveDatetimePicker(description="Start")
+        self.end = W.NaiveDatetimePicker(description="End")
+        self.tz_hint = W.HTML()
+        self.interval = {
+            unit: W.BoundedIntText(value=0, min=0, max=10**6, description=unit, layout=W.Layout(width="160px"))
+            for unit in INTERVAL_UNITS
+        }
+        self.interval["minutes"].value = 5
+        self.repeats = W.BoundedIntText(
+            value=0, min=0, max=10**9, description="Repeats", layout=W.Layout(width="200px")
+        )
+        self.cron = W.Text(description="Cron", placeholder="*/5 9-17 * * mon-fri", continuous_update=True, layout=wide)
+        self.cron_preview = W.HTML()
+        self.extra = W.Textarea(
+            description="Extra", placeholder='{"region": "eu"}  or  key=value lines  or any text', layout=wide
+        )
+        self.jitter = W.Text(description="Jitter", placeholder="e.g. 5s")
+        self.timeout = W.Text(description="Timeout", placeholder="e.g. 30s")
+        self.retries = W.BoundedIntText(value=0, min=0, max=100, description="Retries")
+        self.overlap = W.Dropdown(description="Overlap", options=OVERLAP, value="skip")
+        self.misfire = W.Dropdown(description="Misfire", options=MISFIRE, value="skip")
+        self.active = W.Checkbox(value=True, description="Active")
+        self.save = W.Button(description="Create job", button_style="primary", icon="check")
+        self.new = W.Button(description="New job", icon="plus")
+        self.result = W.HTML()
+        self.errors = {field: W.HTML() for field in FIELDS}
+        for field, widget in self.errors.items():
+            widget.add_class(f"nbsched-error-{field}")
+        for field in ("name", "service", "kind", "cron", "extra", "tz"):
+            getattr(self, field).add_class(f"nbsched-form-{field}")
+        self.save.add_class("nbsched-form-save")
+        self.result.add_class("nbsched-form-result")
+        self.cron_preview.add_class("nbsched-cron-preview")
+        self.widget = self._layout()
+        self.widget.add_class("nbsched-form")
+
+        self.kind.observe(lambda _: self._show_kind(), names="value")
+        self.cron.observe(lambda _: self.preview(), names="value")
+        self.tz.observe(lambda _: self._tz_changed(), names="value")
+        self.extra.observe(lambda _: self.check_extra(), names="value")
+        self.save.on_click(lambda _: guarded(self.errors["form"], self.submit, self.lock))
+        self.new.on_click(lambda _: self.reset())
+        self._show_kind()
+        self._tz_changed()
+
+    def _layout(self) -> W.VBox:
+        err = self.errors
+        self.one_time_box = W.VBox([self.at, err["at"]])
+        self.interval_box = W.VBox([W.HBox(list(self.interval.values())[:3]), W.HBox(list(self.interval.values())[3:])])
+        self.interval_box.children = [*self.interval_box.children, err["every"]]
+        self.cron_box = W.VBox([self.cron, err["cron"], self.cron_preview])
+        self.window_box = W.VBox([self.start, err["start"], self.end, err["end"], self.repeats, err["repeats"]])
+        more = W.VBox(
+            [
+                self.jitter,
+                err["jitter"],
+                self.timeout,
+                err["timeout"],
+                self.retries,
+                err["retries"],
+                self.overlap,
+                err["overlap"],
+                self.misfire,
+                err["misfire"],
+            ]
+        )
+        self.more = W.Accordion(children=[more], titles=("More options",), selected_index=None)
+        return W.VBox(
+            [
+                self.heading,
+                self.name,
+                err["name"],
+                self.service,
+                err["service"],
+                self.kind,
+                err["kind"],
+                self.tz,
+                err["tz"],
+                self.tz_hint,
+                self.one_time_box,
+                self.interval_box,
+                self.cron_box,
+                self.window_box,
+                self.extra,
+                err["extra"],
+                self.more,
+                self.active,
+                W.HBox([self.save, self.new]),
+                err["form"],
+                self.result,
+            ]
+        )
+
+    # -- live feedback -----------------------------------------------------------
+    def _show_kind(self) -> None:
+        kind = self.kind.value
+        show(self.one_time_box, kind == "one_time")
+        show(self.interval_box, kind == "interval")
+        show(self.cron_box, kind == "cron")
+        show(self.window_box, kind != "one_time")
+        if kind == "cron":
+            self.preview()
+
+    def _tz_changed(self) -> None:
+        self.tz_hint.value = f'<span style="color:#57606a">Dates below are read in {self.tz.value}.</span>'
+        self.preview()
+
+    def preview(self) -> None:
+        """Validate the cron text as it is typed: its reading and next five fire times, or the runner's message."""
+        text = self.cron.value.strip()
+        self.preview_times = []
+        if not text or self.kind.value != "cron":
+            say(self.errors["cron"], "")
+            self.cron_preview.value = ""
+            return
+        try:
+            with self.lock:
+                found = self.client.preview(cron=text, tz=self.tz.value, count=5)
+        except NbschedError as exc:
+            say(self.errors["cron"], str(exc), "error")
+            self.cron_preview.value = ""
+            return
+        say(self.errors["cron"], "")
+        self.preview_times = list(found.times)
+        items = "".join(f"<li>{fmt_time(moment)}</li>" for moment in found.times)
+        self.cron_preview.value = (
+            f'<div style="color:#1a7f37">{_escape(found.description)}</div>'
+            f'<div style="color:#57606a">Next runs:</div><ol style="margin:0">{items}</ol>'
+        )
+
+    def check_extra(self) -> bool:
+        """Extra that looks like JSON must parse as JSON; anything else goes to the service as text."""
+        text = self.extra.value.strip()
+        if text[:1] in ("{", "["):
+            try:
+                json.loads(text)
+            except ValueError as exc:
+                say(self.errors["extra"], f"Extra looks like JSON but is not valid JSON: {exc}.", "error")
+                return False
+        say(self.errors["extra"], "")
+        return True
+
+    # -- values ------------------------------------------------------------------
+    def values(self) -> dict:
+        """What the form holds, as keyword arguments of ``client.schedule`` (without the service)."""
+        kind = self.kind.value
+        args: dict[str, Any] = {
+            "name": self.name.value.strip(),
+            "service": self.service.value,
+            "tz": self.tz.value,
+            "extra": self.extra.value if self.extra.value.strip() else None,
+            "active": self.active.value,
+            "jitter": self.jitter.value.strip() or None,
+            "timeout": self.timeout.value.strip() or None,
+            "retries": self.retries.value,
+            "overlap": self.overlap.value,
+            "misfire": self.misfire.value,
+        }
+        if kind == "one_time":
+            args["at"] = _date_text(self.at.value)
+            return args
+        if kind == "interval":
+            args["every"] = {unit: widget.value for unit, widget in self.interval.items() if widget.value} or {
+                "seconds": 0
+            }
+        else:
+            args["cron"] = self.cron.value.strip()
+        args["start"] = _date_text(self.start.value)
+        args["end"] = _date_text(self.end.value)
+        args["repeats"] = self.repeats.value or None
+        return args
+
+    def clear_errors(self) -> None:
+        for widget in self.errors.values():
+            say(widget, "")
+        self.result.value = ""
+
+    def submit(self) -> None:
+        """Save: one client call (schedule, or update when editing); errors land next to their field."""
+        self.clear_errors()
+        if not self.check_extra():
+            return
+        values = self.values()
+        try:
+            if self.editing is None:
+                job = self.client.schedule(values.pop("service"), **values)
+                verb = "Created"
+            else:
+                job = self.client.update(self.editing, **self._changes(values))
+                verb = "Saved"
+        except NbschedError as exc:
+            self.show_error(exc)
+            return
+        if not job.active:
+            when = "paused"
+        else:
+            when = f"next run {fmt_time(job.next_run)}" if job.next_run is not None else "no more runs"
+        say(self.result, f"{verb} job {job.name!r}: {job.definition}; {when}.", "ok")
+        self.on_saved(job.name)
+
+    def _changes(self, values: dict) -> dict:
+        changes = {key: value for key, value in values.items() if self.baseline.get(key) != value}
+        changes.pop("name", None)
+        trigger = next(key for key in ("every", "cron", "at") if key in values)
+        if any(key in changes for key in ("every", "cron", "at")):
+            changes[trigger] = values[trigger]
+        return changes
+
+    def show_error(self, error: Exception) -> str:
+        field = field_of_error(error)
+        say(self.errors[field], str(error), "error")
+        if field in MORE_OPTIONS:
+            self.more.selected_index = 0
+        return field
+
+    # -- modes -------------------------------------------------------------------
+    def set_services(self, names: list[str]) -> None:
+        current = self.service.value
+        self.service.options = names
+        if current in names:
+            self.service.value = current
+        elif names:
+            self.service.value = names[0]
+
+    def reset(self) -> None:
+        """Back to an empty form that creates a new job."""
+        self.editing, self.baseline = None, {}
+        self.heading.value = "<b>New job</b>"
+        self.name.disabled = False
+        self.name.value = ""
+        self.save.description = "Create job"
+        self.clear_errors()
+
+    def load(self, name: str) -> None:
+        """Fill the form from a stored job (one client call); Save then updates it."""
+        record = self.client.job(name)
+        self.clear_errors()
+        self.editing = name
+        self.heading.value = f"<b>Edit job {_escape(name)}</b> (the name cannot change)"
+        self.name.value, self.name.disabled = name, True
+        if record["service"] not in self.service.options:
+            self.service.options = [*self.service.options, record["service"]]
+        self.service.value = record["service"]
+        self.tz.value = record["tz"]
+        self.kind.value = record["kind"]
+        self.at.value = _local(record.get("at"), record["tz"])
+        self.start.value = _local(record.get("start"), record["tz"])
+        self.end.value = _local(record.get("end"), record["tz"])
+        for unit, amount in _split_seconds(record.get("every") or 0).items():
+            self.interval[unit].value = amount
+        self.cron.value = record.get("cron") or ""
+        self.repeats.value = record.get("repeats") or 0
+        extra = record.get("extra")
+        self.extra.value = "" if extra is None else extra if isinstance(extra, str) else json.dumps(extra)
+        self.jitter.value = _seconds_text(record.get("jitter"))
+        self.timeout.value = _seconds_text(record.get("timeout"))
+        self.retries.value = record.get("retries") or 0
+        self.overlap.value = record.get("overlap") or "skip"
+        self.misfire.value = record.get("misfire") or "skip"
+        self.active.value = bool(record["active"])
+        self.save.description = "Save changes"
+        self.baseline = self.values()
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _date_text(value: datetime | None) -> str | None:
+    """A picker's naive value as text the runner reads in the job's time zone."""
+    return None if value is None else value.strftime(_DATE_FORMAT)
+
+
+def _local(value: str | None, tz: str) -> datetime | None:
+    if not value:
+        return None
+    from .timeparse import zone
+
+    return datetime.fromisoformat(value).astimezone(zone(tz)).replace(tzinfo=None, microsecond=0)

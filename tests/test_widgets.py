@@ -1,0 +1,288 @@
+"""The dashboard driven from Python: set widget values, click buttons, against a real runner in a temp home."""
+
+from __future__ import annotations
+
+import html
+import re
+import socket
+from collections.abc import Iterator
+
+import pytest
+from conftest import wait_until
+
+from nbsched.errors import InvalidJob, JobExists, ServiceNotFound
+from nbsched.widgets import HISTORY, Dashboard
+from nbsched.widgets_form import field_of_error
+
+FAILING_SERVICE = """
+from nbsched import Service
+
+class Boom(Service):
+    name = "api.boom"
+
+    def handle(self):
+        raise RuntimeError("boom on purpose")
+"""
+
+
+@pytest.fixture
+def dash(client) -> Iterator[Dashboard]:
+    dashboard = Dashboard(client, auto_refresh=False)
+    yield dashboard
+    dashboard.close()
+
+
+def fill_cron_job(dash: Dashboard, name: str, cron: str) -> None:
+    dash.form.name.value = name
+    dash.form.service.value = "api.hello"
+    dash.form.kind.value = "cron"
+    dash.form.cron.value = cron
+
+
+def text(widget) -> str:
+    """What an HTML widget shows, without tags and entities."""
+    return html.unescape(re.sub(r"<[^>]+>", "", widget.value))
+
+
+def job_names(client) -> list[str]:
+    return list(client.jobs()["name"])
+
+
+def test_form_creates_a_cron_job_the_runner_lists(dash, client):
+    fill_cron_job(dash, "weekly-report", "0 9 * * mon")
+    dash.form.tz.value = "Europe/Warsaw"
+
+    dash.form.save.click()
+
+    job = client.job("weekly-report")
+    assert (job["cron"], job["tz"], job["service"]) == ("0 9 * * mon", "Europe/Warsaw", "api.hello")
+    assert "Created job 'weekly-report'" in text(dash.form.result)
+    assert dash.jobs.visible_names() == ["weekly-report"]
+
+
+def test_cron_field_previews_reading_and_next_five_times_as_typed(dash):
+    fill_cron_job(dash, "p", "0 9 * * mon")
+
+    assert "Monday" in text(dash.form.cron_preview)
+    assert len(dash.form.preview_times) == 5
+    assert all(moment.weekday() == 0 and moment.hour == 9 for moment in dash.form.preview_times)
+    assert dash.form.errors["cron"].value == ""
+
+
+def test_invalid_cron_shows_an_inline_message_and_stores_nothing(dash, client):
+    fill_cron_job(dash, "bad", "61 * * * *")
+    assert "Invalid cron expression" in text(dash.form.errors["cron"])  # live, before saving
+    assert dash.form.cron_preview.value == ""
+
+    dash.form.save.click()
+
+    assert "Invalid cron expression" in text(dash.form.errors["cron"])
+    assert dash.form.result.value == ""
+    assert job_names(client) == []
+
+
+def test_zero_interval_is_refused_next_to_the_interval_fields(dash, client):
+    dash.form.name.value = "never"
+    dash.form.kind.value = "interval"
+    for field in dash.form.interval.values():
+        field.value = 0
+
+    dash.form.save.click()
+
+    assert "interval" in text(dash.form.errors["every"])
+    assert job_names(client) == []
+
+
+def test_bad_jitter_opens_more_options_and_shows_the_message_there(dash, client):
+    fill_cron_job(dash, "jittery", "*/5 * * * *")
+    dash.form.jitter.value = "soon"
+
+    dash.form.save.click()
+
+    assert "Invalid jitter" in text(dash.form.errors["jitter"])
+    assert dash.form.more.selected_index == 0
+    assert job_names(client) == []
+
+
+def test_extra_that_looks_like_json_must_be_json(dash, client):
+    fill_cron_job(dash, "extra-job", "*/5 * * * *")
+    dash.form.extra.value = '{"who": '
+    assert "not valid JSON" in text(dash.form.errors["extra"])
+
+    dash.form.save.click()
+    assert job_names(client) == []
+
+    dash.form.extra.value = '{"who": "form"}'
+    dash.form.save.click()
+    assert client.job("extra-job")["extra"] == '{"who": "form"}'
+
+
+@pytest.mark.parametrize(
+    ("error", "field"),
+    [
+        (InvalidJob("Invalid cron expression '61 * * * *' (out of range): a cron line has 5 fields"), "cron"),
+        (InvalidJob("Invalid interval '0s' for job 'x': it must be positive, e.g. '90s'"), "every"),
+        (InvalidJob("Invalid time zone 'Mars/Base': use an IANA name such as 'Europe/Warsaw'"), "tz"),
+        (InvalidJob("Invalid job name '': use letters, digits, '.', '-' or '_', e.g. 'sync'"), "name"),
+        (InvalidJob("Invalid start 'x': dates look like '2026-11-25 10:00' (read in the job's time zone)"), "start"),
+        (InvalidJob("Job 'x': end 2026-01-01T00:00:00+00:00 is not after start 2026-02-01; move end later."), "end"),
+        (InvalidJob("Job 'x' needs exactly one of every, cron or at (got none), e.g. every='5m'"), "kind"),
+        (InvalidJob("Invalid misfire policy 'never': use one of skip, once, all."), "misfire"),
+        (ServiceNotFound("No service named 'api.nope' is deployed."), "service"),
+        (JobExists("A job named 'sync' exists already; pick another name."), "name"),
+        (InvalidJob("Something nobody expected."), "form"),
+    ],
+)
+def test_runner_messages_are_shown_next_to_the_field_they_concern(error, field):
+    assert field_of_error(error) == field
+
+
+def test_execute_button_records_a_manual_run(dash, client):
+    client.schedule("api.hello", name="nightly", cron="0 2 * * *")
+    dash.jobs.refresh()
+
+    dash.jobs.rows["nightly"].execute.click()
+
+    wait_until(lambda: len(client.history(job="nightly", status="ok")) == 1, what="the run to finish")
+    assert list(client.history(job="nightly")["trigger"]) == ["manual"]
+    assert "started" in text(dash.jobs.status)
+
+
+def test_jobs_table_shows_jobs_with_and_without_runs_side_by_side(dash, client):
+    client.schedule("api.hello", name="ran", cron="0 2 * * *")
+    client.wait(client.execute("ran"))
+    client.schedule("api.hello", name="never-ran", cron="0 3 * * *")
+
+    dash.jobs.refresh()
+
+    assert dash.jobs.status.value == ""
+    assert ">ok<" in dash.jobs.rows["ran"].cells.value
+    assert "never-ran" in text(dash.jobs.rows["never-ran"].cells)
+
+
+def test_pause_and_resume_buttons_switch_the_job(dash, client):
+    client.schedule("api.hello", name="hourly", cron="0 * * * *")
+    dash.jobs.refresh()
+    row = dash.jobs.rows["hourly"]
+
+    row.toggle.click()
+    assert (bool(client.job("hourly")["active"]), row.toggle.description) == (False, "Resume")
+
+    row.toggle.click()
+    assert (bool(client.job("hourly")["active"]), row.toggle.description) == (True, "Pause")
+
+
+def test_delete_needs_a_confirmation(dash, client):
+    client.schedule("api.hello", name="doomed", cron="0 3 * * *")
+    dash.jobs.refresh()
+
+    dash.jobs.rows["doomed"].delete.click()
+    assert job_names(client) == ["doomed"]  # only asked
+    assert "doomed" in text(dash.jobs.confirm_text)
+    dash.jobs.confirm_no.click()
+    assert job_names(client) == ["doomed"]
+
+    dash.jobs.rows["doomed"].delete.click()
+    dash.jobs.confirm_yes.click()
+    assert job_names(client) == []
+    assert "doomed" not in dash.jobs.rows
+
+
+def test_filter_box_shows_only_matching_jobs(dash, client):
+    for name in ("sales-sync", "sales-report", "cleanup"):
+        client.schedule("api.hello", name=name, cron="0 4 * * *")
+    dash.jobs.refresh()
+
+    dash.jobs.filter.value = "sales"
+
+    assert dash.jobs.visible_names() == ["sales-report", "sales-sync"]
+
+
+def test_edit_loads_the_job_and_saves_only_what_changed(dash, client):
+    client.schedule("api.hello", name="poll", every="5m", extra={"who": "edit"})
+    dash.jobs.refresh()
+
+    dash.jobs.rows["poll"].edit.click()
+    assert dash.tabs.selected_index == 1
+    assert (dash.form.name.value, dash.form.name.disabled, dash.form.interval["minutes"].value) == ("poll", True, 5)
+    dash.form.interval["minutes"].value = 10
+    dash.form.save.click()
+
+    job = client.job("poll")
+    assert (job["every"], job["extra"]) == (600.0, {"who": "edit"})
+    assert "Saved job 'poll'" in text(dash.form.result)
+
+
+def test_history_filters_by_status_and_shows_a_runs_traceback(dash, client):
+    client.deploy(FAILING_SERVICE)
+    ok_run, bad_run = client.invoke("api.hello"), client.invoke("api.boom")
+    client.wait(ok_run)
+    client.wait(bad_run)
+    dash.tabs.selected_index = HISTORY
+
+    dash.history.status_filter.value = "error"
+
+    assert [record["run_id"] for record in dash.history.records] == [bad_run]
+    assert len(dash.history.body.children) == 1
+    row = dash.history.rows[0]
+    assert (row.button.description, row.button.button_style) == (f"#{bad_run}", "danger")
+    row.button.click()
+    assert "RuntimeError: boom on purpose" in text(dash.history.details)
+
+    dash.history.status_filter.value = ""
+    assert {record["run_id"] for record in dash.history.records} == {ok_run, bad_run}
+
+
+def test_history_chart_shows_durations_once_there_are_runs(dash, client):
+    for run_id in [client.invoke("api.hello") for _ in range(3)]:
+        client.wait(run_id)
+
+    dash.history.refresh()
+
+    assert bytes(dash.history.chart.value).startswith(b"\x89PNG")
+    assert dash.history.chart.layout.display is None
+
+
+def test_background_refresh_lists_a_job_created_elsewhere(client):
+    dashboard = Dashboard(client, refresh_seconds=0.1)
+    try:
+        client.schedule("api.hello", name="from-elsewhere", cron="0 5 * * *")
+        wait_until(lambda: "from-elsewhere" in dashboard.jobs.rows, timeout=10, what="the refresh thread")
+    finally:
+        dashboard.close()
+    assert not dashboard._thread.is_alive()
+
+
+def test_connection_form_never_shows_a_stored_password(dash, client):
+    dash.tabs.selected_index = 4
+    tab = dash.connections
+    tab.kind.value = "rest"
+    tab.name.value = "Data Source"
+    tab.address.value = "https://api.example.com/v1"
+    tab.username.value = "analyst"
+    tab.password.value = "s3cret-Pa55"
+
+    tab.save.click()
+
+    assert "Saved rest connection 'Data Source'" in text(tab.status)
+    assert "s3cret-Pa55" not in text(tab.table)
+    tab.pick.value = ""
+    tab.pick.value = "Data Source"
+    assert (tab.address.value, tab.username.value, tab.password.value) == ("https://api.example.com/v1", "analyst", "")
+    assert "never shown" in text(tab.secret_hint)
+
+
+def test_connection_test_runs_in_the_background_and_reports_failure(dash, client):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client.connections.add_rest("Nowhere", f"http://127.0.0.1:{port}")
+    dash.connections.refresh()
+    dash.connections.pick.value = "Nowhere"
+
+    dash.connections.test.click()
+    dash.connections.test_thread.join(timeout=60)
+
+    assert "Nowhere:" in text(dash.connections.status)
+    assert "#cf222e" in dash.connections.status.value  # shown in the error colour
+    assert (dash.connections.test.disabled, dash.connections.test.description) == (False, "Test")
