@@ -1,0 +1,121 @@
+"""History: 1,000,000 run rows -> DataFrame through ``client.history()``; seconds and peak memory.
+
+    python bench/history.py [--rows 1000000]
+
+Setup (not timed): a child process creates the store schema and inserts the rows straight
+into the SQLite file with sqlite3 before the runner starts. Then one ``client.history()``
+call is timed end to end (runner query + JSON reply + client decode + pandas conversion),
+followed by a second call split into its RPC and DataFrame parts. Peak memory is the rise
+of this process's VmHWM and the runner's VmHWM. Indicative figures: other work on this
+machine shares its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import _common
+
+
+def seed(db_path: str, rows: int) -> None:
+    """Create the schema and insert ``rows`` finished runs of 100 jobs (run in a child process)."""
+    from datetime import UTC, datetime, timedelta
+
+    from nbsched.store.sqlite import _RUN_COLUMNS, SQLiteStore
+
+    store = SQLiteStore(db_path)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    columns = ", ".join(f'"{name}"' for name in _RUN_COLUMNS)
+    insert = f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+
+    def row(i: int) -> tuple:
+        job = i % 100
+        scheduled = base + timedelta(seconds=i // 100)
+        started = scheduled + timedelta(milliseconds=3)
+        values = {
+            "job_uid": f"uid{job:03d}",
+            "cid": f"{i:024x}",
+            "job": f"job{job:03d}",
+            "service": _common.NOOP_SERVICE,
+            "service_version": "0123456789ab",
+            "trigger": "schedule",
+            "attempt": 1,
+            "status": "ok",
+            "scheduled_at": scheduled.isoformat(),
+            "started_at": started.isoformat(),
+            "finished_at": (started + timedelta(milliseconds=1)).isoformat(),
+            "delay_ms": 3.0,
+            "duration_ms": 1.0,
+            "error": None,
+            "traceback": None,
+            "output": repr(started.timestamp()),
+            "logs": "",
+            "runner": "bench:1",
+        }
+        return tuple(values[name] for name in _RUN_COLUMNS)
+
+    # Setup speed only: no fsync, and indexes built once after the rows (the runner's store
+    # opening would recreate them too, since its schema script is idempotent).
+    indexes = store.db.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='runs'").fetchall()
+    store.db.execute("PRAGMA synchronous=OFF")
+    with store._tx():
+        for name, _ in indexes:
+            store.db.execute(f'DROP INDEX "{name}"')
+        for chunk in range(0, rows, 100_000):
+            store.db.executemany(insert, (row(i) for i in range(chunk, min(rows, chunk + 100_000))))
+        for _, sql in indexes:
+            store.db.execute(sql)
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", metavar="DB", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.seed:
+        seed(options.seed, options.rows)
+        return
+    import pandas  # noqa: F401 - imported before measuring memory, as a notebook has it already
+
+    from nbsched.client import RUN_TIME_COLUMNS, _frame_from_rows
+
+    home = _common.fresh_home()
+    began = time.perf_counter()
+    command = [sys.executable, __file__, "--rows", str(options.rows), "--seed", str(home / "nbsched.db")]
+    subprocess.run(command, check=True, timeout=300)
+    seed_s = time.perf_counter() - began
+    me = _common.os.getpid()
+    with _common.Runner(home) as runner:
+        client = runner.client
+        rss_before = _common.rss_mb(me)
+        began = time.perf_counter()
+        frame = client.history()
+        total_s = time.perf_counter() - began
+        peak_client = _common.peak_rss_mb(me) - rss_before
+        shape = frame.shape
+        del frame
+        began = time.perf_counter()
+        reply = client.history_rows()
+        rpc_s = time.perf_counter() - began
+        began = time.perf_counter()
+        _frame_from_rows(reply["columns"], reply["rows"], client.tz, RUN_TIME_COLUMNS)
+        frame_s = time.perf_counter() - began
+        peak_runner = _common.peak_rss_mb(runner.pid)
+    print(f"setup: {options.rows} rows inserted with sqlite3 in {seed_s:.1f} s")
+    print(
+        f"client.history(): {shape[0]} rows x {shape[1]} columns in {total_s:.2f} s; "
+        f"second call: RPC (query + JSON + decode) {rpc_s:.2f} s + DataFrame {frame_s:.2f} s"
+    )
+    print(f"peak memory: client +{peak_client:.0f} MB over {rss_before:.0f} MB; runner VmHWM {peak_runner:.0f} MB")
+    print(
+        f"history rows={shape[0]} to_dataframe={total_s:.2f}s (rpc {rpc_s:.2f}s + pandas {frame_s:.2f}s) "
+        f"peak_client=+{peak_client:.0f}MB peak_runner={peak_runner:.0f}MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
