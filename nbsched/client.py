@@ -377,7 +377,9 @@ def _frame(records: list[dict], columns, tz: str, time_columns):
 def _frame_from_rows(columns: list[str], rows: list[list], tz: str, time_columns):
     import pandas as pd
 
-    return _localize_columns(pd.DataFrame(rows, columns=columns), tz, time_columns)
+    with protocol.gc_paused():
+        frame = pd.DataFrame(rows, columns=columns)
+    return _localize_columns(frame, tz, time_columns)
 
 
 def _localize_columns(frame, tz: str, time_columns):

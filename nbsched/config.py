@@ -24,6 +24,10 @@ DEFAULT_WORKERS = 2
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: Seconds a client waits for a freshly started runner to answer.
 RUNNER_START_TIMEOUT = 20.0
+#: Seconds before a fire is due that the runner claims it in the store (off the critical path).
+CLAIM_AHEAD_SECONDS = 0.5
+#: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
+MAX_CLAIMS_PER_TICK = 2000
 #: Fires later than this many seconds behind schedule at runner start count as missed.
 MISFIRE_GRACE_SECONDS = 1.0
 #: Default window for catching up missed fires.

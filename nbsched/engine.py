@@ -8,6 +8,7 @@ with explicit datetimes.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
@@ -101,6 +102,8 @@ class Engine:
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
     connections: dict[str, dict] = field(default_factory=dict)
     connections_read_at: float = 0.0
+    claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
+    ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
 
     # -- start ------------------------------------------------------------------
     def load(self, now: datetime) -> None:
@@ -129,10 +132,20 @@ class Engine:
 
     # -- firing -----------------------------------------------------------------
     def tick(self, now: datetime, grace: timedelta | None = None) -> int:
-        """Claim and start every fire due at ``now``; return how many runs were created."""
+        """Start every fire due at ``now``; claim the fires due within ``claim_ahead`` of it.
+
+        Claiming (the store write that makes a fire a run, exactly once) happens a little before
+        the fire is due, so that at the due time only the hand-over to a worker remains.
+        Return how many runs were created.
+        """
+        created = self._claim_due(now, grace)
+        self._start_ahead(now)
+        return created
+
+    def _claim_due(self, now: datetime, grace: timedelta | None) -> int:
         grace = self.in_loop_grace if grace is None else grace
         claims: list[tuple[StoredJob, Claim]] = []
-        for name in self.schedule.due(now):
+        for name in self.schedule.due(now + self.claim_ahead, limit=config.MAX_CLAIMS_PER_TICK):
             job = self.jobs.get(name)
             if job is None or not job.spec.active or job.state.next_fire is None:
                 continue
@@ -154,8 +167,22 @@ class Engine:
             self.schedule.set(job.spec.name, claim.new_next)
             for run_id, run in zip(run_ids, claim.runs, strict=True):
                 created += 1
-                self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
+                if run["scheduled_at"] > now and run["status"] == "running":
+                    heapq.heappush(self.ahead, (run["scheduled_at"], run_id, job.spec.name, run))
+                else:
+                    self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
         return created
+
+    def _start_ahead(self, now: datetime) -> None:
+        """Start the claimed runs whose time has come; a job paused or deleted meanwhile skips its run."""
+        while self.ahead and self.ahead[0][0] <= now:
+            _, run_id, name, run = heapq.heappop(self.ahead)
+            job = self.jobs.get(name)
+            if job is None or not job.spec.active:
+                reason = "deleted" if job is None else "paused"
+                self._finish_now(run_id, run, "skipped", f"Job {name!r} was {reason} before this run started.")
+            else:
+                self._start_claimed(job, run_id, run)
 
     def _fire_claim(self, job: StoredJob) -> Claim:
         scheduled_at = job.state.next_fire
@@ -271,6 +298,8 @@ class Engine:
             if spec and spec.name in self.jobs
             else None,
             "scheduled_at": run["scheduled_at"].timestamp(),
+            # May be killed (timeout, overlap=replace): runs alone in its worker, never pipelined.
+            "exclusive": bool(spec and (spec.timeout or spec.overlap == "replace")),
         }
         if time.monotonic() - self.connections_read_at > CONNECTIONS_REFRESH_SECONDS:
             self._load_connections()
@@ -383,7 +412,12 @@ class Engine:
             self.store.update_runs(pending)
 
     def next_due(self) -> datetime | None:
-        return self.schedule.next_due()
+        """When ``tick`` has work next: a claimed run to start, or fires to claim ahead."""
+        times = [self.ahead[0][0]] if self.ahead else []
+        due = self.schedule.next_due()
+        if due is not None:
+            times.append(due - self.claim_ahead)
+        return min(times, default=None)
 
     # -- services ---------------------------------------------------------------
     def deploy(self, units: list[dict], now: datetime) -> dict:
@@ -613,7 +647,7 @@ class Engine:
         for what, value in (("job", job), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
-        rows = self.store.runs(job=job, service=service, status=status, since=since_at, limit=limit)
+        rows = self.store.runs(job=job, service=service, status=status, since=since_at, limit=limit, times_as_text=True)
         return {"columns": list(RUN_FIELDS), "rows": rows}
 
     def run(self, run_id) -> dict:
@@ -624,8 +658,10 @@ class Engine:
         return record
 
     def is_finished(self, run_id: int) -> bool:
-        return run_id not in self.active and not any(
-            rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue
+        return (
+            run_id not in self.active
+            and not any(rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue)
+            and not any(entry[1] == run_id for entry in self.ahead)
         )
 
     def preview(self, now: datetime, cron=None, every=None, at=None, tz=None, count=5, after=None, start=None) -> dict:

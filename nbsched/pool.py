@@ -1,8 +1,11 @@
 """The runner's pool of worker processes: hands runs out, collects results, replaces the dead.
 
-Each worker runs one service at a time, so killing a worker (timeout, overlap=replace)
-stops exactly one run. A worker that dies for any reason is reported as a failed run with
-the reason (exit code or signal) and a fresh worker takes its place.
+A worker gets runs only after it says it is ready (started and warmed up). It may hold
+several run messages in its pipe (pipelining), run one after another, except a run that may
+be killed (a timeout, overlap=replace): that one has its worker to itself, so killing the
+worker stops exactly that run. A worker that dies for any reason is reported as a failed run
+with the reason (exit code or signal), the runs queued behind it go to other workers, and a
+fresh worker takes its place.
 """
 
 from __future__ import annotations
@@ -21,17 +24,34 @@ from .worker import encode_frame
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")
+#: Run messages a worker holds at most: it reads the next from its pipe as soon as one ends, so
+#: a burst costs one pipe write per message instead of one full round trip per run.
+PIPELINE_DEPTH = 256
 
 
 class _Worker:
+    @property
+    def current(self) -> dict | None:
+        return self.inflight[0] if self.inflight else None
+
+    def can_take(self, message: dict) -> bool:
+        """Exclusive runs (timeout or overlap=replace: they may be killed) never share a worker's pipe."""
+        if not self.ready or self.process.returncode is not None:
+            return False
+        if self.slow or message.get("exclusive") or (self.inflight and self.inflight[-1].get("exclusive")):
+            return not self.inflight
+        return len(self.inflight) < PIPELINE_DEPTH
+
     def __init__(self, number: int, process: asyncio.subprocess.Process):
         self.number = number
         self.process = process
-        self.current: dict | None = None
+        self.inflight: deque[dict] = deque()  # sent, in order; the first one is running (or waiting)
         self.kill_reason: tuple[str, str] | None = None  # (status, error) when killed on purpose
         self.sources_sent: set[str] = set()
         self.registry_seen = -1
         self.connections_seen = -1
+        self.ready = False  # set when the worker says it has started and warmed up
+        self.slow = False  # its run in hand outlasted the bounce time: queue nothing behind it
 
 
 class WorkerPool:
@@ -43,7 +63,6 @@ class WorkerPool:
         self.on_start: Callable[[int], None] = lambda run_id: None
         self.queue: deque[dict] = deque()
         self.workers: list[_Worker] = []
-        self.idle: deque[_Worker] = deque()
         self.sources: dict[str, tuple[str, str]] = {}
         self.services: dict[str, tuple[str, str]] = {}
         self.registry_version = 0
@@ -92,7 +111,7 @@ class WorkerPool:
 
     @property
     def busy(self) -> int:
-        return sum(1 for worker in self.workers if worker.current is not None)
+        return sum(len(worker.inflight) for worker in self.workers)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -116,7 +135,6 @@ class WorkerPool:
         self._spawned += 1
         worker = _Worker(self._spawned, process)
         self.workers.append(worker)
-        self.idle.append(worker)
         task = asyncio.get_running_loop().create_task(self._read(worker))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -124,12 +142,13 @@ class WorkerPool:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self.queue and self.idle:
-            worker = self.idle.popleft()
-            if worker.process.returncode is not None:
-                continue
-            message = self.queue.popleft()
-            self._send(worker, message)
+        while self.queue:
+            message = self.queue[0]
+            ready = [worker for worker in self.workers if worker.can_take(message)]
+            if not ready:
+                return
+            self.queue.popleft()
+            self._send(min(ready, key=lambda worker: len(worker.inflight)), message)
 
     def _send(self, worker: _Worker, message: dict) -> None:
         frames = []
@@ -142,7 +161,7 @@ class WorkerPool:
             frames.append(encode_frame({"op": "connections", "connections": self.connections}))
             worker.connections_seen = self.connections_version
         frames.append(encode_frame({"op": "run", **message}))
-        worker.current = message
+        worker.inflight.append(message)
         worker.process.stdin.write(b"".join(frames))
         self.on_start(message["run_id"])
 
@@ -155,18 +174,35 @@ class WorkerPool:
                 result = pickle.loads(await reader.readexactly(size))
             except (asyncio.IncompleteReadError, ConnectionError, EOFError):
                 break
-            worker.current = None
-            self.idle.append(worker)
+            if "ready" in result:
+                worker.ready = True
+                self._dispatch()
+                continue
+            if "bounced" in result:
+                self._bounced(worker, set(result["bounced"]))
+                continue
+            if worker.inflight and worker.inflight[0]["run_id"] == result["run_id"]:
+                worker.inflight.popleft()
+            worker.slow = False
             self.on_result(result)
             self._dispatch()
         await self._buried(worker)
+
+    def _bounced(self, worker: _Worker, run_ids: set[int]) -> None:
+        """The worker's run in hand is slow: the runs waiting behind it go to other workers."""
+        returned = [message for message in worker.inflight if message["run_id"] in run_ids]
+        worker.inflight = deque(message for message in worker.inflight if message["run_id"] not in run_ids)
+        worker.slow = True
+        self.queue.extendleft(reversed(returned))
+        self._dispatch()
 
     async def _buried(self, worker: _Worker) -> None:
         code = await worker.process.wait()
         if worker in self.workers:
             self.workers.remove(worker)
-        if worker in self.idle:
-            self.idle.remove(worker)
+        # Runs queued behind the one that was running never started: hand them to other workers.
+        for message in reversed(list(worker.inflight)[1:]):
+            self.queue.appendleft(message)
         if worker.current is not None:
             status, error = worker.kill_reason or (
                 "error",

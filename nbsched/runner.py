@@ -182,6 +182,10 @@ class Runner:
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            else:
+                # Behind schedule: still let results, the socket and the flush loop run between ticks,
+                # or a runner with more due fires than it can claim starves everything else.
+                await asyncio.sleep(0)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -48,10 +48,10 @@ class Schedule:
             heapq.heappop(self._heap)
         return None
 
-    def due(self, now: datetime) -> list[str]:
-        """Remove and return the jobs whose fire time is at or before ``now``, earliest first."""
-        names = []
-        while self._heap and self._heap[0][0] <= now:
+    def due(self, now: datetime, limit: int | None = None) -> list[str]:
+        """Remove and return the jobs whose fire time is at or before ``now``, earliest first (at most ``limit``)."""
+        names: list[str] = []
+        while self._heap and self._heap[0][0] <= now and (limit is None or len(names) < limit):
             when, name = heapq.heappop(self._heap)
             if self._next.get(name) == when:
                 del self._next[name]

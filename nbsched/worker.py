@@ -15,9 +15,11 @@ import os
 import pickle
 import struct
 import sys
+import threading
 import time
 import traceback
 import types
+from collections import deque
 from typing import Any, BinaryIO
 
 _HEADER = struct.Struct("!I")
@@ -153,6 +155,10 @@ class Worker:
         self.connection_definitions: dict[str, dict] = {}
         self._connections = None
         self._secrets: list[str] | None = None
+        # One capture and one log handler, pointed at each run's lines in turn.
+        self._capture = _Capture([])
+        self._handler = _ListHandler([])
+        logging.getLogger().addHandler(self._handler)
 
     def set_connections(self, definitions: dict[str, dict]) -> None:
         """The runner's connection definitions (name -> {kind, definition}); sent when they change."""
@@ -208,10 +214,8 @@ class Worker:
             if delay > 0:
                 time.sleep(delay)
         lines: list[str] = []
-        capture = _Capture(lines)
-        handler = _ListHandler(lines)
-        root = logging.getLogger()
-        root.addHandler(handler)
+        capture, self._handler.lines = self._capture, lines
+        capture.lines, capture.partial = lines, ""
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
         if "connections" in message:
@@ -232,8 +236,8 @@ class Worker:
         finally:
             finished = time.time()
             sys.stdout, sys.stderr = saved
-            root.removeHandler(handler)
             capture.finish()
+            self._handler.lines = []
         result.update(started_at=started, finished_at=finished, logs="\n".join(lines))
         self._mask(result)
         return result
@@ -255,26 +259,120 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())[:500]
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker if the runner dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):  # a libc without prctl: nothing to do
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the runner died before prctl took effect
+        os._exit(1)
+
+
+def _warm_up() -> None:
+    """Import what runs need before saying ready, so a first run (and its timeout) starts no slower than others."""
+    import requests  # noqa: F401
+
+    from . import connections, service  # noqa: F401
+
+
 def main() -> None:
     # Keep the protocol on a private copy of stdout; stray writes to fd 1 go to stderr.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     source = sys.stdin.buffer
+    _die_with_parent()
     logging.getLogger().setLevel(logging.INFO)
     worker = Worker()
+    _warm_up()
+    inbox = Inbox(out)
+    inbox.send({"ready": os.getpid()})
+    threading.Thread(target=inbox.fill, args=(source,), daemon=True, name="nbsched-inbox").start()
+    threading.Thread(target=inbox.watch, daemon=True, name="nbsched-bounce").start()
     while True:
-        message = read_frame(source)
-        if message is None:
-            return
-        op = message.get("op")
+        message = inbox.get()
+        op = message.get("op") if message else "exit"
         if op == "sources":
             worker.registry.update(message["sources"], message["services"])
         elif op == "connections":
             worker.set_connections(message["connections"])
         elif op == "run":
-            write_frame(out, worker.run(message))
+            inbox.started()
+            result = worker.run(message)
+            inbox.ended()
+            inbox.send(result)
         elif op == "exit":
             return
+
+
+class Inbox:
+    """The messages the runner sent this worker, read ahead by a thread.
+
+    The runner may queue several runs in a worker's pipe (pipelining). When the run in hand
+    takes longer than ``BOUNCE_AFTER`` seconds, the runs waiting behind it go back to the
+    runner ("bounced") to be run by another worker, so a slow run never holds up others.
+    """
+
+    BOUNCE_AFTER = 0.05
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.messages: deque = deque()
+        self.changed = threading.Condition()
+        self.write_lock = threading.Lock()
+        self.runs_started = 0
+        self.running = False
+
+    def send(self, message: dict) -> None:
+        with self.write_lock:
+            write_frame(self.out, message)
+
+    def fill(self, source: BinaryIO) -> None:
+        while True:
+            message = read_frame(source)
+            with self.changed:
+                self.messages.append(message)
+                self.changed.notify_all()
+            if message is None:
+                return
+
+    def get(self) -> dict | None:
+        with self.changed:
+            while not self.messages:
+                self.changed.wait()
+            return self.messages.popleft()
+
+    def started(self) -> None:
+        with self.changed:
+            self.runs_started += 1
+            self.running = True
+            self.changed.notify_all()
+
+    def ended(self) -> None:
+        with self.changed:
+            self.running = False
+
+    def watch(self) -> None:
+        """Bounce the waiting runs when the run in hand is slow."""
+        while True:
+            with self.changed:
+                while not self.running:
+                    self.changed.wait()
+                number = self.runs_started
+                deadline = time.monotonic() + self.BOUNCE_AFTER
+                while self.running and self.runs_started == number and time.monotonic() < deadline:
+                    self.changed.wait(deadline - time.monotonic())
+                while self.running and self.runs_started == number:
+                    waiting = [m for m in self.messages if m and m.get("op") == "run"]
+                    for message in waiting:
+                        self.messages.remove(message)
+                    if waiting:
+                        self.send({"bounced": [m["run_id"] for m in waiting]})
+                    self.changed.wait()
 
 
 if __name__ == "__main__":

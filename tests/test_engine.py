@@ -10,6 +10,7 @@ from conftest import HELLO_SERVICE
 from nbsched.engine import Engine, Hooks
 from nbsched.errors import JobNotFound, ServiceNotFound
 from nbsched.store.sqlite import SQLiteStore
+from nbsched.timeparse import from_iso
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -50,7 +51,11 @@ class Harness:
 
     def rows(self, job: str) -> list[dict]:
         result = self.engine.history(job=job, now=T0)
-        return [dict(zip(result["columns"], row, strict=True)) for row in reversed(result["rows"])]
+        rows = [dict(zip(result["columns"], row, strict=True)) for row in reversed(result["rows"])]
+        for row in rows:  # history carries times as UTC ISO text, as on the wire
+            for key in ("scheduled_at", "started_at", "finished_at"):
+                row[key] = from_iso(row[key])
+        return rows
 
 
 @pytest.fixture
@@ -74,8 +79,22 @@ def test_an_interval_job_fires_on_its_grid(harness):
 def test_nothing_fires_before_its_time(harness):
     harness.engine.add_job({"name": "later", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:05"}, T0)
     assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59)) == 0
+    assert harness.engine.next_due() == T0 + timedelta(minutes=5) - harness.engine.claim_ahead
+    # claimed a little ahead of time, but not started before its time
+    assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59, milliseconds=600)) == 1
+    assert harness.dispatched == []
     assert harness.engine.next_due() == T0 + timedelta(minutes=5)
-    assert harness.engine.tick(T0 + timedelta(minutes=5)) == 1
+    harness.engine.tick(T0 + timedelta(minutes=5))
+    assert [m["scheduled_at"] for m in harness.dispatched] == [(T0 + timedelta(minutes=5)).timestamp()]
+
+
+def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0)
+    harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=800))
+    harness.engine.pause("hello", "", T0 + timedelta(seconds=59, milliseconds=900))
+    harness.engine.tick(T0 + timedelta(minutes=1))
+    assert harness.dispatched == []
+    assert [row["status"] for row in harness.rows("hello")] == ["skipped"]
 
 
 def test_a_run_message_carries_the_job_extra_and_fire_number(harness):

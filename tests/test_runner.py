@@ -144,3 +144,20 @@ def test_interval_fires_stay_on_the_grid_under_a_real_runner(client):
     gaps = frame["scheduled_at"].diff().dropna().dt.total_seconds()
     assert set(gaps) == {1.0}
     assert (frame["scheduled_at"].dt.microsecond == 0).all()
+
+
+def test_runs_queued_behind_a_slow_run_move_to_another_worker(client):
+    client.deploy(
+        "import time\nfrom nbsched import Service\n\n"
+        "class Slow(Service):\n"
+        "    name = 'api.slow'\n\n"
+        "    def handle(self):\n"
+        "        time.sleep(4)\n"
+    )
+    slow = client.invoke("api.slow")
+    began = time.monotonic()
+    quick = [client.invoke("api.hello") for _ in range(20)]
+    for run_id in quick:
+        assert client.wait(run_id, timeout=30)["status"] == "ok"
+    assert time.monotonic() - began < 3, "a quick run waited for the slow one"
+    assert client.run(slow)["status"] == "running"

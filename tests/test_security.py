@@ -122,7 +122,7 @@ def test_history_and_log_never_hold_the_token(client, home):
     client.schedule("api.hello", name="job", every="1h")
     wait_until(lambda: len(client.history(job="job")) == 1, what="the job's first run")
     history = client.history()
-    text = history.to_json()
+    text = history.to_json(date_format="iso")
     assert token not in text and wrong not in text
     assert token not in (home / "runner.log").read_text()
     assert wrong not in (home / "runner.log").read_text()

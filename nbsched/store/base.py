@@ -112,8 +112,13 @@ class Store(ABC):
         since: datetime | None = None,
         limit: int | None = None,
         fields: tuple[str, ...] = RUN_FIELDS,
+        times_as_text: bool = False,
     ) -> list[tuple]:
-        """Runs, newest first, as tuples in the order of ``fields``."""
+        """Runs, newest first, as tuples in the order of ``fields``.
+
+        With ``times_as_text`` a store may return the time fields as UTC ISO 8601 text (the form
+        the wire carries) instead of datetimes, so a large listing skips a parse and a format per value.
+        """
 
     @abstractmethod
     def interrupt_running(self, now: datetime, runner: str | None = None) -> int:
