@@ -70,7 +70,6 @@ class Hooks:
 
     dispatch: Callable[[dict], None]
     kill: Callable[[int, str, str], bool] = lambda run_id, status, error: False
-    cancel_queued: Callable[[int], bool] = lambda run_id: False
     call_later: Callable[[float, Callable[[], None]], object] = lambda delay, fn: None
     cancel_timer: Callable[[object], None] = lambda handle: None
     registry_changed: Callable[[dict, dict], None] = lambda sources, services: None
@@ -500,18 +499,11 @@ class Engine:
         spec = JobSpec.from_user(now=now, default_tz=self.default_tz, **args)
         self._require_service(spec.service)
         job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(created_at=now))
-        job.state.next_fire = self._first_fire(spec, 0, now)
+        job.state.next_fire = spec.first_fire(now, 0)
         self.store.add_job(job)
         self.jobs[spec.name] = job
         self._reschedule(job)
         return self.job_record(spec.name)
-
-    def _first_fire(self, spec: JobSpec, fires: int, now: datetime) -> datetime | None:
-        """The first fire at or after ``now`` (a one-time job in the past fires at once)."""
-        if spec.kind == "one_time":
-            return spec._bounded(max(spec.at, now), fires) if fires == 0 else None
-        after = max(now, spec.start) - timedelta(microseconds=1)
-        return spec._bounded(spec.trigger().next_fire(after), fires)
 
     def update_job(self, name: str, changes: dict, now: datetime) -> dict:
         job = self._job(name)
@@ -522,7 +514,7 @@ class Engine:
         timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
         state = job.state
         if timing & set(changes):
-            state.next_fire = self._first_fire(spec, state.fires, now)
+            state.next_fire = spec.first_fire(now, state.fires)
         updated = StoredJob(job.uid, spec, state)
         self.store.save_job(updated)
         self.jobs[name] = updated
@@ -534,7 +526,7 @@ class Engine:
 
     def resume(self, name: str, now: datetime) -> dict:
         job = self._job(name)
-        job.state.next_fire = self._first_fire(job.spec, job.state.fires, now)
+        job.state.next_fire = job.spec.first_fire(now, job.state.fires)
         return self._set_active(name, True, "")
 
     def _set_active(self, name: str, active: bool, note: str) -> dict:

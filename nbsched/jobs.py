@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from . import config
@@ -73,10 +73,12 @@ class JobSpec:
         """A time as the user reads it: in the job's time zone, named."""
         return f"{moment.astimezone(zone(self.tz)):%Y-%m-%d %H:%M:%S} ({self.tz})"
 
-    def first_fire(self) -> datetime | None:
-        """The first fire of a new job: at or after ``start``."""
-        fire = self.trigger().first_fire(self.start)
-        return self._bounded(fire, fires=0)
+    def first_fire(self, now: datetime, fires: int = 0) -> datetime | None:
+        """The first fire at or after ``now`` and ``start`` (a one-time job in the past fires at once)."""
+        if self.kind == "one_time":
+            return self._bounded(max(self.at, now), fires) if fires == 0 else None
+        after = max(now, self.start) - timedelta(microseconds=1)
+        return self._bounded(self.trigger().next_fire(after), fires)
 
     def next_fire(self, after: datetime, fires: int) -> datetime | None:
         """The fire after ``after`` once ``fires`` fires have happened; None when the job is finished."""
@@ -129,7 +131,6 @@ class JobState:
     last_fire: datetime | None = None
     paused_note: str = ""
     created_at: datetime | None = None
-    extra_state: dict = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

@@ -468,17 +468,22 @@ $name is replaced by the value of the notebook variable name."""
 
 
 def run_schedule(session: Session, line: str):
-    words = split_line(line, "%schedule")
+    return _run_subcommand(session, line, "%schedule", SCHEDULE_HELP, SUBCOMMANDS)
+
+
+def _run_subcommand(session: Session, line: str, magic: str, help_text: str, subcommands: dict):
+    """Split a magic's line, print its help when empty, and run the subcommand it names."""
+    words = split_line(line, magic)
     if not words:
-        print(SCHEDULE_HELP)
+        print(help_text)
         return None
     name, rest = words[0], words[1:]
-    if name not in SUBCOMMANDS:
+    if name not in subcommands:
         raise UsageError(
-            f"Unknown subcommand {name!r}.{did_you_mean(name, list(SUBCOMMANDS))} "
-            f"Subcommands: {', '.join(SUBCOMMANDS)}. See %schedule help."
+            f"Unknown subcommand {name!r}.{did_you_mean(name, list(subcommands))} "
+            f"Subcommands: {', '.join(subcommands)}. See {magic} help."
         )
-    return _as_usage_errors(SUBCOMMANDS[name], session, rest)
+    return _as_usage_errors(subcommands[name], session, rest)
 
 
 def _as_usage_errors(func: Callable, *args, **kwargs):
@@ -677,17 +682,7 @@ Passwords are stored for the runner and never shown; prefer --password-env or --
 
 
 def run_connection(session: Session, line: str):
-    words = split_line(line, "%connection")
-    if not words:
-        print(CONNECTION_HELP)
-        return None
-    name, rest = words[0], words[1:]
-    if name not in CONNECTION_SUBCOMMANDS:
-        raise UsageError(
-            f"Unknown subcommand {name!r}.{did_you_mean(name, list(CONNECTION_SUBCOMMANDS))} "
-            f"Subcommands: {', '.join(CONNECTION_SUBCOMMANDS)}. See %connection help."
-        )
-    return _as_usage_errors(CONNECTION_SUBCOMMANDS[name], session, rest)
+    return _run_subcommand(session, line, "%connection", CONNECTION_HELP, CONNECTION_SUBCOMMANDS)
 
 
 # -- registration ------------------------------------------------------------------

@@ -92,13 +92,6 @@ class WorkerPool:
         self.queue.append(message)
         self._dispatch()
 
-    def cancel_queued(self, run_id: int) -> bool:
-        for message in self.queue:
-            if message["run_id"] == run_id:
-                self.queue.remove(message)
-                return True
-        return False
-
     def kill(self, run_id: int, status: str, error: str) -> bool:
         """Stop the run ``run_id`` by killing its worker; its result carries ``status`` and ``error``."""
         for worker in self.workers:

@@ -107,7 +107,6 @@ class Runner:
             hooks=Hooks(
                 dispatch=self.pool.submit,
                 kill=self.pool.kill,
-                cancel_queued=self.pool.cancel_queued,
                 call_later=loop.call_later,
                 cancel_timer=lambda handle: handle.cancel(),
                 registry_changed=self.pool.set_registry,

@@ -63,7 +63,8 @@ def test_a_time_skipped_by_dst_moves_just_after_the_gap():
 def test_start_defaults_to_now_and_interval_first_fire_is_right_away():
     job = spec(every="5m")
     assert job.start == NOW
-    assert job.first_fire() == NOW
+    assert job.first_fire(NOW) == NOW
+    assert job.first_fire(NOW + timedelta(seconds=1)) == NOW + timedelta(minutes=5)
 
 
 def test_repeats_and_end_bound_the_fires():
