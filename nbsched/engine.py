@@ -70,6 +70,7 @@ class Hooks:
 
     dispatch: Callable[[dict], None]
     kill: Callable[[int, str, str], bool] = lambda run_id, status, error: False
+    cancel: Callable[[int, str], bool] = lambda run_id, error: False
     call_later: Callable[[float, Callable[[], None]], object] = lambda delay, fn: None
     cancel_timer: Callable[[object], None] = lambda handle: None
     registry_changed: Callable[[dict, dict], None] = lambda sources, services: None
@@ -103,6 +104,7 @@ class Engine:
     connections_read_at: float = 0.0
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
+    predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
 
     # -- start ------------------------------------------------------------------
     def load(self, now: datetime) -> None:
@@ -166,11 +168,28 @@ class Engine:
             self.schedule.set(job.spec.name, claim.new_next)
             for run_id, run in zip(run_ids, claim.runs, strict=True):
                 created += 1
-                if run["scheduled_at"] > now and run["status"] == "running":
+                if run["scheduled_at"] > now and run["status"] == "running" and self._may_predispatch(job):
+                    self.predispatched[run_id] = job.spec.name
+                    self._dispatch(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
+                elif run["scheduled_at"] > now and run["status"] == "running":
                     heapq.heappush(self.ahead, (run["scheduled_at"], run_id, job.spec.name, run))
                 else:
                     self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
         return created
+
+    def _may_predispatch(self, job: StoredJob) -> bool:
+        """A fire claimed ahead goes to a worker at once (to start at its time) when nothing can change the
+        decision to run it: the job has no run in progress or queued, no jitter, and no run may be killed."""
+        spec, name = job.spec, job.spec.name
+        return not (
+            spec.jitter or spec.timeout or spec.overlap == "replace" or self.running_by_job.get(name)
+        ) and not self.queued_by_job.get(name)
+
+    def _recall(self, name: str, reason: str) -> None:
+        """Take back the runs of job ``name`` that wait in a worker for their time."""
+        for run_id, job in list(self.predispatched.items()):
+            if job == name:
+                self.hooks.cancel(run_id, f"Job {name!r} was {reason} before this run started.")
 
     def _start_ahead(self, now: datetime) -> None:
         """Start the claimed runs whose time has come; a job paused or deleted meanwhile skips its run."""
@@ -285,7 +304,14 @@ class Engine:
         self._notify(run_id)
 
     def _dispatch(
-        self, run_id: int, run: dict, spec: JobSpec | None, channel: str, extra=None, attempt: int = 1
+        self,
+        run_id: int,
+        run: dict,
+        spec: JobSpec | None,
+        channel: str,
+        extra=None,
+        attempt: int = 1,
+        not_before: datetime | None = None,
     ) -> None:
         message = {
             "run_id": run_id,
@@ -300,6 +326,8 @@ class Engine:
             # May be killed (timeout, overlap=replace): runs alone in its worker, never pipelined.
             "exclusive": bool(spec and (spec.timeout or spec.overlap == "replace")),
         }
+        if not_before is not None:
+            message["not_before"] = not_before.timestamp()  # the worker holds it until then
         if time.monotonic() - self.connections_read_at > CONNECTIONS_REFRESH_SECONDS:
             self._load_connections()
         self.active[run_id] = ActiveRun(
@@ -335,6 +363,7 @@ class Engine:
     def on_result(self, result: dict) -> None:
         """Record what a worker reported for a run."""
         run_id = result["run_id"]
+        self.predispatched.pop(run_id, None)
         active = self.active.pop(run_id, None)
         if active is None:
             log.warning("result for unknown run %s ignored", run_id)
@@ -533,12 +562,15 @@ class Engine:
         job = self._job(name)
         job.spec = replace(job.spec, active=active, note=note)
         job.state.paused_note = note
+        if not active:
+            self._recall(name, "paused")
         self.store.save_job(job)
         self._reschedule(job)
         return self.job_record(name)
 
     def delete(self, name: str) -> dict:
         self._job(name)
+        self._recall(name, "deleted")
         self.store.delete_job(name)
         del self.jobs[name]
         self.schedule.remove(name)

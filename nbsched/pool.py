@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")
 #: Run messages a worker holds at most: it reads the next from its pipe as soon as one ends, so
 #: a burst costs one pipe write per message instead of one full round trip per run.
-PIPELINE_DEPTH = 256
+PIPELINE_DEPTH = 1024
 
 
 class _Worker:
@@ -52,6 +52,8 @@ class _Worker:
         self.connections_seen = -1
         self.ready = False  # set when the worker says it has started and warmed up
         self.slow = False  # its run in hand outlasted the bounce time: queue nothing behind it
+        self.held_until = 0.0  # the latest not_before of the runs it holds for later
+        self.cancelling: dict[int, str] = {}  # run id -> why, asked to give back
 
 
 class WorkerPool:
@@ -91,6 +93,20 @@ class WorkerPool:
         """Queue a run message; it starts as soon as a worker is free."""
         self.queue.append(message)
         self._dispatch()
+
+    def cancel(self, run_id: int, error: str) -> bool:
+        """Take back a run that has not started (queued here, or held by a worker until its time)."""
+        for message in self.queue:
+            if message["run_id"] == run_id:
+                self.queue.remove(message)
+                self.on_result(_unstarted(run_id, error))
+                return True
+        for worker in self.workers:
+            if any(message["run_id"] == run_id for message in worker.inflight):
+                worker.cancelling[run_id] = error
+                worker.process.stdin.write(encode_frame({"op": "cancel", "run_id": run_id}))
+                return True
+        return False
 
     def kill(self, run_id: int, status: str, error: str) -> bool:
         """Stop the run ``run_id`` by killing its worker; its result carries ``status`` and ``error``."""
@@ -135,13 +151,19 @@ class WorkerPool:
         self._dispatch()
 
     def _dispatch(self) -> None:
+        now = time.time()
         while self.queue:
             message = self.queue[0]
             ready = [worker for worker in self.workers if worker.can_take(message)]
             if not ready:
                 return
             self.queue.popleft()
-            self._send(min(ready, key=lambda worker: len(worker.inflight)), message)
+            # A run for now avoids workers that hold runs for later: it would wait behind them.
+            due_now = not message.get("not_before") or message["not_before"] <= now
+            worker = min(ready, key=lambda w: (due_now and w.held_until > now, len(w.inflight)))
+            if not due_now:
+                worker.held_until = max(worker.held_until, message["not_before"])
+            self._send(worker, message)
 
     def _send(self, worker: _Worker, message: dict) -> None:
         frames = []
@@ -173,6 +195,11 @@ class WorkerPool:
                 continue
             if "bounced" in result:
                 self._bounced(worker, set(result["bounced"]))
+                continue
+            if "cancelled" in result:
+                run_id = result["cancelled"]
+                worker.inflight = deque(m for m in worker.inflight if m["run_id"] != run_id)
+                self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
                 continue
             if worker.inflight and worker.inflight[0]["run_id"] == result["run_id"]:
                 worker.inflight.popleft()
@@ -217,6 +244,20 @@ class WorkerPool:
         if not self.stopping:
             log.info("worker %s exited (%s); starting a new one", worker.number, _exit_reason(code))
             await self._spawn()
+
+
+def _unstarted(run_id: int, error: str) -> dict:
+    """The result of a run taken back before it started."""
+    return {
+        "run_id": run_id,
+        "status": "skipped",
+        "error": error,
+        "traceback": None,
+        "output": None,
+        "logs": "",
+        "started_at": None,
+        "finished_at": time.time(),
+    }
 
 
 def _exit_reason(code: int | None) -> str:

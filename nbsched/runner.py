@@ -107,6 +107,7 @@ class Runner:
             hooks=Hooks(
                 dispatch=self.pool.submit,
                 kill=self.pool.kill,
+                cancel=self.pool.cancel,
                 call_later=loop.call_later,
                 cancel_timer=lambda handle: handle.cancel(),
                 registry_changed=self.pool.set_registry,

@@ -208,11 +208,6 @@ class Worker:
     def run(self, message: dict) -> dict:
         from .service import output_text
 
-        not_before = message.get("not_before")
-        if not_before:
-            delay = not_before - time.time()
-            if delay > 0:
-                time.sleep(delay)
         lines: list[str] = []
         capture, self._handler.lines = self._capture, lines
         capture.lines, capture.partial = lines, ""
@@ -335,16 +330,34 @@ class Inbox:
         while True:
             message = read_frame(source)
             with self.changed:
-                self.messages.append(message)
+                if message and message.get("op") == "cancel":
+                    self._cancel(message["run_id"])
+                else:
+                    self.messages.append(message)
                 self.changed.notify_all()
             if message is None:
                 return
 
+    def _cancel(self, run_id: int) -> None:
+        """Give back a run that has not started; one that has started runs to its end."""
+        for message in self.messages:
+            if message and message.get("op") == "run" and message["run_id"] == run_id:
+                self.messages.remove(message)
+                self.send({"cancelled": run_id})
+                return
+
     def get(self) -> dict | None:
+        """The next message; a run held for later (``not_before``) comes out at its time."""
         with self.changed:
-            while not self.messages:
-                self.changed.wait()
-            return self.messages.popleft()
+            while True:
+                if not self.messages:
+                    self.changed.wait()
+                    continue
+                head = self.messages[0]
+                wait = (head.get("not_before") or 0) - time.time() if head else 0
+                if wait <= 0:
+                    return self.messages.popleft()
+                self.changed.wait(wait)
 
     def started(self) -> None:
         with self.changed:

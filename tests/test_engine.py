@@ -25,8 +25,14 @@ class Harness:
 
     def _engine(self) -> Engine:
         store = SQLiteStore(self.path)
-        engine = Engine(store=store, hooks=Hooks(dispatch=self.dispatched.append), runner_id="test:1")
-        return engine
+        hooks = Hooks(dispatch=self.dispatched.append, cancel=self._cancel)
+        return Engine(store=store, hooks=hooks, runner_id="test:1")
+
+    def _cancel(self, run_id: int, error: str) -> bool:
+        """As the pool does: a run held by a worker for later is given back and recorded as skipped."""
+        self.dispatched[:] = [m for m in self.dispatched if m["run_id"] != run_id]
+        self.engine.on_result({"run_id": run_id, "status": "skipped", "error": error, "finished_at": T0.timestamp()})
+        return True
 
     def restart(self, now: datetime) -> None:
         """A new engine on the same file, as after a runner restart."""
@@ -80,12 +86,21 @@ def test_nothing_fires_before_its_time(harness):
     harness.engine.add_job({"name": "later", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:05"}, T0)
     assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59)) == 0
     assert harness.engine.next_due() == T0 + timedelta(minutes=5) - harness.engine.claim_ahead
-    # claimed a little ahead of time, but not started before its time
+    # claimed a little ahead of time and handed to a worker to hold until its time
     assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59, milliseconds=600)) == 1
-    assert harness.dispatched == []
-    assert harness.engine.next_due() == T0 + timedelta(minutes=5)
-    harness.engine.tick(T0 + timedelta(minutes=5))
-    assert [m["scheduled_at"] for m in harness.dispatched] == [(T0 + timedelta(minutes=5)).timestamp()]
+    (message,) = harness.dispatched
+    assert message["not_before"] == message["scheduled_at"] == (T0 + timedelta(minutes=5)).timestamp()
+
+
+def test_a_fire_claimed_ahead_for_a_busy_job_waits_for_its_time_in_the_runner(harness):
+    harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.tick(T0)  # the first run is still going
+    harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
+    assert len(harness.dispatched) == 1
+    assert harness.engine.next_due() == T0 + timedelta(minutes=1)
+    harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))
+    harness.engine.tick(T0 + timedelta(minutes=1))
+    assert len(harness.dispatched) == 2 and "not_before" not in harness.dispatched[1]
 
 
 def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
@@ -94,7 +109,10 @@ def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
     harness.engine.pause("hello", "", T0 + timedelta(seconds=59, milliseconds=900))
     harness.engine.tick(T0 + timedelta(minutes=1))
     assert harness.dispatched == []
-    assert [row["status"] for row in harness.rows("hello")] == ["skipped"]
+    harness.engine.flush()
+    rows = harness.rows("hello")
+    assert [row["status"] for row in rows] == ["skipped"]
+    assert rows[0]["error"] == "Job 'hello' was paused before this run started."
 
 
 def test_a_run_message_carries_the_job_extra_and_fire_number(harness):

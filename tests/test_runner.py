@@ -161,3 +161,18 @@ def test_runs_queued_behind_a_slow_run_move_to_another_worker(client):
         assert client.wait(run_id, timeout=30)["status"] == "ok"
     assert time.monotonic() - began < 3, "a quick run waited for the slow one"
     assert client.run(slow)["status"] == "running"
+
+
+def test_pausing_takes_back_a_fire_already_handed_to_a_worker(client):
+    client.schedule("api.hello", name="soon", at="in 3s")
+    # The fire is claimed half a second ahead and handed to a worker to hold until its time.
+    wait_until(lambda: len(client.history(job="soon")) == 1, timeout=10, what="the fire to be claimed")
+    client.pause("soon")
+    record = wait_until(
+        lambda: (r := client.history(job="soon").iloc[0].to_dict())["status"] != "running" and r,
+        timeout=10,
+        what="the held run to end",
+    )
+    assert record["status"] == "skipped"
+    assert record["error"] == "Job 'soon' was paused before this run started."
+    assert record["started_at"] is None or str(record["started_at"]) == "NaT"
