@@ -360,32 +360,27 @@ class Inbox:
                 self.changed.wait(wait)
 
     def started(self) -> None:
-        with self.changed:
-            self.runs_started += 1
-            self.running = True
-            self.changed.notify_all()
+        self.runs_started += 1  # no lock, no wake-up: the watchdog only reads it now and then
+        self.running = True
 
     def ended(self) -> None:
-        with self.changed:
-            self.running = False
+        self.running = False
 
     def watch(self) -> None:
-        """Bounce the waiting runs when the run in hand is slow."""
+        """Every ``BOUNCE_AFTER`` seconds: if the same run is still in hand, bounce the runs waiting behind it."""
+        seen = -1
         while True:
+            time.sleep(self.BOUNCE_AFTER)
+            number, running = self.runs_started, self.running
+            if not (running and number == seen):
+                seen = number
+                continue
             with self.changed:
-                while not self.running:
-                    self.changed.wait()
-                number = self.runs_started
-                deadline = time.monotonic() + self.BOUNCE_AFTER
-                while self.running and self.runs_started == number and time.monotonic() < deadline:
-                    self.changed.wait(deadline - time.monotonic())
-                while self.running and self.runs_started == number:
-                    waiting = [m for m in self.messages if m and m.get("op") == "run"]
-                    for message in waiting:
-                        self.messages.remove(message)
-                    if waiting:
-                        self.send({"bounced": [m["run_id"] for m in waiting]})
-                    self.changed.wait()
+                waiting = [m for m in self.messages if m and m.get("op") == "run"]
+                for message in waiting:
+                    self.messages.remove(message)
+                if waiting:
+                    self.send({"bounced": [m["run_id"] for m in waiting]})
 
 
 if __name__ == "__main__":
