@@ -201,10 +201,11 @@ class WorkerPool:
                 worker.inflight = deque(m for m in worker.inflight if m["run_id"] != run_id)
                 self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
                 continue
-            if worker.inflight and worker.inflight[0]["run_id"] == result["run_id"]:
-                worker.inflight.popleft()
-            worker.slow = False
-            self.on_result(result)
+            for one in result.get("results") or [result]:
+                if worker.inflight and worker.inflight[0]["run_id"] == one["run_id"]:
+                    worker.inflight.popleft()
+                worker.slow = False
+                self.on_result(one)
             self._dispatch()
         await self._buried(worker)
 

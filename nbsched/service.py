@@ -66,13 +66,23 @@ class Service:
     job: JobInfo | None = None
     request: Request
     response: Response
-    logger: logging.Logger
 
     def __init__(self) -> None:
         self.request = Request()
         self.response = Response()
-        self.logger = logging.getLogger(self.name or type(self).__name__)
         self._context: Any = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The service's logger (named after the service); what it logs lands in the run's logs."""
+        try:
+            return self.__dict__["_logger"]
+        except KeyError:
+            return self.__dict__.setdefault("_logger", logging.getLogger(self.name or type(self).__name__))
+
+    @logger.setter
+    def logger(self, value: logging.Logger) -> None:
+        self.__dict__["_logger"] = value
 
     def handle(self) -> None:
         """The work of the service; override it."""
@@ -139,6 +149,10 @@ def output_text(payload: Any) -> str | None:
         return payload
     if isinstance(payload, bytes):
         return payload.decode("utf-8", errors="replace")
+    if isinstance(payload, bool):
+        return "true" if payload else "false"
+    if isinstance(payload, int | float) and payload == payload and abs(payload) != float("inf"):
+        return repr(payload)  # what json.dumps writes for a finite number, without its machinery
     try:
         return json.dumps(payload, default=str)
     except (TypeError, ValueError):

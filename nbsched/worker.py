@@ -22,6 +22,8 @@ import types
 from collections import deque
 from typing import Any, BinaryIO
 
+from .service import JobInfo, output_text
+
 _HEADER = struct.Struct("!I")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -93,9 +95,9 @@ class Registry:
         self.services = dict(services)
 
     def service_class(self, name: str) -> type:
-        from .errors import ServiceNotFound, did_you_mean
-
         if name not in self.services:
+            from .errors import ServiceNotFound, did_you_mean
+
             known = sorted(self.services)
             raise ServiceNotFound(
                 f"No service named {name!r} is deployed.{did_you_mean(name, known)} "
@@ -155,6 +157,7 @@ class Worker:
         self.connection_definitions: dict[str, dict] = {}
         self._connections = None
         self._secrets: list[str] | None = None
+        self._loggers: dict[str, logging.Logger] = {}
         # One capture and one log handler, pointed at each run's lines in turn.
         self._capture = _Capture([])
         self._handler = _ListHandler([])
@@ -193,21 +196,19 @@ class Worker:
             result[key] = mask(result.get(key), self._secrets)
 
     def prepare(self, name: str, message: dict, raw_request: Any, channel: str, job: Any):
-        from .service import JobInfo, Request, Response
-
         service = self.registry.service_class(name)()
         service.cid = message["cid"]
         service.channel = channel
         service.job = JobInfo(**job) if job else None
-        service.request = Request(raw_request)
-        service.response = Response()
-        service.logger = logging.getLogger(name)
+        service.request.raw_request = raw_request
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers[name] = logging.getLogger(name)
+        service.logger = logger
         service._context = Context(self, message)
         return service
 
     def run(self, message: dict) -> dict:
-        from .service import output_text
-
         lines: list[str] = []
         capture, self._handler.lines = self._capture, lines
         capture.lines, capture.partial = lines, ""
@@ -299,7 +300,7 @@ def main() -> None:
             inbox.started()
             result = worker.run(message)
             inbox.ended()
-            inbox.send(result)
+            inbox.report(result)
         elif op == "exit":
             return
 
@@ -321,10 +322,31 @@ class Inbox:
         self.write_lock = threading.Lock()
         self.runs_started = 0
         self.running = False
+        self.results: list[dict] = []  # finished, not yet sent
+
+    #: Results held back at most while more runs are due at once (one write, and one wake-up of the runner).
+    BATCH = 64
 
     def send(self, message: dict) -> None:
         with self.write_lock:
             write_frame(self.out, message)
+
+    def report(self, result: dict) -> None:
+        """Send a run's result, batched with the next ones while runs due now wait in line."""
+        with self.changed:
+            self.results.append(result)
+            if len(self.results) < self.BATCH and self._run_due_next():
+                return
+            self._flush_results()
+
+    def _run_due_next(self) -> bool:
+        head = self.messages[0] if self.messages else None
+        return bool(head) and head.get("op") == "run" and (head.get("not_before") or 0) <= time.time()
+
+    def _flush_results(self) -> None:
+        if self.results:
+            self.send({"results": self.results})
+            self.results = []
 
     def fill(self, source: BinaryIO) -> None:
         while True:
@@ -376,6 +398,7 @@ class Inbox:
                 seen = number
                 continue
             with self.changed:
+                self._flush_results()  # results held back for a batch must not wait for a slow run
                 waiting = [m for m in self.messages if m and m.get("op") == "run"]
                 for message in waiting:
                     self.messages.remove(message)
