@@ -61,12 +61,13 @@ class Runner:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def deploy_noop(self) -> None:
         self.client.deploy(NOOP_SOURCE)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """``shutdown`` over the socket, wait for the pid to exit, SIGKILL as a last resort."""
+        """``shutdown`` over the socket, wait for the pid to exit, SIGKILL as a last resort; the home stays."""
         if self.pid is None:
             return
         pid, self.pid = self.pid, None
@@ -84,7 +85,6 @@ class Runner:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             print(f"warning: runner {pid} did not stop within {timeout:g}s; killed")
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
