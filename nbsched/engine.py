@@ -671,7 +671,9 @@ class Engine:
         for what, value in (("job", job), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
-        rows = self.store.runs(job=job, service=service, status=status, since=since_at, limit=limit, times_as_text=True)
+        rows = self.store.runs(
+            job=job, service=service, status=status, since=since_at, limit=limit, times_as_text=True, due_by=now
+        )
         return {"columns": list(RUN_FIELDS), "rows": rows}
 
     def run(self, run_id) -> dict:

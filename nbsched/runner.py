@@ -80,6 +80,7 @@ class Runner:
         self._wake: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._waiters: dict[int, list[asyncio.Future]] = {}
+        self._client_tasks: set[asyncio.Task] = set()
 
     # -- lifecycle --------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -155,8 +156,9 @@ class Runner:
         deadline = asyncio.get_running_loop().time() + config.SHUTDOWN_GRACE_SECONDS
         while self.engine.active and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for task in self._tasks:
+        for task in [*self._tasks, *self._client_tasks]:
             task.cancel()
+        await asyncio.gather(*self._tasks, *self._client_tasks, return_exceptions=True)
         await self.pool.stop()
         self.engine.flush()
         left = self.store.interrupt_running(self.clock(), runner=self.runner_id)
@@ -205,6 +207,9 @@ class Runner:
 
     # -- socket -----------------------------------------------------------------
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._client_tasks.add(task)
+        task.add_done_callback(self._client_tasks.discard)
         try:
             while True:
                 try:
@@ -225,6 +230,8 @@ class Runner:
                 writer.write(await self._answer(line))
                 await writer.drain()
         except (ConnectionError, BrokenPipeError):
+            pass
+        except asyncio.CancelledError:  # the runner is stopping; end quietly (asyncio logs a cancelled handler)
             pass
         finally:
             writer.close()

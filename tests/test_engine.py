@@ -56,7 +56,7 @@ class Harness:
         self.engine.flush()
 
     def rows(self, job: str) -> list[dict]:
-        result = self.engine.history(job=job, now=T0)
+        result = self.engine.history(job=job, now=T0 + timedelta(days=365))
         rows = [dict(zip(result["columns"], row, strict=True)) for row in reversed(result["rows"])]
         for row in rows:  # history carries times as UTC ISO text, as on the wire
             for key in ("scheduled_at", "started_at", "finished_at"):
@@ -90,6 +90,13 @@ def test_nothing_fires_before_its_time(harness):
     assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59, milliseconds=600)) == 1
     (message,) = harness.dispatched
     assert message["not_before"] == message["scheduled_at"] == (T0 + timedelta(minutes=5)).timestamp()
+
+
+def test_history_leaves_out_a_fire_claimed_ahead_until_its_time(harness):
+    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0)
+    harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
+    assert harness.engine.history(job="hello", now=T0 + timedelta(seconds=59, milliseconds=700))["rows"] == []
+    assert len(harness.engine.history(job="hello", now=T0 + timedelta(minutes=1))["rows"]) == 1
 
 
 def test_a_fire_claimed_ahead_for_a_busy_job_waits_for_its_time_in_the_runner(harness):

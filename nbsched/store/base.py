@@ -113,11 +113,13 @@ class Store(ABC):
         limit: int | None = None,
         fields: tuple[str, ...] = RUN_FIELDS,
         times_as_text: bool = False,
+        due_by: datetime | None = None,
     ) -> list[tuple]:
         """Runs, newest first, as tuples in the order of ``fields``.
 
         With ``times_as_text`` a store may return the time fields as UTC ISO 8601 text (the form
         the wire carries) instead of datetimes, so a large listing skips a parse and a format per value.
+        With ``due_by``, runs claimed ahead of their time (``running`` and scheduled after it) are left out.
         """
 
     @abstractmethod

@@ -203,8 +203,21 @@ class SQLiteStore(Store):
         rows = self._select_runs("WHERE run_id=?", (run_id,), RUN_FIELDS)
         return dict(zip(RUN_FIELDS, rows[0], strict=True)) if rows else None
 
-    def runs(self, job=None, service=None, status=None, since=None, limit=None, fields=RUN_FIELDS, times_as_text=False):
+    def runs(
+        self,
+        job=None,
+        service=None,
+        status=None,
+        since=None,
+        limit=None,
+        fields=RUN_FIELDS,
+        times_as_text=False,
+        due_by=None,
+    ):
         clauses, params = [], []
+        if due_by is not None:
+            clauses.append("(status != 'running' OR scheduled_at <= ?)")
+            params.append(iso(due_by))
         for column, value in (("job", job), ("service", service), ("status", status)):
             if value is not None:
                 clauses.append(f"{column}=?")
