@@ -659,6 +659,12 @@ class Engine:
 
     # -- reading ----------------------------------------------------------------
     def history(self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None) -> dict:
+        """Run history, newest first, as columns and rows (times as UTC ISO text)."""
+        query = self.history_query(job, service, status, since, limit, now)
+        return {"columns": list(RUN_FIELDS), "rows": self.store.runs(**query)}
+
+    def history_query(self, job=None, service=None, status=None, since=None, limit=None, now=None) -> dict:
+        """Check history filters and write buffered results; return the arguments for ``Store.runs``."""
         self.flush()
         since_at = None
         if since not in (None, ""):
@@ -671,10 +677,9 @@ class Engine:
         for what, value in (("job", job), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
-        rows = self.store.runs(
+        return dict(
             job=job, service=service, status=status, since=since_at, limit=limit, times_as_text=True, due_by=now
         )
-        return {"columns": list(RUN_FIELDS), "rows": rows}
 
     def run(self, run_id) -> dict:
         self.flush()

@@ -322,8 +322,20 @@ class Runner:
     async def op_backfill(self, name: str, start, end) -> dict:
         return {"run_ids": self.engine.backfill(name, start, end, self.clock())}
 
-    async def op_history(self, job=None, service=None, status=None, since=None, limit=None) -> dict:
-        return self.engine.history(job, service, status, since, limit, now=self.clock())
+    async def op_history(self, job=None, service=None, status=None, since=None, limit=None):
+        query = self.engine.history_query(job, service, status, since, limit, now=self.clock())
+
+        def read_and_encode() -> protocol.Encoded:
+            # On its own connection, in a thread: a long history does not hold up firing.
+            reader = self.store.reader()
+            try:
+                rows = reader.runs(**query)
+            finally:
+                if reader is not self.store:
+                    reader.close()
+            return protocol.encode_result({"columns": list(protocol.RUN_FIELDS), "rows": rows})
+
+        return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
 
     async def op_run(self, run_id) -> dict:
         return self.engine.run(run_id)

@@ -139,5 +139,12 @@ class Store(ABC):
     def delete_connection(self, name: str) -> bool:
         """Delete a connection; return whether it existed."""
 
+    def reader(self) -> Store:
+        """A store for one long read in another thread (history of many runs); close it when done.
+
+        Stores whose connections are safe to share across threads may return themselves.
+        """
+        return self
+
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release what the store holds."""

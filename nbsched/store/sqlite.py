@@ -44,16 +44,22 @@ _RUN_COLUMNS = ("job_uid", *RUN_FIELDS[1:])
 class SQLiteStore(Store):
     """Store backed by a SQLite file (WAL journal, busy timeout, schema version checked)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, for_reading: bool = False):
         self.path = str(path)
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA busy_timeout=30000")
+        if for_reading:
+            return  # a second connection for long reads: the schema is there already
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         with self._tx():
             self._check_version()
+
+    def reader(self) -> SQLiteStore:
+        """A connection of its own for a long read in another thread (WAL: readers never block the writer)."""
+        return SQLiteStore(self.path, for_reading=True)
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
