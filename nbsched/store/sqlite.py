@@ -196,14 +196,17 @@ class SQLiteStore(Store):
             return [self.db.execute(insert, _run_values(run)).lastrowid for run in runs]
 
     def update_runs(self, updates):
-        with self._tx():
-            for update in updates:
-                fields = [key for key in update if key != "run_id"]
-                if not fields:
-                    continue
-                assignments = ", ".join(f'"{key}"=?' for key in fields)
+        # Updates with the same fields (every finished run has the same) go in one executemany.
+        groups: dict[tuple[str, ...], list[tuple]] = {}
+        for update in updates:
+            fields = tuple(key for key in update if key != "run_id")
+            if fields:
                 values = [_to_db(key, update[key]) for key in fields]
-                self.db.execute(f"UPDATE runs SET {assignments} WHERE run_id=?", (*values, update["run_id"]))
+                groups.setdefault(fields, []).append((*values, update["run_id"]))
+        with self._tx():
+            for fields, rows in groups.items():
+                assignments = ", ".join(f'"{key}"=?' for key in fields)
+                self.db.executemany(f"UPDATE runs SET {assignments} WHERE run_id=?", rows)
 
     def run(self, run_id):
         rows = self._select_runs("WHERE run_id=?", (run_id,), RUN_FIELDS)
