@@ -13,7 +13,6 @@ import logging
 import math
 import random
 import secrets
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 MAX_MISSED_COUNT = 10_000
 #: Longest pause between retries, in seconds.
 MAX_RETRY_BACKOFF = 300.0
-#: Seconds between re-reads of the connections from the store (another runner may have edited them).
-CONNECTIONS_REFRESH_SECONDS = 2.0
 
 
 @dataclass
@@ -101,7 +98,6 @@ class Engine:
     pending: list[dict] = field(default_factory=list)
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
     connections: dict[str, dict] = field(default_factory=dict)
-    connections_read_at: float = 0.0
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
     predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
@@ -328,8 +324,6 @@ class Engine:
         }
         if not_before is not None:
             message["not_before"] = not_before.timestamp()  # the worker holds it until then
-        if time.monotonic() - self.connections_read_at > CONNECTIONS_REFRESH_SECONDS:
-            self._load_connections()
         self.active[run_id] = ActiveRun(
             run_id=run_id,
             job=run["job"],
@@ -476,8 +470,11 @@ class Engine:
 
     # -- connections ------------------------------------------------------------
     def _load_connections(self) -> None:
-        """Read the connections; when they changed, hand them to the workers (via ``connections_changed``)."""
-        self.connections_read_at = time.monotonic()
+        """Read the connections; when they changed, hand them to the workers (via ``connections_changed``).
+
+        This engine is the only writer of its store's connections (one runner per SQLite home), so it reads
+        them at start and after its own changes, never on the path of a run.
+        """
         try:
             records = {c["name"]: c for c in self.store.connections()}
         except Exception:  # a store hiccup must not fail a run; the next read retries
@@ -492,7 +489,6 @@ class Engine:
     def save_connection(self, name: str, kind: str, fields: dict, now: datetime) -> dict:
         """Add or replace a connection (validated; a name keeps its kind); return it as listed."""
         definition = conns.definition(kind, name, **fields)
-        self._load_connections()
         existing = self.connections.get(name)
         if existing and existing["kind"] != kind:
             raise InvalidInput(
@@ -510,7 +506,6 @@ class Engine:
 
     def connection(self, name: str) -> dict:
         """One stored connection (with its secrets: for the runner's own use only)."""
-        self._load_connections()
         if name not in self.connections:
             known = sorted(self.connections)
             raise ConnectionNotFound(
@@ -520,7 +515,6 @@ class Engine:
         return self.connections[name]
 
     def connection_records(self) -> list[dict]:
-        self._load_connections()
         return [conns.public_record(self.connections[name]) for name in sorted(self.connections)]
 
     # -- jobs -------------------------------------------------------------------
