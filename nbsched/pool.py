@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")
 #: Run messages a worker holds at most: it reads the next from its pipe as soon as one ends, so
 #: a burst costs one pipe write per message instead of one full round trip per run.
-PIPELINE_DEPTH = 1024
+PIPELINE_DEPTH = 16384
 
 
 class _Worker:

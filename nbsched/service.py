@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 CHANNELS = ("scheduler", "manual", "invoke", "cli")
 
@@ -40,8 +39,7 @@ class Response:
         self.payload: Any = None
 
 
-@dataclass(frozen=True)
-class JobInfo:
+class JobInfo(NamedTuple):
     """The job a scheduled run belongs to: its name, type and the number of this fire."""
 
     name: str

@@ -8,6 +8,7 @@ process, hangs or leaks takes only this worker with it; the runner starts a fres
 
 from __future__ import annotations
 
+import contextlib
 import io
 import linecache
 import logging
@@ -20,9 +21,10 @@ import time
 import traceback
 import types
 from collections import deque
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .service import JobInfo, output_text
+from .service import JobInfo, Service, output_text
 
 _HEADER = struct.Struct("!I")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -89,12 +91,18 @@ class Registry:
         self.sources: dict[str, tuple[str, str]] = {}  # version -> (origin, source)
         self.services: dict[str, tuple[str, str]] = {}  # name -> (version, class name)
         self.modules: dict[str, types.ModuleType] = {}
+        self.classes: dict[str, type] = {}  # name -> class, for the services loaded so far
 
     def update(self, sources: dict[str, tuple[str, str]], services: dict[str, tuple[str, str]]) -> None:
         self.sources.update(sources)
         self.services = dict(services)
+        self.classes = {}
 
     def service_class(self, name: str) -> type:
+        try:
+            return self.classes[name]
+        except KeyError:
+            pass
         if name not in self.services:
             from .errors import ServiceNotFound, did_you_mean
 
@@ -104,7 +112,8 @@ class Registry:
                 f"Services: {', '.join(known) or 'none'}."
             )
         version, class_name = self.services[name]
-        return getattr(self._module(version), class_name)
+        cls = self.classes[name] = getattr(self._module(version), class_name)
+        return cls
 
     def _module(self, version: str) -> types.ModuleType:
         if version not in self.modules:
@@ -195,11 +204,24 @@ class Worker:
         for key in ("error", "traceback", "output", "logs"):
             result[key] = mask(result.get(key), self._secrets)
 
+    def prepare_ahead(self, message: dict) -> None:
+        """Build the service object of a run held for later (``not_before``) while it waits.
+
+        Only for a service already loaded whose class runs no code of its own when built (no
+        ``__init__``), so nothing of the user's runs before the run's time; at the due time
+        only the call remains.
+        """
+        cls = self.registry.classes.get(message["service"])
+        if cls is None or cls.__init__ is not Service.__init__ or cls.__new__ is not object.__new__:
+            return
+        service, channel = message["service"], message.get("channel", "invoke")
+        message["_service"] = self.prepare(service, message, message.get("extra"), channel, message.get("job"))
+
     def prepare(self, name: str, message: dict, raw_request: Any, channel: str, job: Any):
         service = self.registry.service_class(name)()
         service.cid = message["cid"]
         service.channel = channel
-        service.job = JobInfo(**job) if job else None
+        service.job = JobInfo(job["name"], job["type"], job["run_number"]) if job else None
         service.request.raw_request = raw_request
         logger = self._loggers.get(name)
         if logger is None:
@@ -216,38 +238,47 @@ class Worker:
         sys.stdout = sys.stderr = capture
         if "connections" in message:
             self.set_connections(message["connections"])
-        result: dict[str, Any] = {"run_id": message["run_id"], "status": "ok", "error": None, "traceback": None}
+        status, error, trace, output = "ok", None, None, None
         started = time.time()
         try:
-            service = self.prepare(
-                message["service"], message, message.get("extra"), message.get("channel", "invoke"), message.get("job")
+            channel = message.get("channel", "invoke")
+            service = message.get("_service") or self.prepare(
+                message["service"], message, message.get("extra"), channel, message.get("job")
             )
-            started = time.time()
-            self._call(service, scheduled=message.get("channel") == "scheduler")
-            result["output"] = output_text(service.response.payload)
+            if channel == "scheduler":
+                started = time.time()
+                service.before_job()
+                try:
+                    service.handle()
+                finally:
+                    service.after_job()
+            else:
+                started = time.time()
+                service.handle()
+            output = output_text(service.response.payload)
         except BaseException as exc:
-            result.update(status="error", error=_one_line(exc), traceback=traceback.format_exc(), output=None)
+            status, error, trace = "error", _one_line(exc), traceback.format_exc()
             if isinstance(exc, KeyboardInterrupt):
                 raise
         finally:
             finished = time.time()
             sys.stdout, sys.stderr = saved
-            capture.finish()
+            if capture.partial:
+                capture.finish()
             self._handler.lines = []
-        result.update(started_at=started, finished_at=finished, logs="\n".join(lines))
-        self._mask(result)
+        result = {
+            "run_id": message["run_id"],
+            "status": status,
+            "error": error,
+            "traceback": trace,
+            "output": output,
+            "started_at": started,
+            "finished_at": finished,
+            "logs": "\n".join(lines) if lines else "",
+        }
+        if self.connection_definitions:
+            self._mask(result)
         return result
-
-    @staticmethod
-    def _call(service, scheduled: bool) -> None:
-        if not scheduled:
-            service.handle()
-            return
-        service.before_job()
-        try:
-            service.handle()
-        finally:
-            service.after_job()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -285,22 +316,21 @@ def main() -> None:
     logging.getLogger().setLevel(logging.INFO)
     worker = Worker()
     _warm_up()
-    inbox = Inbox(out)
+    inbox = Inbox(out, prepare=worker.prepare_ahead)
     inbox.send({"ready": os.getpid()})
     threading.Thread(target=inbox.fill, args=(source,), daemon=True, name="nbsched-inbox").start()
     threading.Thread(target=inbox.watch, daemon=True, name="nbsched-bounce").start()
+    result = None
     while True:
-        message = inbox.get()
+        message = inbox.next(result)
+        result = None
         op = message.get("op") if message else "exit"
         if op == "sources":
             worker.registry.update(message["sources"], message["services"])
         elif op == "connections":
             worker.set_connections(message["connections"])
         elif op == "run":
-            inbox.started()
             result = worker.run(message)
-            inbox.ended()
-            inbox.report(result)
         elif op == "exit":
             return
 
@@ -315,33 +345,83 @@ class Inbox:
 
     BOUNCE_AFTER = 0.05
 
-    def __init__(self, out: BinaryIO):
+    def __init__(self, out: BinaryIO, prepare: Callable[[dict], None] | None = None):
         self.out = out
+        self.prepare = prepare
         self.messages: deque = deque()
-        self.changed = threading.Condition()
+        self.unprepared: deque = deque()  # messages in arrival order, for prepare_ahead while waiting
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
         self.write_lock = threading.Lock()
         self.runs_started = 0
         self.running = False
         self.results: list[dict] = []  # finished, not yet sent
 
-    #: Results held back at most while more runs are due at once (one write, and one wake-up of the runner).
-    BATCH = 64
+    #: Results held back at most while more runs are due at once (one write, and one wake-up of the
+    #: runner, after the burst: the runner reading results would otherwise take a core from the runs).
+    BATCH = 2048
 
     def send(self, message: dict) -> None:
         with self.write_lock:
             write_frame(self.out, message)
 
-    def report(self, result: dict) -> None:
-        """Send a run's result, batched with the next ones while runs due now wait in line."""
-        with self.changed:
-            self.results.append(result)
-            if len(self.results) < self.BATCH and self._run_due_next():
-                return
-            self._flush_results()
+    def next(self, result: dict | None = None) -> dict | None:
+        """Hand in the result of the run just ended (if any) and take the next message.
 
-    def _run_due_next(self) -> bool:
-        head = self.messages[0] if self.messages else None
-        return bool(head) and head.get("op") == "run" and (head.get("not_before") or 0) <= time.time()
+        While runs are due now, results are held back (up to ``BATCH``) and the next run is taken
+        at once; otherwise the results go to the runner and this waits for the next message, a
+        run held for later (``not_before``) coming out at its time.
+        """
+        with self.lock:
+            self.running = False
+            if result is not None:
+                self.results.append(result)
+            if self.messages:
+                head = self.messages[0]
+                if head is not None and head.get("op") == "run" and head.get("not_before", 0) <= time.time():
+                    if len(self.results) >= self.BATCH:
+                        self._flush_results()
+                    return self._take()
+            self._flush_results()
+            while True:
+                if not self.messages:
+                    self.changed.wait()
+                    continue
+                head = self.messages[0]
+                wait = (head.get("not_before") or 0) - time.time() if head else 0
+                if wait <= 0:
+                    return self._take()
+                if self.unprepared and wait > self.PREPARE_MARGIN:
+                    self._prepare_held()  # under the lock: the messages stay as they are meanwhile
+                    wait = head["not_before"] - time.time()
+                    if wait <= 0:
+                        continue
+                self.changed.wait(wait)
+
+    #: Runs held for later are prepared while waiting when their time is at least this far.
+    PREPARE_MARGIN = 0.002
+
+    def _prepare_held(self) -> None:
+        """Prepare the runs that wait (in order, up to a message the worker has yet to act on)."""
+        while self.unprepared:
+            message = self.unprepared[0]
+            if message.get("_taken"):
+                self.unprepared.popleft()
+            elif message.get("op") != "run":
+                return  # a registry or connections change comes first: prepare after it
+            else:
+                self.unprepared.popleft()
+                with contextlib.suppress(Exception):  # the run reports it when it starts
+                    self.prepare(message)
+
+    def _take(self) -> dict | None:
+        message = self.messages.popleft()
+        if message is not None:
+            message["_taken"] = True
+        if message is not None and message.get("op") == "run":
+            self.runs_started += 1
+            self.running = True
+        return message
 
     def _flush_results(self) -> None:
         if self.results:
@@ -356,6 +436,8 @@ class Inbox:
                     self._cancel(message["run_id"])
                 else:
                     self.messages.append(message)
+                    if message and self.prepare is not None:
+                        self.unprepared.append(message)
                 self.changed.notify_all()
             if message is None:
                 return
@@ -367,26 +449,6 @@ class Inbox:
                 self.messages.remove(message)
                 self.send({"cancelled": run_id})
                 return
-
-    def get(self) -> dict | None:
-        """The next message; a run held for later (``not_before``) comes out at its time."""
-        with self.changed:
-            while True:
-                if not self.messages:
-                    self.changed.wait()
-                    continue
-                head = self.messages[0]
-                wait = (head.get("not_before") or 0) - time.time() if head else 0
-                if wait <= 0:
-                    return self.messages.popleft()
-                self.changed.wait(wait)
-
-    def started(self) -> None:
-        self.runs_started += 1  # no lock, no wake-up: the watchdog only reads it now and then
-        self.running = True
-
-    def ended(self) -> None:
-        self.running = False
 
     def watch(self) -> None:
         """Every ``BOUNCE_AFTER`` seconds: if the same run is still in hand, bounce the runs waiting behind it."""
