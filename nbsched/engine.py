@@ -9,13 +9,14 @@ with explicit datetimes.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import math
 import random
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -45,7 +46,7 @@ MAX_MISSED_COUNT = 10_000
 MAX_RETRY_BACKOFF = 300.0
 
 
-@dataclass
+@dataclass(slots=True)
 class ActiveRun:
     """A run handed to the workers and not finished yet."""
 
@@ -101,6 +102,12 @@ class Engine:
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
     predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
+    # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
+    _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
+    _cid_count: Iterator[int] = field(default_factory=itertools.count)
+
+    def _new_cid(self) -> str:
+        return f"{self._cid_prefix}{next(self._cid_count):012x}"
 
     # -- start ------------------------------------------------------------------
     def load(self, now: datetime) -> None:
@@ -254,7 +261,7 @@ class Engine:
     def _new_run(self, spec: JobSpec | None, trigger: str, scheduled_at: datetime, service: str | None = None) -> dict:
         service = service or spec.service
         return {
-            "cid": secrets.token_hex(12),
+            "cid": self._new_cid(),
             "job": spec.name if spec else None,
             "service": service,
             "service_version": self.services.get(service, {}).get("version"),

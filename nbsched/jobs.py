@@ -49,11 +49,19 @@ class JobSpec:
     note: str = ""
 
     def trigger(self) -> Trigger:
+        """The trigger, built once per spec (a spec never changes; a firing job asks every fire)."""
+        try:
+            return self.__dict__["_trigger"]
+        except KeyError:
+            pass
         if self.kind == "interval":
-            return Interval(timedelta(seconds=self.every), self.start)
-        if self.kind == "cron":
-            return Cron(self.cron, self.tz)
-        return OneTime(self.at)
+            trigger = Interval(timedelta(seconds=self.every), self.start)
+        elif self.kind == "cron":
+            trigger = Cron(self.cron, self.tz)
+        else:
+            trigger = OneTime(self.at)
+        self.__dict__["_trigger"] = trigger  # a cache beside the fields: not compared, copied or stored
+        return trigger
 
     def definition(self) -> str:
         """The schedule in words, for listings."""

@@ -73,6 +73,7 @@ class WorkerPool:
         self.stopping = False
         self._spawned = 0
         self._tasks: set[asyncio.Task] = set()
+        self._dispatch_pending = False
 
     async def start(self) -> None:
         for _ in range(self.size):
@@ -90,9 +91,15 @@ class WorkerPool:
         self.connections_version += 1
 
     def submit(self, message: dict) -> None:
-        """Queue a run message; it starts as soon as a worker is free."""
+        """Queue a run message; it starts as soon as a worker is free.
+
+        The hand-over waits for the current step of the event loop to end, so that the runs of
+        one claim batch go to each worker in one frame and one pipe write.
+        """
         self.queue.append(message)
-        self._dispatch()
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
 
     def cancel(self, run_id: int, error: str) -> bool:
         """Take back a run that has not started (queued here, or held by a worker until its time)."""
@@ -151,21 +158,26 @@ class WorkerPool:
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self._dispatch_pending = False
         now = time.time()
+        batches: dict[_Worker, list[dict]] = {}
         while self.queue:
             message = self.queue[0]
             ready = [worker for worker in self.workers if worker.can_take(message)]
             if not ready:
-                return
+                break
             self.queue.popleft()
             # A run for now avoids workers that hold runs for later: it would wait behind them.
             due_now = not message.get("not_before") or message["not_before"] <= now
             worker = min(ready, key=lambda w: (due_now and w.held_until > now, len(w.inflight)))
             if not due_now:
                 worker.held_until = max(worker.held_until, message["not_before"])
-            self._send(worker, message)
+            worker.inflight.append(message)
+            batches.setdefault(worker, []).append(message)
+        for worker, messages in batches.items():
+            self._send(worker, messages)
 
-    def _send(self, worker: _Worker, message: dict) -> None:
+    def _send(self, worker: _Worker, messages: list[dict]) -> None:
         frames = []
         if worker.registry_seen != self.registry_version:
             new = {v: s for v, s in self.sources.items() if v not in worker.sources_sent}
@@ -175,10 +187,10 @@ class WorkerPool:
         if worker.connections_seen != self.connections_version:
             frames.append(encode_frame({"op": "connections", "connections": self.connections}))
             worker.connections_seen = self.connections_version
-        frames.append(encode_frame({"op": "run", **message}))
-        worker.inflight.append(message)
+        frames.append(encode_frame({"op": "runs", "runs": messages}))
         worker.process.stdin.write(b"".join(frames))
-        self.on_start(message["run_id"])
+        for message in messages:
+            self.on_start(message["run_id"])
 
     async def _read(self, worker: _Worker) -> None:
         reader = worker.process.stdout

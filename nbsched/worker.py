@@ -1,14 +1,16 @@
 """The worker process: runs services for the runner, one run at a time, isolated from it.
 
-Started as ``python -m nbsched.worker``. It reads frames (4-byte length + pickle) on stdin
-and answers each ``run`` with one result frame on the original stdout; ``print`` output and
-log records of a run are captured into the run's ``logs``. A service that crashes the
+Started as ``python -m nbsched.worker``. It reads frames (4-byte length + pickle) on stdin,
+each with one message or a batch of runs, and sends the results back on the original stdout,
+several runs' results to a frame when runs come due together; ``print`` output and log
+records of a run are captured into the run's ``logs``. A service that crashes the
 process, hangs or leaks takes only this worker with it; the runner starts a fresh one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import linecache
 import logging
@@ -316,6 +318,7 @@ def main() -> None:
     logging.getLogger().setLevel(logging.INFO)
     worker = Worker()
     _warm_up()
+    gc.freeze()  # what the worker loaded stays: full collections need not walk it again
     inbox = Inbox(out, prepare=worker.prepare_ahead)
     inbox.send({"ready": os.getpid()})
     threading.Thread(target=inbox.fill, args=(source,), daemon=True, name="nbsched-inbox").start()
@@ -349,17 +352,22 @@ class Inbox:
         self.out = out
         self.prepare = prepare
         self.messages: deque = deque()
-        self.unprepared: deque = deque()  # messages in arrival order, for prepare_ahead while waiting
+        self.unprepared: deque = deque()  # runs held for later and other messages, in arrival order
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.write_lock = threading.Lock()
         self.runs_started = 0
         self.running = False
         self.results: list[dict] = []  # finished, not yet sent
+        self.spun_at = 0.0
 
     #: Results held back at most while more runs are due at once (one write, and one wake-up of the
     #: runner, after the burst: the runner reading results would otherwise take a core from the runs).
     BATCH = 2048
+    #: The last stretch before a held run's time is waited for by polling the clock, not by sleeping
+    #: (a sleeping thread wakes a few hundred microseconds late), at most once every ``SPIN_EVERY`` seconds.
+    SPIN = 0.0005
+    SPIN_EVERY = 0.1
 
     def send(self, message: dict) -> None:
         with self.write_lock:
@@ -368,35 +376,46 @@ class Inbox:
     def next(self, result: dict | None = None) -> dict | None:
         """Hand in the result of the run just ended (if any) and take the next message.
 
-        While runs are due now, results are held back (up to ``BATCH``) and the next run is taken
-        at once; otherwise the results go to the runner and this waits for the next message, a
+        While runs are due now, results are held back (up to ``BATCH``) and the next run comes
+        at once. Otherwise the results go to the runner and this waits for the next message, a
         run held for later (``not_before``) coming out at its time.
         """
         with self.lock:
             self.running = False
             if result is not None:
                 self.results.append(result)
-            if self.messages:
-                head = self.messages[0]
-                if head is not None and head.get("op") == "run" and head.get("not_before", 0) <= time.time():
-                    if len(self.results) >= self.BATCH:
-                        self._flush_results()
-                    return self._take()
-            self._flush_results()
             while True:
+                if self.messages:
+                    head = self.messages[0]
+                    if head is None or head.get("op") != "run":
+                        self._flush_results()
+                        message = self.messages.popleft()
+                        if message is not None:
+                            message["_taken"] = True  # for _prepare_held: acted on
+                        return message
+                    wait = head.get("not_before", 0) - time.time()
+                    if wait <= 0:
+                        if len(self.results) >= self.BATCH:
+                            self._flush_results()
+                        self.runs_started += 1  # the watchdog reads these now and then, without the lock
+                        self.running = True
+                        return self.messages.popleft()
+                self._flush_results()
                 if not self.messages:
                     self.changed.wait()
-                    continue
-                head = self.messages[0]
-                wait = (head.get("not_before") or 0) - time.time() if head else 0
-                if wait <= 0:
-                    return self._take()
-                if self.unprepared and wait > self.PREPARE_MARGIN:
+                elif self.unprepared and wait > self.PREPARE_MARGIN:
                     self._prepare_held()  # under the lock: the messages stay as they are meanwhile
-                    wait = head["not_before"] - time.time()
-                    if wait <= 0:
-                        continue
-                self.changed.wait(wait)
+                else:
+                    self._wait_for(head["not_before"], wait)
+
+    def _wait_for(self, moment: float, wait: float) -> None:
+        """Wait (lock released) until ``moment`` or a new message; poll the clock for the last ``SPIN``."""
+        if wait > self.SPIN or time.monotonic() - self.spun_at < self.SPIN_EVERY:
+            self.changed.wait(max(wait - self.SPIN, 0.0) if wait > self.SPIN else wait)
+            return
+        while time.time() < moment:
+            pass
+        self.spun_at = time.monotonic()
 
     #: Runs held for later are prepared while waiting when their time is at least this far.
     PREPARE_MARGIN = 0.002
@@ -405,23 +424,12 @@ class Inbox:
         """Prepare the runs that wait (in order, up to a message the worker has yet to act on)."""
         while self.unprepared:
             message = self.unprepared[0]
-            if message.get("_taken"):
-                self.unprepared.popleft()
-            elif message.get("op") != "run":
+            if message.get("op") != "run" and not message.get("_taken"):
                 return  # a registry or connections change comes first: prepare after it
-            else:
-                self.unprepared.popleft()
+            self.unprepared.popleft()
+            if message.get("op") == "run":
                 with contextlib.suppress(Exception):  # the run reports it when it starts
                     self.prepare(message)
-
-    def _take(self) -> dict | None:
-        message = self.messages.popleft()
-        if message is not None:
-            message["_taken"] = True
-        if message is not None and message.get("op") == "run":
-            self.runs_started += 1
-            self.running = True
-        return message
 
     def _flush_results(self) -> None:
         if self.results:
@@ -434,9 +442,16 @@ class Inbox:
             with self.changed:
                 if message and message.get("op") == "cancel":
                     self._cancel(message["run_id"])
+                elif message and message.get("op") == "runs":  # several runs in one frame
+                    for run in message["runs"]:
+                        run["op"] = "run"
+                    self.messages.extend(message["runs"])
+                    if self.prepare is not None:
+                        self.unprepared.extend(run for run in message["runs"] if run.get("not_before"))
                 else:
                     self.messages.append(message)
-                    if message and self.prepare is not None:
+                    held_or_not_a_run = message and (message.get("op") != "run" or message.get("not_before"))
+                    if held_or_not_a_run and self.prepare is not None:
                         self.unprepared.append(message)
                 self.changed.notify_all()
             if message is None:
@@ -462,8 +477,7 @@ class Inbox:
             with self.changed:
                 self._flush_results()  # results held back for a batch must not wait for a slow run
                 waiting = [m for m in self.messages if m and m.get("op") == "run"]
-                for message in waiting:
-                    self.messages.remove(message)
+                self.messages = deque(m for m in self.messages if not (m and m.get("op") == "run"))
                 if waiting:
                     self.send({"bounced": [m["run_id"] for m in waiting]})
 
