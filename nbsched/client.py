@@ -115,6 +115,9 @@ class Client:
                     line = self._buffer.readline()
                     if not line:
                         raise ConnectionResetError("runner closed the connection")
+                    reply = protocol.parse_reply(line)
+                    if reply.get("ok") and "binary" in reply:
+                        return self._read_binary(reply["binary"], op)
                     break
                 except (ConnectionError, BrokenPipeError, OSError) as exc:
                     self.close()
@@ -122,11 +125,21 @@ class Client:
                         raise RunnerError(
                             f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}."
                         ) from None
-        reply = protocol.parse_reply(line)
         if reply.get("ok"):
             return reply.get("result")
         error = reply.get("error") or {}
         raise error_types().get(error.get("type"), ProtocolError)(error.get("message", "unknown error"))
+
+    def _read_binary(self, size, op: str) -> bytes:
+        """The raw bytes that follow a reply header announcing ``binary``: N."""
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            self.close()
+            raise ProtocolError(f"The runner's reply to '{op}' announced {size!r} bytes; expected a byte count.")
+        data = self._buffer.read(size)
+        if len(data) != size:
+            self.close()
+            raise ConnectionResetError(f"runner closed the connection after {len(data)} of {size} bytes")
+        return data
 
     # -- runner -----------------------------------------------------------------
     def ping(self) -> dict:
@@ -199,9 +212,17 @@ class Client:
 
     # -- runs -------------------------------------------------------------------
     def history(self, job=None, service=None, status=None, since=None, limit=None):
-        """Run history, newest first, as a DataFrame (columns of DESIGN.md section 5)."""
-        result = self.history_rows(job=job, service=service, status=status, since=since, limit=limit)
-        return _frame_from_rows(result["columns"], result["rows"], self.tz, RUN_TIME_COLUMNS)
+        """Run history, newest first, as a DataFrame (columns of DESIGN.md section 5).
+
+        It comes as an Arrow stream, typed columns the runner read straight from its store,
+        so a million runs take about a second instead of a JSON row each.
+        """
+        import pyarrow as pa
+
+        filters = {"job": job, "service": service, "status": status, "since": since, "limit": limit}
+        args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
+        table = pa.ipc.open_stream(self.call("history", format="arrow", **args)).read_all()
+        return _frame_from_arrow(table, self.tz, RUN_TIME_COLUMNS)
 
     def history_rows(self, **filters) -> dict:
         args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
@@ -380,6 +401,20 @@ def _frame_from_rows(columns: list[str], rows: list[list], tz: str, time_columns
     with protocol.gc_paused():
         frame = pd.DataFrame(rows, columns=columns)
     return _localize_columns(frame, tz, time_columns)
+
+
+def _frame_from_arrow(table, tz: str, time_columns):
+    """A DataFrame of an Arrow table: repeated texts (dictionary-encoded on the wire) as plain text again."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    frame = table.to_pandas()
+    for column in time_columns:
+        if column in frame:
+            frame[column] = frame[column].dt.tz_convert(tz)
+    return frame
 
 
 def _localize_columns(frame, tz: str, time_columns):

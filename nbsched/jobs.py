@@ -64,7 +64,15 @@ class JobSpec:
         return trigger
 
     def definition(self) -> str:
-        """The schedule in words, for listings."""
+        """The schedule in words, for listings (built once per spec, like the trigger)."""
+        try:
+            return self.__dict__["_definition"]
+        except KeyError:
+            pass
+        text = self.__dict__["_definition"] = self._definition()
+        return text
+
+    def _definition(self) -> str:
         if self.kind == "cron":
             text = f"cron {self.cron} ({self.tz})"
         elif self.kind == "interval":

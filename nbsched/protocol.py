@@ -108,7 +108,8 @@ def dumps_reply(message: dict) -> bytes:
         return dumps(message)
 
 
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME
+# Datetimes are written by orjson itself (RFC 3339, as datetime.isoformat() writes them).
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 def request(op: str, args: dict, token: str, request_id: int) -> bytes:
@@ -128,7 +129,19 @@ def encode_result(result) -> Encoded:
     return Encoded(dumps_reply(result).rstrip(b"\n"))
 
 
+class Binary:
+    """A result sent as raw bytes: a header line ``{"v", "id", "ok": true, "binary": N}``, then N bytes."""
+
+    def __init__(self, data: bytes | bytearray):
+        self.data = data
+
+    def header(self, request_id) -> bytes:
+        return dumps({"v": VERSION, "id": request_id, "ok": True, "binary": len(self.data)})
+
+
 def reply(request_id, result) -> bytes:
+    if isinstance(result, Binary):
+        return result.header(request_id) + bytes(result.data)
     if isinstance(result, Encoded):
         head = dumps({"v": VERSION, "id": request_id, "ok": True}).rstrip(b"\n")[:-1]
         return head + b',"result":' + result + b"}\n"

@@ -28,6 +28,8 @@ from .store import open_store
 from .timeparse import utcnow
 
 log = logging.getLogger("nbsched.runner")
+#: History as JSON rows (any client) or as an Arrow IPC stream (for a DataFrame of many runs).
+HISTORY_FORMATS = ("json", "arrow")
 CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
 
 
@@ -227,7 +229,8 @@ class Runner:
                     return
                 if not line.strip():
                     continue
-                writer.write(await self._answer(line))
+                for part in await self._answer(line):
+                    writer.write(part)
                 await writer.drain()
         except (ConnectionError, BrokenPipeError):
             pass
@@ -238,7 +241,7 @@ class Runner:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(self, line: bytes) -> bytes:
+    async def _answer(self, line: bytes) -> list[bytes | memoryview]:
         request_id = None
         try:
             message = protocol.parse_request(line)
@@ -252,14 +255,16 @@ class Runner:
             if handler is None:
                 raise ProtocolError(f"Operation {op!r} is not available on this runner yet.")
             result = await handler(**_checked_args(message.get("args") or {}, handler))
-            return protocol.reply(request_id, result)
+            if isinstance(result, protocol.Binary):  # header line, then the bytes as they are (no copy)
+                return [result.header(request_id), memoryview(result.data)]
+            return [protocol.reply(request_id, result)]
         except NbschedError as exc:
-            return protocol.error_reply(request_id, exc)
+            return [protocol.error_reply(request_id, exc)]
         except Exception as exc:  # a bug in one request must not take the runner down
             log.exception("request failed")
-            return protocol.error_reply(
-                request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log.")
-            )
+            return [
+                protocol.error_reply(request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log."))
+            ]
 
     # -- operations (each: arguments in, JSON-able result out) --------------------
     async def op_ping(self) -> dict:
@@ -322,13 +327,18 @@ class Runner:
     async def op_backfill(self, name: str, start, end) -> dict:
         return {"run_ids": self.engine.backfill(name, start, end, self.clock())}
 
-    async def op_history(self, job=None, service=None, status=None, since=None, limit=None):
+    async def op_history(self, job=None, service=None, status=None, since=None, limit=None, format="json"):
+        if format not in HISTORY_FORMATS:
+            raise InvalidInput(f"Invalid history format {format!r}: use one of {', '.join(HISTORY_FORMATS)}.")
         query = self.engine.history_query(job, service, status, since, limit, now=self.clock())
 
-        def read_and_encode() -> protocol.Encoded:
+        def read_and_encode() -> protocol.Encoded | protocol.Binary:
             # On its own connection, in a thread: a long history does not hold up firing.
             reader = self.store.reader()
             try:
+                if format == "arrow":
+                    query.pop("times_as_text", None)
+                    return protocol.Binary(reader.runs_table(**query))
                 rows = reader.runs(**query)
             finally:
                 if reader is not self.store:

@@ -139,6 +139,20 @@ class Store(ABC):
     def delete_connection(self, name: str) -> bool:
         """Delete a connection; return whether it existed."""
 
+    def runs_table(self, **query) -> bytearray:
+        """Runs as ``runs`` selects them, as one Arrow IPC stream (the columns of ``RUN_FIELDS``).
+
+        Times are UTC timestamps; for a DataFrame of many runs this is several times faster
+        than rows of JSON. This default builds the table from ``runs``; a store may read its
+        rows straight into Arrow.
+        """
+        import pyarrow as pa
+
+        rows = self.runs(**query, times_as_text=True)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(RUN_FIELDS)
+        table = pa.table({name: pa.array(list(values)) for name, values in zip(RUN_FIELDS, columns, strict=True)})
+        return arrow_stream(table)
+
     def reader(self) -> Store:
         """A store for one long read in another thread (history of many runs); close it when done.
 
@@ -148,3 +162,44 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release what the store holds."""
+
+
+#: The Arrow type of each run field in a runs table (times are cast from their ISO text).
+RUN_ARROW_TYPES = {
+    "run_id": "int64",
+    "attempt": "int64",
+    "delay_ms": "float64",
+    "duration_ms": "float64",
+    "scheduled_at": "timestamp",
+    "started_at": "timestamp",
+    "finished_at": "timestamp",
+}
+#: Text columns with few distinct values: sent dictionary-encoded (a small index per row).
+RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner")
+
+
+def arrow_stream(table) -> bytearray:
+    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for name in RUN_FIELDS:
+        column = table.column(name)
+        kind = RUN_ARROW_TYPES.get(name, "string")
+        if kind == "timestamp":
+            column = pc.cast(column.cast(pa.string()), pa.timestamp("us", tz="UTC"))
+        else:
+            column = column.cast(kind)  # an all-NULL column may come typed as anything
+            if name in RUN_REPEATED_TEXT:
+                column = pc.dictionary_encode(column)
+        columns.append(column)
+    typed = pa.table(columns, names=list(RUN_FIELDS)).combine_chunks()
+    # Measure, then write into one buffer of the right size: a growing stream copies it several times.
+    mock = pa.MockOutputStream()
+    with pa.ipc.new_stream(mock, typed.schema) as writer:
+        writer.write_table(typed)
+    data = bytearray(mock.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(pa.py_buffer(data)), typed.schema) as writer:
+        writer.write_table(typed)
+    return data

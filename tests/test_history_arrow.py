@@ -1,0 +1,127 @@
+"""History as an Arrow stream: the same runs and values as the JSON rows, typed, fast to load."""
+
+from __future__ import annotations
+
+import io
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+from conftest import wait_until
+
+from nbsched.errors import InvalidInput
+from nbsched.jobs import JobSpec, JobState
+from nbsched.store import StoredJob
+from nbsched.store import sqlite as sqlite_store
+from nbsched.store.base import Store
+from nbsched.store.sqlite import SQLiteStore
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MIXED_SERVICE = """
+from nbsched import Service
+
+
+class Mixed(Service):
+    name = "test.mixed"
+
+    def handle(self):
+        if self.request.payload == "fail":
+            raise ValueError("asked to fail")
+        print("done")
+        self.response.payload = {"ok": 1}
+"""
+
+
+def _table(data) -> pa.Table:
+    return pa.ipc.open_stream(io.BytesIO(bytes(data))).read_all()
+
+
+@pytest.fixture(params=["child", "in-process"])
+def store(request, tmp_path, monkeypatch):
+    """A SQLite store whose large tables are read by the ADBC child process, or all built in-process."""
+    monkeypatch.setattr(sqlite_store, "BULK_ROWS", 100 if request.param == "child" else 10**9)
+    opened = SQLiteStore(tmp_path / "nbsched.db")
+    yield opened
+    opened.close()
+
+
+def test_a_column_null_in_the_first_thousands_of_rows_keeps_its_type(store):
+    # The ADBC driver types a column from the rows it reads first; NULL there must not make it a number.
+    spec = JobSpec.from_user(now=NOW, default_tz="UTC", name="sync", service="api.hello", every="1s")
+    job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(next_fire=NOW, created_at=NOW))
+    store.add_job(job)
+    base = {"job": "sync", "service": "api.hello", "trigger": "schedule", "attempt": 1, "runner": "test:1"}
+    runs = [
+        {**base, "cid": f"{i:024x}", "status": "ok", "scheduled_at": NOW + timedelta(seconds=i), "delay_ms": 1.5}
+        for i in range(3000)
+    ]
+    runs.insert(0, {**base, "cid": "e" * 24, "status": "error", "scheduled_at": NOW - timedelta(hours=1)})
+    runs[0].update(error="ValueError: late text", traceback="Traceback ...", delay_ms=None)
+    store.add_runs(runs)  # the oldest run (read last, newest first) is the only one with text in error
+
+    table = _table(store.runs_table())
+
+    assert table.num_rows == 3001
+    assert table.schema.field("error").type == pa.string()
+    assert table.schema.field("scheduled_at").type == pa.timestamp("us", tz="UTC")
+    last = table.slice(3000).to_pylist()[0]
+    assert last["error"] == "ValueError: late text" and last["traceback"] == "Traceback ..."
+    assert last["delay_ms"] is None and last["status"] == "error"
+    assert last["scheduled_at"] == NOW - timedelta(hours=1)
+    assert table.column("delay_ms").to_pylist()[:3] == [1.5, 1.5, 1.5]
+
+
+def test_the_default_arrow_table_of_a_store_matches_the_sqlite_one(store):
+    runs = [
+        {"cid": "a" * 24, "job": None, "service": "s", "trigger": "invoke", "attempt": 1, "status": "running"},
+        {"cid": "b" * 24, "job": "j", "service": "s", "trigger": "manual", "attempt": 2, "status": "ok"},
+    ]
+    store.add_runs(runs * 100)
+    native = _table(store.runs_table(limit=150))
+    default = _table(Store.runs_table(store, limit=150))  # what a store without its own reader sends
+    assert native.num_rows == 150
+    assert native.to_pylist() == default.to_pylist()
+    assert native.schema.equals(default.schema)
+
+
+def test_client_history_equals_the_json_rows_with_every_filter(client):
+    client.deploy(MIXED_SERVICE)
+    ids = [client.invoke("test.mixed", extra) for extra in ("ok", "fail", "ok", "fail", "ok")]
+    for run_id in ids:
+        client.wait(run_id)
+    client.schedule("test.mixed", name="mixed", every="1h", start="2099-01-01T00:00:00Z")
+    client.execute("mixed")
+    wait_until(lambda: (client.history(job="mixed")["status"] != "running").all(), what="the manual run ended")
+
+    for filters in ({}, {"status": "error"}, {"service": "test.mixed", "limit": 3}, {"job": "mixed"}, {"since": "1h"}):
+        frame = client.history(**filters)
+        rows = client.history_rows(**filters)
+        assert list(frame.columns) == rows["columns"]
+        assert len(frame) == len(rows["rows"]) > 0, filters
+        for record, row in zip(frame.to_dict("records"), rows["rows"], strict=True):
+            for name, value in zip(rows["columns"], row, strict=True):
+                got = record[name]
+                if name.endswith("_at"):
+                    assert (
+                        got is None
+                        or got != got
+                        or got.isoformat() == datetime.fromisoformat(value).astimezone(got.tzinfo).isoformat()
+                    ), (name, got, value)
+                elif value is None:
+                    assert got is None or (isinstance(got, float) and math.isnan(got)), (name, got)
+                else:
+                    assert got == value, (name, got, value)
+    errors = client.history(status="error")
+    assert set(errors["error"]) == {"ValueError: asked to fail"}
+    assert errors["traceback"].str.contains("asked to fail").all()
+    assert str(errors["started_at"].dt.tz) == client.tz
+
+
+def test_an_unknown_history_format_is_refused_and_the_runner_goes_on(client):
+    for bad in ("parquet", "", 3, ["arrow"], None):
+        with pytest.raises(InvalidInput, match="history format"):
+            client.call("history", format=bad)
+    assert client.ping()["pid"] > 0
+    assert client.history().empty
