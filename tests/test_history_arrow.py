@@ -73,15 +73,18 @@ def test_a_column_null_in_the_first_thousands_of_rows_keeps_its_type(store):
     assert table.column("delay_ms").to_pylist()[:3] == [1.5, 1.5, 1.5]
 
 
-def test_the_default_arrow_table_of_a_store_matches_the_sqlite_one(store):
+@pytest.mark.parametrize(("query", "rows"), [({"limit": 150}, 150), ({}, 400), ({"status": "ok"}, 200)])
+def test_the_default_arrow_table_of_a_store_matches_the_sqlite_one(store, query, rows):
+    # Without a limit the child reads two halves of the run ids at once; with a limit, one query.
     runs = [
         {"cid": "a" * 24, "job": None, "service": "s", "trigger": "invoke", "attempt": 1, "status": "running"},
         {"cid": "b" * 24, "job": "j", "service": "s", "trigger": "manual", "attempt": 2, "status": "ok"},
     ]
-    store.add_runs(runs * 100)
-    native = _table(store.runs_table(limit=150))
-    default = _table(Store.runs_table(store, limit=150))  # what a store without its own reader sends
-    assert native.num_rows == 150
+    store.add_runs(runs * 200)
+    native = _table(store.runs_table(**query))
+    default = _table(Store.runs_table(store, **query))  # what a store without its own reader sends
+    assert native.num_rows == rows
+    assert native.column("run_id").to_pylist() == sorted(native.column("run_id").to_pylist(), reverse=True)
     assert native.to_pylist() == default.to_pylist()
     assert native.schema.equals(default.schema)
 

@@ -178,8 +178,9 @@ RUN_ARROW_TYPES = {
 RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner")
 
 
-def arrow_stream(table) -> bytearray:
-    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes."""
+def typed_runs(table, encode: bool = True):
+    """``table``'s run columns typed as ``RUN_ARROW_TYPES`` says (repeated text dictionary-encoded
+    when ``encode``: parts to be concatenated later are typed without it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -188,13 +189,21 @@ def arrow_stream(table) -> bytearray:
         column = table.column(name)
         kind = RUN_ARROW_TYPES.get(name, "string")
         if kind == "timestamp":
-            column = pc.cast(column.cast(pa.string()), pa.timestamp("us", tz="UTC"))
+            if not pa.types.is_timestamp(column.type):
+                column = pc.cast(column.cast(pa.string()), pa.timestamp("us", tz="UTC"))
         else:
             column = column.cast(kind)  # an all-NULL column may come typed as anything
-            if name in RUN_REPEATED_TEXT:
+            if encode and name in RUN_REPEATED_TEXT:
                 column = pc.dictionary_encode(column)
         columns.append(column)
-    typed = pa.table(columns, names=list(RUN_FIELDS)).combine_chunks()
+    return pa.table(columns, names=list(RUN_FIELDS))
+
+
+def arrow_stream(table) -> bytearray:
+    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes."""
+    import pyarrow as pa
+
+    typed = typed_runs(table).combine_chunks()
     # Measure, then write into one buffer of the right size: a growing stream copies it several times.
     mock = pa.MockOutputStream()
     with pa.ipc.new_stream(mock, typed.schema) as writer:

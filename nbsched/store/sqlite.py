@@ -244,10 +244,26 @@ class SQLiteStore(Store):
             where, params = _runs_where(**query, limit=None, ordered=False)
             (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
             if min(count, BULK_ROWS + 1 if limit is None else limit) > BULK_ROWS:
-                where, params = _runs_where(**query, limit=limit)
-                columns = ", ".join(f'"{name}"' for name in RUN_FIELDS)
-                return _read_in_child(self.path, f"SELECT {columns} FROM runs {where}", params)
+                return _read_in_child(self.path, self._bulk_queries(query, limit, count))
         return Store.runs_table(self, **query, limit=limit)
+
+    def _bulk_queries(self, query: dict, limit: int | None, count: int) -> list[tuple[str, list]]:
+        """The SELECTs of a large runs table, newest first: without a limit, two halves of the run ids,
+        which the child reads on two connections at once."""
+        columns = ", ".join(f'"{name}"' for name in RUN_FIELDS)
+        if limit is not None or count < 2 * BULK_ROWS:
+            where, params = _runs_where(**query, limit=limit)
+            return [(f"SELECT {columns} FROM runs {where}", params)]
+        lowest, highest = self.db.execute(
+            "SELECT (SELECT MIN(run_id) FROM runs), (SELECT MAX(run_id) FROM runs)"
+        ).fetchone()
+        middle = (lowest + highest) // 2
+        where, params = _runs_where(**query, limit=None, ordered=False)
+        where = f"{where} AND" if where else "WHERE"
+        return [
+            (f"SELECT {columns} FROM runs {where} run_id > ? ORDER BY run_id DESC", [*params, middle]),
+            (f"SELECT {columns} FROM runs {where} run_id <= ? ORDER BY run_id DESC", [*params, middle]),
+        ]
 
     def _select_runs(self, where, params, fields, convert_times=True):
         columns = ", ".join(f'"{name}"' for name in fields)
@@ -385,8 +401,8 @@ def _to_db_cached(value):
 BULK_ROWS = 50_000
 
 
-def _read_in_child(path: str, sql: str, params: list) -> bytearray:
-    request = json.dumps({"path": path, "sql": sql, "params": params}).encode()
+def _read_in_child(path: str, queries: list[tuple[str, list]]) -> bytearray:
+    request = json.dumps({"path": path, "queries": queries}).encode()
     command = [sys.executable, "-m", "nbsched.store.arrow_reader"]
     done = subprocess.run(command, input=request, capture_output=True, timeout=600, check=False)
     if done.returncode != 0:
