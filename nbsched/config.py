@@ -28,6 +28,8 @@ RUNNER_START_TIMEOUT = 20.0
 CLAIM_AHEAD_SECONDS = 0.5
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
 MAX_CLAIMS_PER_TICK = 2000
+#: Seconds between the runner's refreshes of its store's read caches (the Arrow files of a long history).
+CACHE_REFRESH_SECONDS = 60.0
 #: Fires later than this many seconds behind schedule at runner start count as missed.
 MISFIRE_GRACE_SECONDS = 1.0
 #: Default window for catching up missed fires.

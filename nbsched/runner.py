@@ -137,7 +137,11 @@ class Runner:
         os.chmod(path, 0o600)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        self._tasks = [loop.create_task(self._schedule_loop()), loop.create_task(self._flush_loop())]
+        self._tasks = [
+            loop.create_task(self._schedule_loop()),
+            loop.create_task(self._flush_loop()),
+            loop.create_task(self._cache_loop()),
+        ]
         log.info(
             "runner %s started: home %s, store %s, %d jobs",
             self.runner_id,
@@ -199,6 +203,24 @@ class Runner:
             except Exception:
                 log.exception("writing run history failed; will retry")
 
+    async def _cache_loop(self) -> None:
+        """Keep the store's read caches up to date, so a long history reads fast the first time it is asked for."""
+
+        def refresh() -> None:
+            reader = self.store.reader()
+            try:
+                reader.refresh_caches()
+            finally:
+                if reader is not self.store:
+                    reader.close()
+
+        while True:
+            await asyncio.sleep(config.CACHE_REFRESH_SECONDS)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, refresh)
+            except Exception:
+                log.exception("refreshing the store's read caches failed; will retry")
+
     def _on_result(self, result: dict) -> None:
         self.engine.on_result(result)
 
@@ -230,7 +252,7 @@ class Runner:
                 if not line.strip():
                     continue
                 for part in await self._answer(line):
-                    writer.write(part)
+                    await _send(writer, part)
                 await writer.drain()
         except (ConnectionError, BrokenPipeError):
             pass
@@ -389,6 +411,24 @@ class Runner:
     async def op_shutdown(self) -> dict:
         asyncio.get_running_loop().call_soon(self.request_stop)
         return {"stopping": self.runner_id}
+
+
+#: A reply part larger than this (a long history as Arrow) goes out in slices of this size, each sent
+#: before the next: no copy of the whole into the transport's buffer.
+SEND_SLICE = 1 << 22
+
+
+async def _send(writer: asyncio.StreamWriter, part: bytes | memoryview) -> None:
+    if len(part) <= SEND_SLICE:
+        writer.write(part)
+        return
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):  # a bigger kernel buffer: fewer wake-ups per slice
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_SLICE)
+    view = memoryview(part)
+    for start in range(0, len(view), SEND_SLICE):
+        writer.write(view[start : start + SEND_SLICE])
+        await writer.drain()
 
 
 async def _discard_rest_of_line(reader: asyncio.StreamReader) -> None:

@@ -146,12 +146,10 @@ class Store(ABC):
         than rows of JSON. This default builds the table from ``runs``; a store may read its
         rows straight into Arrow.
         """
-        import pyarrow as pa
+        return arrow_stream(rows_table(self.runs(**query, times_as_text=True)))
 
-        rows = self.runs(**query, times_as_text=True)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(RUN_FIELDS)
-        table = pa.table({name: pa.array(list(values)) for name, values in zip(RUN_FIELDS, columns, strict=True)})
-        return arrow_stream(table)
+    def refresh_caches(self) -> None:  # noqa: B027 - optional for stores without caches
+        """Bring what the store keeps to read faster up to date; the runner calls it now and then, in a thread."""
 
     def reader(self) -> Store:
         """A store for one long read in another thread (history of many runs); close it when done.
@@ -176,6 +174,14 @@ RUN_ARROW_TYPES = {
 }
 #: Text columns with few distinct values: sent dictionary-encoded (a small index per row).
 RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner")
+
+
+def rows_table(rows: list[tuple]):
+    """Rows of ``RUN_FIELDS`` values (times as ISO text) as an Arrow table, its columns typed as found."""
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(RUN_FIELDS)
+    return pa.table({name: pa.array(list(values)) for name, values in zip(RUN_FIELDS, columns, strict=True)})
 
 
 def typed_runs(table, encode: bool = True):

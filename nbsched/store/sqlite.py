@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,18 @@ from ..errors import JobExists, NbschedError
 from ..jobs import JobSpec, JobState
 from ..protocol import gc_paused
 from ..timeparse import from_iso, iso
-from .base import CLAIMED_TRIGGERS, RUN_FIELDS, RUN_TIME_FIELDS, Claim, Store, StoredJob
+from .base import (
+    CLAIMED_TRIGGERS,
+    RUN_FIELDS,
+    RUN_TIME_FIELDS,
+    Claim,
+    Store,
+    StoredJob,
+    arrow_stream,
+    rows_table,
+    typed_runs,
+)
+from .runs_cache import RunsCache, filtered
 
 SCHEMA_VERSION = 1
 _SCHEMA = f"""
@@ -40,6 +52,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_fire_key ON runs (scheduled_at, job_uid, 
     WHERE attempt = 1 AND "trigger" IN {CLAIMED_TRIGGERS!r};
 CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
+-- Finished runs never change, so runs_cache keeps them as Arrow files; a run deleted, or changed after
+-- it finished (by hand, say), counts in meta's runs_generation, and the cache reads everything again.
+INSERT OR IGNORE INTO meta VALUES ('runs_generation', '0');
+CREATE TRIGGER IF NOT EXISTS runs_deleted AFTER DELETE ON runs BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status IS NOT 'running' BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
 CREATE TABLE IF NOT EXISTS connections (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, definition TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
@@ -67,6 +86,8 @@ class SQLiteStore(Store):
         return SQLiteStore(self.path, for_reading=True)
 
     def _check_version(self) -> None:
+        # An id of its own: the runs cache's files belong to this store, not to one later made at the same path.
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (secrets.token_hex(8),))
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -236,34 +257,71 @@ class SQLiteStore(Store):
         return self._select_runs(where, params, fields, convert_times=not times_as_text)
 
     def runs_table(self, job=None, service=None, status=None, since=None, limit=None, due_by=None) -> bytearray:
-        """Up to ``BULK_ROWS`` runs: built from sqlite3 rows here. More: read straight into Arrow
-        (ADBC's SQLite driver, in C) by a child process, since a second copy of the SQLite library in
-        this process would break the file locks of this one (sqlite.org/howtocorrupt.html, 2.2.1)."""
+        """Up to ``BULK_ROWS`` runs: built from sqlite3 rows here. More: the finished runs come from
+        the Arrow files of ``runs_cache``, which a child process writes (``arrow_reader``)."""
         query = {"job": job, "service": service, "status": status, "since": since, "due_by": due_by}
-        if limit is None or limit > BULK_ROWS:
-            where, params = _runs_where(**query, limit=None, ordered=False)
-            (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
-            if min(count, BULK_ROWS + 1 if limit is None else limit) > BULK_ROWS:
-                return _read_in_child(self.path, self._bulk_queries(query, limit, count))
+        if (limit is None or limit > BULK_ROWS) and self._more_runs_than(BULK_ROWS, query):
+            return arrow_stream(self._large_runs_table(query, limit))
         return Store.runs_table(self, **query, limit=limit)
 
-    def _bulk_queries(self, query: dict, limit: int | None, count: int) -> list[tuple[str, list]]:
-        """The SELECTs of a large runs table, newest first: without a limit, two halves of the run ids,
-        which the child reads on two connections at once."""
-        columns = ", ".join(f'"{name}"' for name in RUN_FIELDS)
-        if limit is not None or count < 2 * BULK_ROWS:
-            where, params = _runs_where(**query, limit=limit)
-            return [(f"SELECT {columns} FROM runs {where}", params)]
-        lowest, highest = self.db.execute(
-            "SELECT (SELECT MIN(run_id) FROM runs), (SELECT MAX(run_id) FROM runs)"
-        ).fetchone()
-        middle = (lowest + highest) // 2
+    def _more_runs_than(self, rows: int, query: dict) -> bool:
+        """Whether a query may select more than ``rows`` runs: counted when it filters, else told by the ids."""
+        (span,) = self.db.execute("SELECT COALESCE(MAX(run_id) - MIN(run_id) + 1, 0) FROM runs").fetchone()
+        if span <= rows or not any(value is not None for key, value in query.items() if key != "due_by"):
+            return span > rows
         where, params = _runs_where(**query, limit=None, ordered=False)
-        where = f"{where} AND" if where else "WHERE"
-        return [
-            (f"SELECT {columns} FROM runs {where} run_id > ? ORDER BY run_id DESC", [*params, middle]),
-            (f"SELECT {columns} FROM runs {where} run_id <= ? ORDER BY run_id DESC", [*params, middle]),
-        ]
+        (count,) = self.db.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM runs {where} LIMIT ?)", [*params, rows + 1]
+        ).fetchone()
+        return count > rows
+
+    def _large_runs_table(self, query: dict, limit: int | None):
+        import pyarrow as pa
+
+        cache = RunsCache.of(self.path)
+        with cache.lock:
+            cached = cache.cached_tables(self)
+            parts = [self._runs_after(cache.upto, query, limit)]
+        filters = {key: query[key] for key in ("job", "service", "status", "since")}
+        wanted = float("inf") if limit is None else limit
+        for table in cached:
+            if sum(part.num_rows for part in parts) >= wanted:
+                break
+            parts.append(filtered(table, **filters))
+        table = pa.concat_tables(parts)
+        return table if limit is None else table.slice(0, limit)
+
+    def _runs_after(self, after: int, query: dict, limit: int | None):
+        """The runs a query selects among those with ids above ``after`` (the ones no cache file holds)."""
+        import pyarrow as pa
+
+        where, params = _runs_where(**query, limit=None, ordered=False, after=after)
+        (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
+        if min(count, BULK_ROWS + 1 if limit is None else limit) > BULK_ROWS:  # a run long left running
+            (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
+            data = _read_in_child(self.path, _halves(where, params, after, highest, limit))
+            return pa.ipc.open_stream(data).read_all()
+        where, params = _runs_where(**query, limit=limit, after=after)
+        return typed_runs(rows_table(self._select_runs(where, params, RUN_FIELDS, convert_times=False)), encode=False)
+
+    # -- the runs cache (runs_cache.RunsCache calls these) --------------------------
+    def cache_bounds(self) -> tuple[str, int]:
+        """What the cache files of this store's runs are named by (its id and how many times finished runs
+        were deleted or changed), and the highest run id up to which every run has finished."""
+        store_id, generation, running, highest = self.db.execute(
+            "SELECT (SELECT value FROM meta WHERE key='store_id'), "
+            "(SELECT value FROM meta WHERE key='runs_generation'), "
+            "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs)"
+        ).fetchone()
+        return f"{store_id}g{generation}", highest if running is None else running - 1
+
+    def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
+        """The runs with ``after < run_id <= upto`` as an Arrow file, read by a child process."""
+        _read_in_child(self.path, _halves("", [], after, upto, None), file=path, nice=background)
+
+    def refresh_caches(self) -> None:
+        with (cache := RunsCache.of(self.path)).lock:
+            cache.cached_tables(self, background=True)
 
     def _select_runs(self, where, params, fields, convert_times=True):
         columns = ", ".join(f'"{name}"' for name in fields)
@@ -401,8 +459,11 @@ def _to_db_cached(value):
 BULK_ROWS = 50_000
 
 
-def _read_in_child(path: str, queries: list[tuple[str, list]]) -> bytearray:
-    request = json.dumps({"path": path, "queries": queries}).encode()
+def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> bytearray:
+    """What ``arrow_reader`` read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
+    there; ``nice``: at a low CPU priority (work no one waits for)."""
+    request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
+    request = json.dumps(request).encode()
     command = [sys.executable, "-m", "nbsched.store.arrow_reader"]
     done = subprocess.run(command, input=request, capture_output=True, timeout=600, check=False)
     if done.returncode != 0:
@@ -411,9 +472,24 @@ def _read_in_child(path: str, queries: list[tuple[str, list]]) -> bytearray:
     return bytearray(done.stdout)
 
 
-def _runs_where(job, service, status, since, limit, due_by, ordered=True) -> tuple[str, list]:
+def _halves(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
+    """SELECTs of the runs with ``after < run_id <= upto`` that ``where`` selects, newest first: two halves
+    of the ids, which the child reads on two connections at once (one query when there is a limit)."""
+    columns = ", ".join(f'"{name}"' for name in RUN_FIELDS)
+    where = f"{where} AND" if where else "WHERE"
+    select = f"SELECT {columns} FROM runs {where} run_id > ? AND run_id <= ? ORDER BY run_id DESC"
+    if limit is not None:
+        return [(f"{select} LIMIT ?", [*params, after, upto, limit])]
+    middle = (after + upto) // 2
+    return [(select, [*params, middle, upto]), (select, [*params, after, middle])]
+
+
+def _runs_where(job, service, status, since, limit, due_by, ordered=True, after=None) -> tuple[str, list]:
     """The WHERE / ORDER BY / LIMIT of a runs listing, newest first, and its parameters."""
     clauses, params = [], []
+    if after is not None:
+        clauses.append("run_id > ?")
+        params.append(after)
     if due_by is not None:
         clauses.append("(status != 'running' OR scheduled_at <= ?)")
         params.append(iso(due_by))

@@ -1,0 +1,164 @@
+"""The Arrow files of finished runs beside a SQLite store: a long history read from them equals SQLite's."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from nbsched.store import runs_cache
+from nbsched.store import sqlite as sqlite_store
+from nbsched.store.base import Store
+from nbsched.store.sqlite import SQLiteStore
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+QUERIES = [
+    {},
+    {"limit": 130},
+    {"job": "j1"},
+    {"service": "s2", "status": "error"},
+    {"status": "running"},
+    {"since": NOW + timedelta(seconds=250)},
+    {"job": "j0", "since": NOW + timedelta(seconds=100), "limit": 120},
+]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A store whose reads of more than 100 runs go through the cache, with a file per 150 finished runs."""
+    monkeypatch.setattr(sqlite_store, "BULK_ROWS", 100)
+    monkeypatch.setattr(runs_cache, "SEGMENT_ROWS", 150)
+    opened = SQLiteStore(tmp_path / "nbsched.db")
+    yield opened
+    opened.close()
+
+
+def _runs(count: int, start: int = 0, status: str | None = None) -> list[dict]:
+    runs = []
+    for i in range(start, start + count):
+        scheduled = NOW + timedelta(seconds=i)
+        run = {
+            "cid": f"{i:024x}",
+            "job": f"j{i % 3}" if i % 7 else None,
+            "service": f"s{i % 4}",
+            "trigger": "schedule",
+            "attempt": 1,
+            "status": status or ("error" if i % 5 == 0 else "ok"),
+            "scheduled_at": scheduled,
+            "runner": "test:1",
+        }
+        if run["status"] != "running":
+            started = scheduled + timedelta(milliseconds=i % 9)
+            run.update(started_at=started, finished_at=started + timedelta(milliseconds=2), delay_ms=float(i % 9))
+            run.update(output=str(i), logs="", error="ValueError: x" if run["status"] == "error" else None)
+        runs.append(run)
+    return runs
+
+
+def _table(data) -> pa.Table:
+    return pa.ipc.open_stream(io.BytesIO(bytes(data))).read_all()
+
+
+def _files(store) -> list[str]:
+    folder = runs_cache.RunsCache.of(store.path).folder
+    return sorted(path.name for path in folder.glob("*.arrow")) if folder.is_dir() else []
+
+
+def _assert_same_as_sqlite(store, query: dict) -> pa.Table:
+    query = {"due_by": NOW + timedelta(seconds=10_000), **query}
+    cached = _table(store.runs_table(**query))
+    plain = _table(Store.runs_table(store, **query))  # built from sqlite3 rows, no cache
+    assert cached.schema.equals(plain.schema)
+    assert cached.to_pylist() == plain.to_pylist(), query
+    return cached
+
+
+def test_finished_runs_are_read_from_files_and_equal_the_store(store):
+    store.add_runs(_runs(400))
+    store.add_runs(_runs(30, start=400, status="running"))  # the files stop before the first of these
+    store.add_runs(_runs(20, start=430))
+
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+    names = _files(store)
+    assert len(names) == 1 and names[0].endswith(".0-400.arrow"), names
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 450
+    assert whole.column("run_id").to_pylist() == list(range(450, 0, -1))
+
+
+def test_new_runs_add_files_and_many_files_are_merged(store, monkeypatch):
+    monkeypatch.setattr(runs_cache, "MAX_SEGMENTS", 2)
+    for batch in range(4):
+        store.add_runs(_runs(160, start=160 * batch))
+        _assert_same_as_sqlite(store, {})
+    names = _files(store)
+    assert len(names) <= 2, names
+    assert names[0].split(".")[1] == "0-480", names  # the first three merged into one
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+
+def test_a_run_deleted_or_changed_by_hand_is_not_served_from_old_files(store):
+    store.add_runs(_runs(300))
+    assert _assert_same_as_sqlite(store, {}).num_rows == 300
+    old = _files(store)
+    with sqlite3.connect(store.path) as db:  # what a user pruning or mending history does
+        db.execute("DELETE FROM runs WHERE run_id IN (5, 250)")
+        db.execute("UPDATE runs SET output = 'mended' WHERE run_id = 7")
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 298
+    assert {5, 250}.isdisjoint(whole.column("run_id").to_pylist())
+    assert "mended" in whole.column("output").to_pylist()
+    new = _files(store)
+    assert new and set(new).isdisjoint(old)  # written again under the new generation; the old ones deleted
+
+
+def test_results_of_running_runs_do_not_count_as_changes(store):
+    store.add_runs(_runs(200, status="running"))
+    _assert_same_as_sqlite(store, {})
+    assert _files(store) == []  # nothing finished yet
+    finished = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
+    store.update_runs([{"run_id": i, "status": "ok", "finished_at": finished} for i in range(1, 201)])
+    _assert_same_as_sqlite(store, {})
+    written = _files(store)
+    assert len(written) == 1
+    store.add_runs(_runs(10, start=200))
+    _assert_same_as_sqlite(store, {"status": "ok"})
+    assert _files(store) == written  # the same generation: the file is still good
+
+
+def test_a_new_store_at_the_same_path_and_broken_files_are_not_used(store, tmp_path):
+    store.add_runs(_runs(300))
+    _assert_same_as_sqlite(store, {})
+    old = _files(store)
+    folder = runs_cache.RunsCache.of(store.path).folder
+    (folder / "junk.arrow").write_bytes(b"not arrow")
+    store.close()
+    (tmp_path / "nbsched.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
+
+    fresh = SQLiteStore(tmp_path / "nbsched.db")  # a new store: new id, run ids from 1 again
+    fresh.add_runs(_runs(200, start=1000))
+    whole = _assert_same_as_sqlite(fresh, {})
+    assert whole.num_rows == 200 and whole.column("cid").to_pylist()[-1] == f"{1000:024x}"
+    assert set(_files(fresh)).isdisjoint(old) and "junk.arrow" not in _files(fresh)
+
+    # A file of this store's name that is not Arrow is deleted and read again.
+    (name,) = _files(fresh)
+    (folder / name).write_bytes(b"broken")
+    runs_cache.RunsCache._by_path.pop(fresh.path)  # as a runner started afresh finds it
+    assert _assert_same_as_sqlite(fresh, {}).num_rows == 200
+    fresh.close()
+
+
+def test_the_runner_refreshes_the_cache_in_the_background(store):
+    store.add_runs(_runs(300))
+    store.refresh_caches()
+    assert len(_files(store)) == 1
+    _assert_same_as_sqlite(store, {"job": "j2"})
