@@ -30,6 +30,8 @@ CLAIM_AHEAD_SECONDS = 0.5
 MAX_CLAIMS_PER_TICK = 2000
 #: Seconds between the runner's refreshes of its store's read caches (the Arrow files of a long history).
 CACHE_REFRESH_SECONDS = 60.0
+#: ... and from its start to the first one (after the start's own work).
+CACHE_FIRST_REFRESH_SECONDS = 5.0
 #: Fires later than this many seconds behind schedule at runner start count as missed.
 MISFIRE_GRACE_SECONDS = 1.0
 #: Default window for catching up missed fires.

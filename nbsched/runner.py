@@ -214,12 +214,13 @@ class Runner:
                 if reader is not self.store:
                     reader.close()
 
+        await asyncio.sleep(config.CACHE_FIRST_REFRESH_SECONDS)
         while True:
-            await asyncio.sleep(config.CACHE_REFRESH_SECONDS)
             try:
                 await asyncio.get_running_loop().run_in_executor(None, refresh)
             except Exception:
                 log.exception("refreshing the store's read caches failed; will retry")
+            await asyncio.sleep(config.CACHE_REFRESH_SECONDS)
 
     def _on_result(self, result: dict) -> None:
         self.engine.on_result(result)
