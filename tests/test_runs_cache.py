@@ -157,7 +157,7 @@ def test_a_new_store_at_the_same_path_and_broken_files_are_not_used(store, tmp_p
     fresh.close()
 
 
-def test_the_runner_refreshes_the_cache_in_the_background(store):
+def test_a_refresh_writes_the_files_before_any_long_read(store):  # what the runner does once a minute
     store.add_runs(_runs(300))
     store.refresh_caches()
     assert len(_files(store)) == 1
