@@ -162,3 +162,13 @@ def test_a_refresh_writes_the_files_before_any_long_read(store):  # what the run
     store.refresh_caches()
     assert len(_files(store)) == 1
     _assert_same_as_sqlite(store, {"job": "j2"})
+
+
+def test_history_is_still_read_when_the_cache_cannot_be_written(store, caplog):
+    store.add_runs(_runs(300))
+    blocker = runs_cache.RunsCache.of(store.path).folder
+    blocker.write_text("a file where the cache folder would go")  # mkdir fails, as on a full or read-only disk
+    for query in ({}, {"job": "j1"}, {"limit": 120}):
+        _assert_same_as_sqlite(store, query)
+    assert blocker.is_file()
+    assert "runs cache" in caplog.text and "not usable" in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import secrets
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ from .base import (
 )
 from .runs_cache import RunsCache, filtered
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -261,7 +263,13 @@ class SQLiteStore(Store):
         the Arrow files of ``runs_cache``, which a child process writes (``arrow_reader``)."""
         query = {"job": job, "service": service, "status": status, "since": since, "due_by": due_by}
         if (limit is None or limit > BULK_ROWS) and self._more_runs_than(BULK_ROWS, query):
-            return arrow_stream(self._large_runs_table(query, limit))
+            try:
+                return arrow_stream(self._large_runs_table(query, limit))
+            except (OSError, NbschedError, ValueError) as exc:  # pyarrow's errors are ValueErrors or OSErrors
+                log.warning("the runs cache of %s is not usable (%s); reading the runs from SQLite", self.path, exc)
+                where, params = _runs_where(**query, limit=None, ordered=False)
+                (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
+                return _read_in_child(self.path, _halves(where, params, 0, highest, limit))
         return Store.runs_table(self, **query, limit=limit)
 
     def _more_runs_than(self, rows: int, query: dict) -> bool:
