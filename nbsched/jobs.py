@@ -24,6 +24,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
 NAME_HELP = "names are 1-200 characters: letters, digits and . _ - : @ /, starting with a letter or digit"
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What a user asked for; never changes as the job fires."""
@@ -98,7 +101,8 @@ class JobSpec:
 
     def next_fire(self, after: datetime, fires: int) -> datetime | None:
         """The fire after ``after`` once ``fires`` fires have happened; None when the job is finished."""
-        fire = self.trigger().next_fire(max(after, self.start - timedelta(microseconds=1)))
+        # Datetimes count whole microseconds: before ``start`` means at or before the microsecond before it.
+        fire = self.trigger().next_fire(after if after >= self.start else self.start - _MICROSECOND)
         return self._bounded(fire, fires)
 
     def _bounded(self, fire: datetime | None, fires: int) -> datetime | None:

@@ -6,6 +6,7 @@ given (the user's ``NBSCHED_TIMEZONE`` unless the job names its own).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -173,8 +174,23 @@ def utcnow() -> datetime:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO text of an aware datetime in UTC, or None."""
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+    """ISO text of an aware datetime in UTC, or None: ``datetime.isoformat``'s text, made faster.
+
+    The runner writes two of these for every run; the date and time up to the second repeat
+    from run to run and come from a small cache.
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    second = _second_text(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    micro = moment.microsecond
+    return f"{second}.{micro:06d}+00:00" if micro else f"{second}+00:00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(year: int, month: int, day: int, hour: int, minute: int, second: int) -> str:
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
 
 
 def from_iso(text: str | None) -> datetime | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from nbsched.errors import InvalidJob
+from nbsched.timeparse import iso
 from nbsched.triggers import Cron, Interval, OneTime, normalize_cron
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -155,3 +157,17 @@ def test_bad_cron_lines_are_refused_with_an_example(line, message):
 
 def test_cron_describes_itself_in_plain_english():
     assert Cron("0 9 * * mon", "Europe/Warsaw").describe() == "At 09:00, only on Monday (Europe/Warsaw)"
+
+
+def test_iso_text_is_what_isoformat_writes_in_utc():
+    # The store keeps times as this text and compares it as text: it must not drift from isoformat's.
+    chooser = random.Random(7)
+    zones = [UTC, ZoneInfo("Europe/Warsaw"), ZoneInfo("America/St_Johns"), ZoneInfo("UTC")]
+    for _ in range(20_000):
+        moment = datetime(1999, 1, 1, tzinfo=UTC) + timedelta(microseconds=chooser.randrange(10**15))
+        if chooser.random() < 0.2:
+            moment = moment.replace(microsecond=0)
+        moment = moment.astimezone(chooser.choice(zones))
+        assert iso(moment) == moment.astimezone(UTC).isoformat(), moment
+    assert iso(None) is None
+    assert iso(datetime(2026, 3, 29, 1, 0, tzinfo=UTC)) == "2026-03-29T01:00:00+00:00"

@@ -231,9 +231,9 @@ class SQLiteStore(Store):
         # Updates with the same fields (every finished run has the same) go in one executemany.
         groups: dict[tuple[str, ...], list[tuple]] = {}
         for update in updates:
-            fields = tuple(key for key in update if key != "run_id")
+            fields = _fields_of(tuple(update))
             if fields:
-                values = [_to_db(key, update[key]) for key in fields]
+                values = [_to_db(update[key]) for key in fields]
                 groups.setdefault(fields, []).append((*values, update["run_id"]))
         with self._tx():
             for fields, rows in groups.items():
@@ -435,7 +435,8 @@ _ADVANCE_JOB = "UPDATE jobs SET next_fire=?, fires=?, last_fire=COALESCE(?, last
 
 
 def _advance_values(claim: Claim) -> tuple:
-    last = max((run["scheduled_at"] for run in claim.runs), default=None)
+    runs = claim.runs
+    last = runs[0]["scheduled_at"] if len(runs) == 1 else max((run["scheduled_at"] for run in runs), default=None)
     return (
         _iso_or_none(claim.new_next),
         claim.fires,
@@ -544,7 +545,11 @@ def _iso_cached(moment: datetime) -> str:
     return iso(moment)
 
 
-def _to_db(name: str, value):
-    if isinstance(value, datetime):
-        return iso(value)
-    return value
+def _to_db(value):
+    return iso(value) if isinstance(value, datetime) else value
+
+
+@functools.lru_cache(maxsize=64)
+def _fields_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields an update of a run sets (all its keys but the run id)."""
+    return tuple(key for key in keys if key != "run_id")
