@@ -25,7 +25,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 #: Seconds a client waits for a freshly started runner to answer.
 RUNNER_START_TIMEOUT = 20.0
 #: Seconds before a fire is due that the runner claims it in the store (off the critical path).
-CLAIM_AHEAD_SECONDS = 0.5
+CLAIM_AHEAD_SECONDS = 0.75
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
 MAX_CLAIMS_PER_TICK = 2000
 #: The runner's cyclic garbage collector thresholds (Python's default: 700, 10, 10), see runner._tune_gc.

@@ -101,6 +101,7 @@ class Engine:
     connections: dict[str, dict] = field(default_factory=dict)
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
+    waiting_ahead: dict[str, dict[int, dict]] = field(default_factory=dict)  # job -> its runs in ``ahead``
     predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -176,6 +177,7 @@ class Engine:
                     self._dispatch(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
                 elif run["scheduled_at"] > now and run["status"] == "running":
                     heapq.heappush(self.ahead, (run["scheduled_at"], run_id, job.spec.name, run))
+                    self.waiting_ahead.setdefault(job.spec.name, {})[run_id] = run
                 else:
                     self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
         return created
@@ -198,6 +200,11 @@ class Engine:
         """Start the claimed runs whose time has come; a job paused or deleted meanwhile skips its run."""
         while self.ahead and self.ahead[0][0] <= now:
             _, run_id, name, run = heapq.heappop(self.ahead)
+            waiting = self.waiting_ahead.get(name)
+            if waiting is None or waiting.pop(run_id, None) is None:
+                continue  # handed to a worker already, when the job's run before it ended
+            if not waiting:
+                del self.waiting_ahead[name]
             job = self.jobs.get(name)
             if job is None or not job.spec.active:
                 reason = "deleted" if job is None else "paused"
@@ -405,6 +412,20 @@ class Engine:
                 self._finish_now(next_id, run, "skipped", f"Job {name!r} was deleted before this queued run started.")
             else:
                 self._dispatch(next_id, run, job.spec, channel="scheduler")
+        elif name in self.waiting_ahead and job is not None and job.spec.active and self._may_predispatch(job):
+            self._predispatch_waiting(job)
+
+    def _predispatch_waiting(self, job: StoredJob) -> None:
+        """The job's run before ended while its next one, claimed, waits for its time: hand that one to a
+        worker now, to start at its time, as if no run had been in progress when it was claimed."""
+        name = job.spec.name
+        waiting = self.waiting_ahead[name]
+        run_id = min(waiting, key=lambda rid: waiting[rid]["scheduled_at"])
+        run = waiting.pop(run_id)
+        if not waiting:
+            del self.waiting_ahead[name]
+        self.predispatched[run_id] = name
+        self._dispatch(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
 
     def _retry_later(self, active: ActiveRun) -> None:
         delay = min(2.0 ** (active.attempt - 1), MAX_RETRY_BACKOFF)
@@ -693,7 +714,7 @@ class Engine:
         return (
             run_id not in self.active
             and not any(rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue)
-            and not any(entry[1] == run_id for entry in self.ahead)
+            and not any(run_id in waiting for waiting in self.waiting_ahead.values())
         )
 
     def preview(self, now: datetime, cron=None, every=None, at=None, tz=None, count=5, after=None, start=None) -> dict:

@@ -99,15 +99,46 @@ def test_history_leaves_out_a_fire_claimed_ahead_until_its_time(harness):
     assert len(harness.engine.history(job="hello", now=T0 + timedelta(minutes=1))["rows"]) == 1
 
 
-def test_a_fire_claimed_ahead_for_a_busy_job_waits_for_its_time_in_the_runner(harness):
+def test_a_fire_claimed_ahead_for_a_busy_job_waits_in_the_runner_until_the_run_before_ends(harness):
     harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)  # the first run is still going
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
     assert len(harness.dispatched) == 1
     assert harness.engine.next_due() == T0 + timedelta(minutes=1)
+    second_id = harness.engine.ahead[0][1]
+    assert not harness.engine.is_finished(second_id)
+    # The first run ends before the second's time: the second goes to a worker now, to start at its time.
     harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))
+    assert len(harness.dispatched) == 2
+    assert harness.dispatched[1]["run_id"] == second_id
+    assert harness.dispatched[1]["not_before"] == (T0 + timedelta(minutes=1)).timestamp()
     harness.engine.tick(T0 + timedelta(minutes=1))
-    assert len(harness.dispatched) == 2 and "not_before" not in harness.dispatched[1]
+    assert len(harness.dispatched) == 2  # not handed over twice
+    harness.finish_all(T0 + timedelta(minutes=1))
+    assert harness.engine.is_finished(second_id)
+    assert [row["status"] for row in harness.rows("busy")] == ["ok", "ok"]
+
+
+def test_a_fire_claimed_ahead_for_a_job_still_busy_at_its_time_is_skipped(harness):
+    harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.tick(T0)
+    harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
+    harness.engine.tick(T0 + timedelta(minutes=1))  # the first run is still going (overlap=skip)
+    harness.finish_all(T0 + timedelta(minutes=1, seconds=1))
+    assert len(harness.dispatched) == 1
+    assert [row["status"] for row in harness.rows("busy")] == ["ok", "skipped"]
+
+
+def test_a_job_paused_while_its_claimed_fire_waits_for_the_run_before_skips_it(harness):
+    harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.tick(T0)
+    harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
+    harness.engine.pause("busy", "", T0 + timedelta(seconds=59, milliseconds=700))
+    harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))  # a paused job hands nothing over
+    harness.engine.tick(T0 + timedelta(minutes=1))
+    harness.engine.flush()
+    assert len(harness.dispatched) == 1
+    assert [row["status"] for row in harness.rows("busy")] == ["ok", "skipped"]
 
 
 def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
