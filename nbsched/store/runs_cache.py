@@ -70,8 +70,6 @@ class RunsCache:
 
     def _load(self) -> None:
         """Map the files of this store that chain from run 0; delete the rest."""
-        import pyarrow as pa
-
         found: dict[int, tuple[int, Path]] = {}
         for path in self.folder.glob("*.arrow") if self.folder.is_dir() else []:
             store_id, _, bounds = path.stem.partition(".")
@@ -80,6 +78,10 @@ class RunsCache:
                 found[int(after)] = (int(upto), path)
             else:
                 _unlink(path)
+        if not found:
+            return  # pyarrow (~40 MB) is imported only once there are runs to map
+        import pyarrow as pa
+
         after = 0
         while after in found:
             upto, path = found.pop(after)
