@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -172,3 +174,14 @@ def test_history_is_still_read_when_the_cache_cannot_be_written(store, caplog):
         _assert_same_as_sqlite(store, query)
     assert blocker.is_file()
     assert "runs cache" in caplog.text and "not usable" in caplog.text
+
+
+def test_a_refresh_with_nothing_to_cache_does_not_load_pyarrow(tmp_path):
+    # The runner refreshes once a minute; pyarrow costs ~40 MB of its memory, so it waits for a long history.
+    code = (
+        "import sys; from nbsched.store.sqlite import SQLiteStore; "
+        f"store = SQLiteStore({str(tmp_path / 'nbsched.db')!r}); store.refresh_caches(); "
+        "print('pyarrow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False", done.stderr
