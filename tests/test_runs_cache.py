@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import subprocess
 import sys
@@ -185,3 +186,16 @@ def test_a_refresh_with_nothing_to_cache_does_not_load_pyarrow(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_files_left_half_written_by_a_dead_writer_are_removed_later(store):
+    folder = runs_cache.RunsCache.of(store.path).folder
+    folder.mkdir()
+    old, fresh = folder / ".x.0-9.arrow.123.456", folder / ".x.0-9.arrow.123.789"
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"being written")
+    two_hours_ago = datetime.now(UTC).timestamp() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    store.add_runs(_runs(300))
+    _assert_same_as_sqlite(store, {})
+    assert not old.exists() and fresh.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from pathlib import Path
 SEGMENT_ROWS = 50_000
 #: More files than this are merged into one.
 MAX_SEGMENTS = 16
+#: A file being written (hidden, beside its final name) older than this many seconds was left by a dead writer.
+PARTIAL_FILE_AGE = 3600
 
 
 class RunsCache:
@@ -71,6 +74,10 @@ class RunsCache:
     def _load(self) -> None:
         """Map the files of this store that chain from run 0; delete the rest."""
         found: dict[int, tuple[int, Path]] = {}
+        for path in self.folder.glob(".*.arrow.*") if self.folder.is_dir() else []:
+            with contextlib.suppress(FileNotFoundError):  # a file half written by a process that died
+                if time.time() - path.stat().st_mtime > PARTIAL_FILE_AGE:
+                    _unlink(path)
         for path in self.folder.glob("*.arrow") if self.folder.is_dir() else []:
             store_id, _, bounds = path.stem.partition(".")
             after, _, upto = bounds.partition("-")
