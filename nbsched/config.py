@@ -29,7 +29,7 @@ CLAIM_AHEAD_SECONDS = 0.75
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
 MAX_CLAIMS_PER_TICK = 2000
 #: The runner's cyclic garbage collector thresholds (Python's default: 700, 10, 10), see runner._tune_gc.
-GC_THRESHOLDS = (10_000, 50, 1000)
+GC_THRESHOLDS = (10_000, 50, 100)
 #: Seconds between the runner's refreshes of its store's read caches (the Arrow files of a long history).
 CACHE_REFRESH_SECONDS = 60.0
 #: ... and from its start to the first one (after the start's own work).

@@ -592,10 +592,12 @@ class Engine:
 
     def delete(self, name: str) -> dict:
         self._job(name)
-        self._recall(name, "deleted")
         self.store.delete_job(name)
         del self.jobs[name]
         self.schedule.remove(name)
+        # After the job is gone: a run taken back ends, and the end of a run hands the job's next
+        # claimed run to a worker only while the job exists.
+        self._recall(name, "deleted")
         return {"deleted": name}
 
     def _reschedule(self, job: StoredJob) -> None:

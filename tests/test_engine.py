@@ -262,3 +262,18 @@ def test_preview_lists_the_next_fire_times_and_a_reading(harness):
     preview = harness.engine.preview(T0, cron="0 9 * * mon", tz="Europe/Warsaw", count=2)
     assert preview["times"] == [datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 12, 7, 8, tzinfo=UTC)]
     assert preview["description"] == "At 09:00, only on Monday (Europe/Warsaw)"
+
+
+def test_a_job_deleted_while_its_claimed_fire_waits_for_the_run_before_never_starts_it(harness):
+    harness.engine.claim_ahead = timedelta(minutes=3)  # two fires claimed: one held by a worker, one waiting
+    harness.engine.add_job({"name": "j", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0)
+    harness.engine.tick(T0)
+    harness.engine.tick(T0)
+    (held,) = harness.dispatched
+    (waiting_id,) = harness.engine.waiting_ahead["j"]
+    harness.engine.delete("j")  # takes back the held run; its end must not hand over the waiting one
+    assert [m["run_id"] for m in harness.dispatched] == []
+    harness.engine.tick(T0 + timedelta(minutes=2))
+    harness.engine.flush()
+    statuses = dict(harness.engine.store.db.execute("SELECT run_id, status FROM runs").fetchall())
+    assert statuses == {held["run_id"]: "skipped", waiting_id: "skipped"}

@@ -199,3 +199,35 @@ def test_files_left_half_written_by_a_dead_writer_are_removed_later(store):
     store.add_runs(_runs(300))
     _assert_same_as_sqlite(store, {})
     assert not old.exists() and fresh.exists()
+
+
+def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_path):
+    store.add_runs(_runs(50))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "nbsched.db").read_bytes())
+    store.add_runs(_runs(400, start=50))
+    store.refresh_caches()
+    assert _files(store)
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
+    (tmp_path / "nbsched.db").write_bytes(copy.read_bytes())  # same id, same generation, fewer runs
+    runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
+
+    restored = SQLiteStore(tmp_path / "nbsched.db")
+    restored.add_runs(_runs(200, start=10_000, status="error"))  # new runs take the ids the files hold
+    whole = _assert_same_as_sqlite(restored, {})
+    assert whole.num_rows == 250
+    restored.close()
+
+
+def test_a_run_left_running_long_keeps_the_cache_in_use(store, caplog):
+    # More than BULK_ROWS runs after the oldest running one: they are read by the child, then joined to the files.
+    store.add_runs(_runs(200))
+    store.add_runs(_runs(1, start=200, status="running"))
+    store.add_runs(_runs(150, start=201))
+    for query in ({}, {"job": "j1"}, {"limit": 300}):
+        _assert_same_as_sqlite(store, query)
+    assert len(_files(store)) == 1
+    assert "not usable" not in caplog.text

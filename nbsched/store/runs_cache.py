@@ -62,11 +62,24 @@ class RunsCache:
         if store_id != self.store_id:  # first use, or runs were deleted or changed: files of other ids go
             self.store_id, self.segments = store_id, []
             self._load()
+        if self.segments and not self._matches(store, finished_upto):
+            for after, upto, _ in self.segments:  # the store was put back from a copy, say
+                _unlink(self._file(after, upto))
+            self.segments = []
         if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
             self._add(store, self.upto, finished_upto, background)
         if len(self.segments) > MAX_SEGMENTS:
             self._merge()
         return [table for _, _, table in reversed(self.segments)]
+
+    def _matches(self, store, finished_upto: int) -> bool:
+        """Whether the store still holds the runs of the files: the newest run of each file, by id and
+        correlation id (random per runner), and no file beyond the store's finished runs."""
+        if finished_upto < self.upto:
+            return False
+        tables = [table for _, _, table in self.segments if table.num_rows]
+        newest = {table["run_id"][0].as_py(): table["cid"][0].as_py() for table in tables}
+        return store.run_cids(list(newest)) == newest
 
     def _file(self, after: int, upto: int) -> Path:
         return self.folder / f"{self.store_id}.{after}-{upto}.arrow"

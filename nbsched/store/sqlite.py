@@ -308,11 +308,16 @@ class SQLiteStore(Store):
         if min(count, BULK_ROWS + 1 if limit is None else limit) > BULK_ROWS:  # a run long left running
             (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
             data = _read_in_child(self.path, _halves(where, params, after, highest, limit))
-            return pa.ipc.open_stream(data).read_all()
+            return typed_runs(pa.ipc.open_stream(data).read_all(), encode=False)  # plain text, as the files
         where, params = _runs_where(**query, limit=limit, after=after)
         return typed_runs(rows_table(self._select_runs(where, params, RUN_FIELDS, convert_times=False)), encode=False)
 
     # -- the runs cache (runs_cache.RunsCache calls these) --------------------------
+    def run_cids(self, run_ids: list[int]) -> dict[int, str]:
+        """The correlation ids of these runs (the runs cache checks its files against them)."""
+        marks = ", ".join("?" * len(run_ids))
+        return dict(self.db.execute(f"SELECT run_id, cid FROM runs WHERE run_id IN ({marks})", run_ids).fetchall())
+
     def cache_bounds(self) -> tuple[str, int]:
         """What the cache files of this store's runs are named by (its id and how many times finished runs
         were deleted or changed), and the highest run id up to which every run has finished."""
@@ -466,6 +471,8 @@ def _to_db_cached(value):
 
 #: Above this many runs, a runs table is read by a child process with ADBC (see ``runs_table``).
 BULK_ROWS = 50_000
+#: Seconds that child process may take.
+CHILD_TIMEOUT = 600
 
 
 def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> bytearray:
@@ -474,7 +481,12 @@ def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None
     request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
     request = json.dumps(request).encode()
     command = [sys.executable, "-m", "nbsched.store.arrow_reader"]
-    done = subprocess.run(command, input=request, capture_output=True, timeout=600, check=False)
+    try:
+        done = subprocess.run(command, input=request, capture_output=True, timeout=CHILD_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise NbschedError(
+            f"Reading the history into Arrow took longer than {CHILD_TIMEOUT} s; ask for less, e.g. a limit."
+        ) from None
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
         raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
