@@ -26,9 +26,9 @@ def read(path: str, sql: str, params: list):
     import adbc_driver_sqlite.dbapi
 
     with adbc_driver_sqlite.dbapi.connect(path) as db, db.cursor() as cursor:
-        # Wait when another connection holds a lock for a
-        # moment (two of these opening a WAL file that no connection has open, say).
-        cursor.execute("PRAGMA busy_timeout = 30000")  # as the store's connections
+        # Wait, as the store's connections do, while another connection holds a lock for a moment
+        # (two of these opening a WAL file that no connection has open, say).
+        cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.fetchall()
         # One batch for the whole result: the driver types each column from the rows of its first
         # batch, and a column NULL there (error, traceback) would get the wrong type.

@@ -268,8 +268,7 @@ class SQLiteStore(Store):
             except (OSError, NbschedError, ValueError) as exc:  # pyarrow's errors are ValueErrors or OSErrors
                 log.warning("the runs cache of %s is not usable (%s); reading the runs from SQLite", self.path, exc)
                 where, params = _runs_where(**query, limit=None, ordered=False)
-                (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
-                return _read_in_child(self.path, _halves(where, params, 0, highest, limit))
+                return self._read_after_in_child(0, where, params, limit)
         return Store.runs_table(self, **query, limit=limit)
 
     def _more_runs_than(self, rows: int, query: dict) -> bool:
@@ -306,11 +305,15 @@ class SQLiteStore(Store):
         where, params = _runs_where(**query, limit=None, ordered=False, after=after)
         (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
         if min(count, BULK_ROWS + 1 if limit is None else limit) > BULK_ROWS:  # a run long left running
-            (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
-            data = _read_in_child(self.path, _halves(where, params, after, highest, limit))
+            data = self._read_after_in_child(after, where, params, limit)
             return typed_runs(pa.ipc.open_stream(data).read_all(), encode=False)  # plain text, as the files
         where, params = _runs_where(**query, limit=limit, after=after)
         return typed_runs(rows_table(self._select_runs(where, params, RUN_FIELDS, convert_times=False)), encode=False)
+
+    def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> bytearray:
+        """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
+        (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
+        return _read_in_child(self.path, _halves(where, params, after, highest, limit))
 
     # -- the runs cache (runs_cache.RunsCache calls these) --------------------------
     def run_cids(self, run_ids: list[int]) -> dict[int, str]:
