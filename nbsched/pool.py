@@ -27,6 +27,8 @@ _HEADER = struct.Struct("!I")
 #: Run messages a worker holds at most: it reads the next from its pipe as soon as one ends, so
 #: a burst costs one pipe write per message instead of one full round trip per run.
 PIPELINE_DEPTH = 16384
+#: Longest wait of a worker's results while another worker still has runs due (see ``_finished``).
+DEFER_RESULTS = 0.02
 
 
 class _Worker:
@@ -74,6 +76,8 @@ class WorkerPool:
         self._spawned = 0
         self._tasks: set[asyncio.Task] = set()
         self._dispatch_pending = False
+        self._deferred: list[dict] = []  # results held back while another worker runs a burst
+        self._defer_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         for _ in range(self.size):
@@ -131,6 +135,7 @@ class WorkerPool:
 
     async def stop(self) -> None:
         self.stopping = True
+        self._take_deferred()
         for worker in list(self.workers):
             if worker.process.returncode is None:
                 worker.process.kill()
@@ -213,13 +218,35 @@ class WorkerPool:
                 worker.inflight = deque(m for m in worker.inflight if m["run_id"] != run_id)
                 self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
                 continue
-            for one in result.get("results") or [result]:
-                if worker.inflight and worker.inflight[0]["run_id"] == one["run_id"]:
-                    worker.inflight.popleft()
-                worker.slow = False
-                self.on_result(one)
+            self._finished(worker, result.get("results") or [result])
             self._dispatch()
         await self._buried(worker)
+
+    def _finished(self, worker: _Worker, results: list[dict]) -> None:
+        """Results of a worker's runs. While another worker still works through a queue of runs that
+        are due (a burst), they wait for its results, up to ``DEFER_RESULTS`` seconds: the runner taking
+        them in now would take a core from that worker's runs."""
+        for one in results:
+            if worker.inflight and worker.inflight[0]["run_id"] == one["run_id"]:
+                worker.inflight.popleft()
+            worker.slow = False
+        self._deferred.extend(results)
+        now = time.time()
+        if not any(
+            other is not worker and len(other.inflight) > 1 and other.inflight[1].get("not_before", 0) <= now
+            for other in self.workers
+        ):
+            self._take_deferred()
+        elif self._defer_timer is None:
+            self._defer_timer = asyncio.get_running_loop().call_later(DEFER_RESULTS, self._take_deferred)
+
+    def _take_deferred(self) -> None:
+        if self._defer_timer is not None:
+            self._defer_timer.cancel()
+            self._defer_timer = None
+        deferred, self._deferred = self._deferred, []
+        for one in deferred:
+            self.on_result(one)
 
     def _bounced(self, worker: _Worker, run_ids: set[int]) -> None:
         """The worker's run in hand is slow: the runs waiting behind it go to other workers."""
@@ -231,6 +258,7 @@ class WorkerPool:
 
     async def _buried(self, worker: _Worker) -> None:
         code = await worker.process.wait()
+        self._take_deferred()  # what it reported before it died comes first
         if worker in self.workers:
             self.workers.remove(worker)
         # Runs queued behind the one that was running never started: hand them to other workers.
