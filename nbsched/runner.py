@@ -496,12 +496,28 @@ def configure_logging(foreground: bool, settings: config.Settings) -> None:
         root.addHandler(handler)
 
 
+class _NoPandas:
+    """An import finder that keeps pandas out of the runner process.
+
+    The runner sends history as Arrow and never builds a DataFrame (the client does), but pyarrow
+    imports pandas, when it is installed, on the first array it builds from Python values: ~47 MB
+    for the rest of the runner's life. Told that pandas is missing, pyarrow does without it.
+    """
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not loaded in the nbsched runner", name=name)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbsched.runner", description="Run the nbsched runner.")
     parser.add_argument(
         "--detached", action="store_true", help="started by 'nbsched runner start' (logs to stderr only)"
     )
     options = parser.parse_args(argv)
+    sys.meta_path.insert(0, _NoPandas)
     settings = config.settings()
     configure_logging(foreground=not options.detached, settings=settings)
     try:

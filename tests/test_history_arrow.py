@@ -6,6 +6,7 @@ import io
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -120,6 +121,26 @@ def test_client_history_equals_the_json_rows_with_every_filter(client):
     assert set(errors["error"]) == {"ValueError: asked to fail"}
     assert errors["traceback"].str.contains("asked to fail").all()
     assert str(errors["started_at"].dt.tz) == client.tz
+
+
+def _libraries_of(pid: int) -> set[str]:
+    """The top-level Python packages whose compiled modules process ``pid`` has loaded."""
+    found = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        path = line.split()[-1]
+        if "/site-packages/" in path and path.endswith(".so"):
+            found.add(path.split("/site-packages/")[1].split("/")[0])
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/<pid>/maps (Linux)")
+def test_the_runner_sends_history_as_arrow_without_loading_pandas(client):
+    # The client builds the DataFrame; pandas in the runner would stay for its whole life (~47 MB).
+    client.wait(client.invoke("api.hello", "x"))
+    assert len(client.history()) == 1
+    loaded = _libraries_of(client.ping()["pid"])
+    assert "pyarrow" in loaded, loaded  # the Arrow reply was built in the runner
+    assert "pandas" not in loaded, loaded
 
 
 def test_an_unknown_history_format_is_refused_and_the_runner_goes_on(client):
