@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shlex
-import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from datetime import datetime
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.display import display
 
 from . import config
 from .client import Client
@@ -53,8 +53,13 @@ SCHEDULE_OPTIONS = (
 STOP_TIMEOUT = config.SHUTDOWN_GRACE_SECONDS + 10
 
 
+def show(text: str) -> None:
+    """``text`` as the output of the cell, shown as plain text (the library itself never prints)."""
+    display({"text/plain": text}, raw=True)
+
+
 class _HelpShown(Exception):
-    """``--help`` printed the help; nothing else to do."""
+    """``--help`` showed the help; nothing else to do."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +71,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message}. Example: {self.example}")
+
+    def print_help(self, file=None):
+        show(self.format_help().rstrip("\n"))
 
     def exit(self, status: int = 0, message: str | None = None):
         if message:
@@ -175,7 +183,7 @@ def _create(session: Session, service: str, options: argparse.Namespace, **trigg
     args = _job_options(options)  # refuses bad local input before a runner is asked (or started)
     job = session.client().schedule(service, name=options.name, **trigger, **args)
     state = "" if job.active else " (paused)"
-    print(f"scheduled {job.name}{state}: {job.definition}, runs {job.service}; next run {fmt_time(job.next_run)}")
+    show(f"scheduled {job.name}{state}: {job.definition}, runs {job.service}; next run {fmt_time(job.next_run)}")
 
 
 def sub_every(session: Session, words: list[str]):
@@ -269,9 +277,9 @@ def sub_run(session: Session, words: list[str]):
     client = session.client()
     run_id = client.execute(options.job)
     if not options.wait:
-        print(f"run {run_id} of {options.job} started; see %schedule logs {run_id}")
+        show(f"run {run_id} of {options.job} started; see %schedule logs {run_id}")
         return
-    _print_run(client.wait(run_id, timeout=options.timeout))
+    _show_run(client.wait(run_id, timeout=options.timeout))
 
 
 def sub_invoke(session: Session, words: list[str]):
@@ -285,9 +293,9 @@ def sub_invoke(session: Session, words: list[str]):
     extra = check_extra(options.extra) if options.extra is not None else None
     run_id = client.invoke(options.service, extra=extra)
     if not options.wait:
-        print(f"run {run_id} of {options.service} started; see %schedule logs {run_id}")
+        show(f"run {run_id} of {options.service} started; see %schedule logs {run_id}")
         return
-    _print_run(client.wait(run_id, timeout=options.timeout))
+    _show_run(client.wait(run_id, timeout=options.timeout))
 
 
 def sub_pause(session: Session, words: list[str]):
@@ -295,19 +303,19 @@ def sub_pause(session: Session, words: list[str]):
     parser.add_argument("--note", default="", help="why; shown in %%schedule list")
     options = parser.parse(words)
     session.client().pause(options.job, note=options.note)
-    print(f"paused {options.job}" + (f" ({options.note})" if options.note else ""))
+    show(f"paused {options.job}" + (f" ({options.note})" if options.note else ""))
 
 
 def sub_resume(session: Session, words: list[str]):
     options = _job_parser("resume").parse(words)
     job = session.client().resume(options.job)
-    print(f"resumed {job.name}; next run {fmt_time(job.next_run)}")
+    show(f"resumed {job.name}; next run {fmt_time(job.next_run)}")
 
 
 def sub_delete(session: Session, words: list[str]):
     options = _job_parser("delete").parse(words)
     session.client().delete(options.job)
-    print(f"deleted {options.job} (its run history is kept)")
+    show(f"deleted {options.job} (its run history is kept)")
 
 
 def sub_show(session: Session, words: list[str]):
@@ -316,30 +324,33 @@ def sub_show(session: Session, words: list[str]):
     record = client.job(options.job)
     from .client import _local_time
 
+    lines = []
     for key, value in record.items():
         if value in (None, ""):
             continue
         if key in ("next_run", "last_run", "start", "end", "at", "created_at"):
             value = fmt_time(_local_time(value, client.tz))
-        print(f"{key:>12}: {value}")
+        lines.append(f"{key:>12}: {value}")
+    show("\n".join(lines))
 
 
 def sub_logs(session: Session, words: list[str]):
     parser = _Parser("%schedule logs", "%schedule logs 42")
     parser.add_argument("run_id")
     options = parser.parse(words)
-    _print_run(session.client().run(options.run_id))
+    _show_run(session.client().run(options.run_id))
 
 
-def _print_run(record: dict) -> None:
+def _show_run(record: dict) -> None:
     took = f" in {record['duration_ms']:.1f} ms" if record.get("duration_ms") is not None else ""
-    print(
+    lines = [
         f"run {record['run_id']} of {record['job'] or record['service']} ({record['trigger']}, "
         f"{fmt_time(record['scheduled_at'])}): {record['status']}{took}"
-    )
+    ]
     for key in ("error", "output", "logs", "traceback"):
         if record.get(key):
-            print(f"--- {key}\n{str(record[key]).rstrip()}")
+            lines.append(f"--- {key}\n{str(record[key]).rstrip()}")
+    show("\n".join(lines))
 
 
 def sub_preview(session: Session, words: list[str]):
@@ -351,7 +362,7 @@ def sub_preview(session: Session, words: list[str]):
     options = parser.parse(words)
     client = session.client()
     tz = options.tz or client.tz
-    print(client.preview(cron=" ".join(options.cron), tz=tz, count=options.count, after=options.after))
+    show(str(client.preview(cron=" ".join(options.cron), tz=tz, count=options.count, after=options.after)))
 
 
 def sub_runner(session: Session, words: list[str]):
@@ -367,20 +378,20 @@ def sub_runner(session: Session, words: list[str]):
         _stop_runner(settings)
     if options.action in ("start", "restart"):
         info = session.client().ping()
-        print(f"runner {info['runner']} is up (pid {info['pid']}), home {settings.home}")
+        show(f"runner {info['runner']} is up (pid {info['pid']}), home {settings.home}")
 
 
 def _runner_status(settings: config.Settings) -> None:
     try:
         client = Client(settings, autostart=False)
     except RunnerError:
-        print(f"no runner is running for {settings.home}; start one with %schedule runner start")
+        show(f"no runner is running for {settings.home}; start one with %schedule runner start")
         return
     try:
         info = client.ping()
     finally:
         client.close()
-    print(
+    show(
         f"runner {info['runner']} up since {info['started_at']}: {info['jobs']} jobs, "
         f"{info['running']} running, store {info['store']}"
     )
@@ -390,7 +401,7 @@ def _stop_runner(settings: config.Settings) -> None:
     try:
         client = Client(settings, autostart=False)
     except RunnerError:
-        print(f"no runner was running for {settings.home}")
+        show(f"no runner was running for {settings.home}")
         return
     try:
         info = client.shutdown()
@@ -401,7 +412,7 @@ def _stop_runner(settings: config.Settings) -> None:
         time.sleep(0.05)
     if settings.socket_path.exists():
         raise RunnerError(f"The runner {info['stopping']} did not stop in time; see {settings.log_path}.")
-    print(f"runner {info['stopping']} stopped")
+    show(f"runner {info['stopping']} stopped")
 
 
 def sub_ui(session: Session, words: list[str]):
@@ -409,7 +420,7 @@ def sub_ui(session: Session, words: list[str]):
     try:
         from .widgets import ui
     except ImportError as exc:
-        print(f"The dashboard is not available ({one_line(exc)}); use %schedule list and %schedule history.")
+        show(f"The dashboard is not available ({one_line(exc)}); use %schedule list and %schedule history.")
         return None
     return ui(client=session.client())
 
@@ -417,8 +428,9 @@ def sub_ui(session: Session, words: list[str]):
 def sub_config(session: Session, words: list[str]):
     if not words:
         settings = config.settings()
-        print(f"timezone={settings.timezone}\nhome={settings.home}\nstore={settings.store_url}")
-        print(f"workers={settings.workers}")
+        show(
+            f"timezone={settings.timezone}\nhome={settings.home}\nstore={settings.store_url}\nworkers={settings.workers}"
+        )
         return
     for word in words:
         key, sep, value = word.partition("=")
@@ -439,11 +451,11 @@ def _set_config(key: str, value: str) -> None:
     if key == "workers" and not value.isdigit():
         raise UsageError(f"%schedule config: workers must be a whole number, e.g. workers=2 (got {value!r}).")
     os.environ[CONFIG_KEYS[key]] = value
-    print(f"{key}={value} (for this session; {CONFIG_KEYS[key]})")
+    show(f"{key}={value} (for this session; {CONFIG_KEYS[key]})")
 
 
 def sub_help(session: Session, words: list[str]):
-    print(SCHEDULE_HELP)
+    show(SCHEDULE_HELP)
 
 
 SUBCOMMANDS: dict[str, Callable[[Session, list[str]], object]] = {
@@ -472,10 +484,10 @@ def run_schedule(session: Session, line: str):
 
 
 def _run_subcommand(session: Session, line: str, magic: str, help_text: str, subcommands: dict):
-    """Split a magic's line, print its help when empty, and run the subcommand it names."""
+    """Split a magic's line, show its help when empty, and run the subcommand it names."""
     words = split_line(line, magic)
     if not words:
-        print(help_text)
+        show(help_text)
         return None
     name, rest = words[0], words[1:]
     if name not in subcommands:
@@ -523,9 +535,9 @@ def run_service_cell(session: Session, shell, line: str, cell: str) -> None:
     offset = HANDLE_BODY_OFFSET if words else 0
     result = _as_usage_errors(_deploy_cell, session, source)
     for warning in result.get("warnings", []):
-        print(f"warning: {_shift_line(one_line(warning), offset)}", file=sys.stderr)
+        show(f"warning: {_shift_line(one_line(warning), offset)}")
     for service in result["services"]:
-        print(f"deployed {service['name']} (version {service['version']})")
+        show(f"deployed {service['name']} (version {service['version']})")
     shell.ex(compile(source, "<cell>", "exec"))  # the classes are usable in the kernel too
 
 
@@ -590,7 +602,7 @@ def con_rest(session: Session, words: list[str]):
     )
     args.update(_timeout(options), **({"verify": False} if options.no_verify else {}))
     session.client().connections.add_rest(options.name, options.address, **args)
-    print(f"REST connection {options.name!r} -> {options.address}" + _secret_note(args))
+    show(f"REST connection {options.name!r} -> {options.address}" + _secret_note(args))
 
 
 def _headers(pairs: list[str]) -> dict[str, str]:
@@ -615,7 +627,7 @@ def con_smtp(session: Session, words: list[str]):
     args = _given(username=options.username, password=_secret(options), tls=options.tls, sender=options.sender)
     args.update(_timeout(options))
     session.client().connections.add_smtp(options.name, host, int(port), **args)
-    print(f"SMTP connection {options.name!r} -> {host}:{port}" + _secret_note(args))
+    show(f"SMTP connection {options.name!r} -> {host}:{port}" + _secret_note(args))
 
 
 def _secret_note(args: dict) -> str:
@@ -629,7 +641,7 @@ def con_kvdb(session: Session, words: list[str]):
     if not options.url.startswith(("redis://", "rediss://", "unix://")):
         raise UsageError(f"Invalid kvdb URL {options.url!r}: use redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0.")
     session.client().connections.set_kvdb(options.url)
-    print(f"kvdb -> {_hide_password(options.url)}")
+    show(f"kvdb -> {_hide_password(options.url)}")
 
 
 def _hide_password(url: str) -> str:
@@ -646,7 +658,7 @@ def con_delete(session: Session, words: list[str]):
     parser.add_argument("name")
     options = parser.parse(words)
     session.client().connections.delete(options.name)
-    print(f"deleted connection {options.name!r}")
+    show(f"deleted connection {options.name!r}")
 
 
 def con_test(session: Session, words: list[str]):
@@ -654,7 +666,7 @@ def con_test(session: Session, words: list[str]):
     parser.add_argument("name")
     options = parser.parse(words)
     result = session.client().connections.test(options.name)
-    print(_test_summary(options.name, result))
+    show(_test_summary(options.name, result))
 
 
 def _test_summary(name: str, result: dict) -> str:
@@ -663,7 +675,7 @@ def _test_summary(name: str, result: dict) -> str:
 
 
 def con_help(session: Session, words: list[str]):
-    print(CONNECTION_HELP)
+    show(CONNECTION_HELP)
 
 
 CONNECTION_SUBCOMMANDS: dict[str, Callable[[Session, list[str]], object]] = {

@@ -104,11 +104,12 @@ def test_service_cell_with_a_name_becomes_the_body_of_handle(ip, capsys):
 def test_service_cell_warns_about_a_name_from_another_cell(ip, capsys):
     ip.user_ns["threshold"] = 10
     ip.run_cell_magic("service", "uses.other.cell", "limit = 3\nif threshold > limit:\n    print('high')\n")
-    err = capsys.readouterr().err
-    assert err == (
+    warning, deployed = capsys.readouterr().out.splitlines()
+    assert warning == (
         "warning: <cell>, line 2: 'threshold' is neither defined nor imported here; the runner will not have it "
-        "(define or import it in this cell or file).\n"
+        "(define or import it in this cell or file)."
     )
+    assert deployed.startswith("deployed uses.other.cell (version ")
 
 
 def test_service_cell_with_a_syntax_error_is_one_line(ip):

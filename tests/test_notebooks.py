@@ -14,14 +14,17 @@ import nbsched
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
-def stream_text(notebook) -> str:
-    return "".join(
-        output.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "stream"
-    )
+def shown_text(notebook) -> str:
+    """What the code cells printed, and the plain text they displayed (the magics' confirmations)."""
+    return "".join(_text_of(output) for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)
+
+
+def _text_of(output) -> str:
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "display_data" and set(output.data) == {"text/plain"}:
+        return output.data["text/plain"] + "\n"
+    return ""
 
 
 def test_there_are_three_tutorials():
@@ -38,7 +41,7 @@ def test_tutorial_runs_top_to_bottom_and_stops_its_runner(path: Path, home: Path
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": path.parent}})
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
-    text = stream_text(notebook)
+    text = shown_text(notebook)
     assert "UsageError" not in text and "warning:" not in text
     assert f"NBSCHED_HOME = {home}" in text  # the test's home was kept, not replaced by a temp dir
     assert text.rstrip().endswith(" stopped")  # the last cell stopped the runner
