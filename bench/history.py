@@ -98,8 +98,21 @@ def main() -> None:
 
     home = _common.fresh_home()
     began = time.perf_counter()
-    command = [sys.executable, __file__, "--rows", str(options.rows), "--seed", str(home / "nbsched.db")]
-    subprocess.run(command, check=True, timeout=300)
+
+    def seed_in_child(rows: int, start: int = 0) -> None:
+        command = [
+            sys.executable,
+            __file__,
+            "--rows",
+            str(rows),
+            "--start",
+            str(start),
+            "--seed",
+            str(home / "nbsched.db"),
+        ]
+        subprocess.run(command, check=True, timeout=300)
+
+    seed_in_child(options.rows)
     seed_s = time.perf_counter() - began
     me = _common.os.getpid()
     with _common.Runner(home) as runner:
@@ -128,8 +141,7 @@ def main() -> None:
         # As between two of the runner's cache refreshes: runs finished since the last one are not
         # in a cache file yet, and come from SQLite.
         newer = runs_cache.SEGMENT_ROWS * 4 // 5
-        command = [*command[:3], str(newer), "--start", str(options.rows), *command[4:]]
-        subprocess.run(command, check=True, timeout=300)
+        seed_in_child(newer, start=options.rows)
         began = time.perf_counter()
         newer_rows = len(client.history())
         newer_s = time.perf_counter() - began
