@@ -24,6 +24,7 @@ from .errors import (
     WaitTimeout,
 )
 from .service import Service
+from .triggers import Preview, preview
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "JobExists",
     "JobNotFound",
     "NbschedError",
+    "Preview",
     "ProtocolError",
     "RunNotFound",
     "RunnerError",
@@ -48,6 +50,7 @@ __all__ = [
     "connect",
     "history",
     "load_ipython_extension",
+    "preview",
     "ui",
 ]
 

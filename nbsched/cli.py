@@ -106,10 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--wait", action="store_true")
     invoke.add_argument("--timeout", type=float, default=60.0)
 
-    preview = commands.add_parser("preview", help="next fire times of a cron line")
+    preview = commands.add_parser("preview", help="next fire times of a cron line (computed here, no runner)")
     preview.add_argument("cron")
     preview.add_argument("--tz")
     preview.add_argument("--count", type=int, default=5)
+    preview.add_argument("--after", help="fire times at or after this date (default: now), e.g. '2026-03-28'")
+    preview.add_argument("--name", help="the job's name, which H in the line hashes")
 
     _add_connection_parser(commands)
     commands.add_parser("demo", help="start a runner, deploy a demo service, schedule it and show its runs")
@@ -331,8 +333,9 @@ def _print_run_details(record: dict) -> None:
 
 
 def cmd_preview(options) -> int:
-    preview = _client().preview(cron=options.cron, tz=options.tz, count=options.count)
-    print(preview)
+    from .triggers import preview
+
+    print(preview(cron=options.cron, tz=options.tz, count=options.count, after=options.after, name=options.name))
     return 0
 
 

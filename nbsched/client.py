@@ -19,6 +19,7 @@ from typing import Any
 
 from . import config, protocol
 from .errors import DeployError, ProtocolError, RunnerError, error_types
+from .triggers import Preview
 
 RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
 JOB_TIME_COLUMNS = ("next_run", "last_run")
@@ -45,17 +46,6 @@ class Job:
         for key in JOB_TIME_COLUMNS:
             values[key] = _local_time(values[key], tz)
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class Preview:
-    """The next fire times of a schedule (aware, in its time zone) and a plain-English reading."""
-
-    times: list[datetime]
-    description: str
-
-    def __str__(self) -> str:
-        return "\n".join([self.description, *(f"  {moment.isoformat()}" for moment in self.times)])
 
 
 class Client:
@@ -208,8 +198,12 @@ class Client:
     def backfill(self, name: str, start: Any, end: Any) -> list[int]:
         return self.call("backfill", name=name, start=_wire_value(start), end=_wire_value(end))["run_ids"]
 
-    def preview(self, cron=None, every=None, at=None, tz=None, count: int = 5, after=None, start=None) -> Preview:
-        args = _wire({"cron": cron, "every": every, "at": at, "tz": tz, "count": count, "after": after, "start": start})
+    def preview(
+        self, cron=None, every=None, at=None, tz=None, count: int = 5, after=None, start=None, name=None
+    ) -> Preview:
+        """Next fire times, as ``nbsched.preview`` computes them, in the runner's default time zone."""
+        args = {"cron": cron, "every": every, "at": at, "tz": tz, "count": count, "after": after, "start": start}
+        args = _wire({**args, "name": name})
         result = self.call("preview", **{k: v for k, v in args.items() if v is not None})
         times = [_local_time(moment, result["tz"]) for moment in result["times"]]
         return Preview(times=times, description=result["description"])

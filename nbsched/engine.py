@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from . import config
+from . import config, cron
 from . import connections as conns
 from .deploy import SourceUnit, parse_services
 from .errors import (
@@ -36,8 +36,8 @@ from .jobs import JobSpec, JobState, validate_extra
 from .scheduler import Schedule
 from .store import Claim, Store, StoredJob
 from .store.base import RUN_FIELDS
-from .timeparse import parse_datetime, parse_duration, zone
-from .triggers import Cron, Interval, OneTime
+from .timeparse import parse_datetime, parse_duration
+from .triggers import Interval, preview
 
 log = logging.getLogger(__name__)
 #: Most fires counted one by one when catching up after downtime.
@@ -121,8 +121,44 @@ class Engine:
         self.stats = {name: _JobStats(**values) for name, values in self.store.job_stats().items()}
         self.jobs = {job.spec.name: job for job in self.store.jobs()}
         for job in self.jobs.values():
+            if job.spec.kind == "cron":
+                self._check_cron_line(job, now)
             self._reschedule(job)
         self.tick(now, grace=timedelta(seconds=config.MISFIRE_GRACE_SECONDS))
+
+    def _check_cron_line(self, job: StoredJob, now: datetime) -> None:
+        """At start: list a job whose line Debian's cron reads otherwise than nbsched 0.1 did, and move
+        its next fire to the new reading; pause a job whose line is refused now (``R``)."""
+        spec = job.spec
+        try:
+            spec.trigger()
+        except InvalidJob as exc:
+            log.error("job %r is paused: its cron line is refused since nbsched 0.2: %s", spec.name, exc)
+            job.spec = replace(spec, active=False, note="cron line refused since nbsched 0.2; update it")
+            job.state.paused_note = job.spec.note
+            self.store.save_job(job)
+            return
+        reason = cron.meaning_changes(spec.cron, spec.tz)
+        if reason is None:
+            return
+        log.warning(
+            "job %r: cron line %r fires as Debian's cron reads it since nbsched 0.2: %s",
+            spec.name,
+            spec.cron,
+            reason,
+        )
+        if job.state.next_fire is not None and job.state.next_fire > now:
+            job.state.next_fire = spec.next_fire(now, job.state.fires)
+            self.store.save_job(job)
+
+    def _resume_retries(self, now: datetime) -> None:
+        """Schedule again the retries that a previous runner stored and did not start."""
+        retries = self.store.pending_retries()
+        if retries:
+            log.info("%d retry attempt(s) stored by a previous runner are scheduled again", len(retries))
+        for retry in retries:
+            delay = max(0.0, (retry.due_at - now).total_seconds())
+            self.hooks.call_later(delay, lambda retry=retry: self._start_retry(retry))
 
     def _load_services(self) -> None:
         self.services = {service["name"]: service for service in self.store.services()}
@@ -719,27 +755,15 @@ class Engine:
             and not any(run_id in waiting for waiting in self.waiting_ahead.values())
         )
 
-    def preview(self, now: datetime, cron=None, every=None, at=None, tz=None, count=5, after=None, start=None) -> dict:
+    def preview(
+        self, now: datetime, cron=None, every=None, at=None, tz=None, count=5, after=None, start=None, name=None
+    ) -> dict:
+        """``triggers.preview`` for the socket: times in UTC, with the time zone they are read in."""
         tz = tz or self.default_tz
-        zone(tz)
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
-            raise InvalidInput(f"Invalid count {count!r}: use a whole number from 1 to 1000.")
-        moment = parse_datetime(after, tz, now, "after") if after not in (None, "") else now
-        given = [key for key, value in (("cron", cron), ("every", every), ("at", at)) if value not in (None, "")]
-        if len(given) != 1:
-            raise InvalidInput("Preview needs exactly one of cron, every or at, e.g. cron='0 9 * * mon'.")
-        if cron:
-            trigger = Cron(cron, tz)
-        elif every:
-            anchor = parse_datetime(start, tz, now, "start") if start else moment
-            trigger = Interval(parse_duration(every, "interval"), anchor)
-        else:
-            trigger = OneTime(parse_datetime(at, tz, now, "at"))
-        times, fire = [], trigger.first_fire(moment)
-        while fire is not None and len(times) < count:
-            times.append(fire)
-            fire = trigger.next_fire(fire)
-        return {"times": times, "description": trigger.describe(), "tz": tz}
+        args = dict(cron=cron, every=every, at=at, count=count, after=after, start=start, name=name)
+        result = preview(now=now, tz=tz, **args)
+        times = [moment.astimezone(UTC) for moment in result.times]
+        return {"times": times, "description": result.description, "tz": tz}
 
 
 def _backfill_fires(spec: JobSpec, first: datetime, last: datetime) -> list[datetime]:

@@ -60,7 +60,7 @@ class JobSpec:
         if self.kind == "interval":
             trigger = Interval(timedelta(seconds=self.every), self.start)
         elif self.kind == "cron":
-            trigger = Cron(self.cron, self.tz)
+            trigger = Cron(self.cron, self.tz, seed=self.name)
         else:
             trigger = OneTime(self.at)
         self.__dict__["_trigger"] = trigger  # a cache beside the fields: not compared, copied or stored
@@ -207,7 +207,7 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
             )
         values["every"] = every.total_seconds()
     elif kind == "cron":
-        values["cron"] = Cron(raw["cron"], tz).expression
+        values["cron"] = Cron(raw["cron"], tz, seed=name).expression
     else:
         values["at"] = _when(raw["at"], tz, now, "at")
     spec = JobSpec(**values)

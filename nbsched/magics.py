@@ -358,11 +358,13 @@ def sub_preview(session: Session, words: list[str]):
     parser.add_argument("cron", nargs="+", help="a cron line (quoted)")
     parser.add_argument("--tz")
     parser.add_argument("--count", type=int, default=5)
-    parser.add_argument("--after", help="fire times after this date (default: now), e.g. '2026-03-28'")
+    parser.add_argument("--after", help="fire times at or after this date (default: now), e.g. '2026-03-28'")
+    parser.add_argument("--name", help="the job's name, which H in the line hashes")
     options = parser.parse(words)
     client = session.client()
     tz = options.tz or client.tz
-    show(str(client.preview(cron=" ".join(options.cron), tz=tz, count=options.count, after=options.after)))
+    line = " ".join(options.cron)
+    show(str(client.preview(cron=line, tz=tz, count=options.count, after=options.after, name=options.name)))
 
 
 def sub_runner(session: Session, words: list[str]):
@@ -472,7 +474,7 @@ SCHEDULE_HELP = """\
   history [JOB] [--status error] [--since 1h] [--limit 100] [--plot]   runs, as a DataFrame
   run JOB [--wait] | invoke SERVICE [--extra ..] [--wait]
   pause JOB [--note ..] | resume JOB | delete JOB | show JOB | logs RUN_ID
-  preview "0 9 * * mon" [--tz Europe/Warsaw] [--count 5] [--after 2026-03-28]
+  preview "0 9 * * mon" [--tz Europe/Warsaw] [--count 5] [--after 2026-03-28] [--name JOB]
   runner start|stop|status|restart
   ui                          the dashboard
   config [timezone=Europe/Warsaw] [home=..] [store=..] [workers=N]

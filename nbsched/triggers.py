@@ -3,42 +3,29 @@
 ``first_fire(start)`` is the first fire at or after ``start``; ``next_fire(after)`` the first
 fire strictly after ``after``. Neither reads the clock. All datetimes are aware, in UTC.
 
-croniter is imported here and nowhere else. It walks wall-clock times; this module maps them
-to real instants following Debian's cron (the behaviour of the ``cronsim`` package):
+A cron line is compiled by ``cron`` into its local wall-clock times; ``Cron`` maps them to real
+instants following Debian's cron (the behaviour of the ``cronsim`` package):
 
-* a job with fixed minute and hour fields runs at wall-clock times: a time skipped by
-  spring-forward fires at the first instant after the gap, and a time repeated by fall-back
-  fires once, at its first occurrence;
-* a job whose minute or hour field starts with ``*`` (or any 6-field job) keeps its real-time
-  rhythm: wall-clock times inside a gap do not happen, and repeated ones happen twice.
+* a job with fixed minute and hour fields (and a fixed second, in a 6-field line) runs at
+  wall-clock times: a time skipped by spring-forward fires at the first instant after the gap,
+  and a time repeated by fall-back fires once, at its first occurrence;
+* a job whose second, minute or hour field starts with ``*`` keeps its real-time rhythm:
+  wall-clock times inside a gap do not happen, and repeated ones happen twice.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from . import cron
+from .errors import InvalidInput, InvalidJob
+from .timeparse import format_duration, gap_end, parse_datetime, parse_duration, utcnow, zone
 
-from .errors import InvalidJob
-from .timeparse import exists, format_duration, gap_end, zone
-
-CRON_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-CRON_HELP = (
-    "a cron line has 5 fields (minute hour day-of-month month day-of-week), e.g. '*/5 9-17 * * mon-fri', "
-    "or 6 with seconds first, or an alias such as @hourly or @daily"
-)
 _LOOKBACK = timedelta(hours=3)  # longer than any DST shift in the tz database
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu"})
 
 
 @dataclass(frozen=True)
@@ -97,115 +84,96 @@ class Interval:
 
 @dataclass(frozen=True)
 class Cron:
-    """Fires at the times a cron line matches, read in the IANA time zone ``tz``."""
+    """Fires at the times a cron line matches, read in the IANA time zone ``tz``.
+
+    ``seed`` is what ``H`` in the line hashes: the job's name, so the times are the job's own.
+    """
 
     expression: str
     tz: str = "UTC"
+    seed: str | None = None
+    line: cron.CronLine = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "expression", normalize_cron(self.expression))
+        object.__setattr__(self, "expression", cron.normalize(self.expression))
         zone(self.tz)
-
-    @property
-    def _zone(self) -> ZoneInfo:
-        return zone(self.tz)
-
-    @property
-    def _seconds_field(self) -> bool:
-        return len(self.expression.split()) == 6
+        object.__setattr__(self, "line", cron.compile_line(self.expression, self.seed))
 
     @property
     def wall_clock(self) -> bool:
-        """True when the job follows local wall-clock times (fixed minute and hour, 5 fields)."""
-        fields = self.expression.split()
-        return len(fields) == 5 and not fields[0].startswith("*") and not fields[1].startswith("*")
+        """True when the job follows local wall-clock times across DST (fixed second, minute and hour)."""
+        return self.line.wall_clock
 
     def first_fire(self, start: datetime) -> datetime | None:
         return self.next_fire(start - timedelta(microseconds=1))
 
     def next_fire(self, after: datetime) -> datetime | None:
         _require_aware(after, "after")
-        tz = self._zone
         try:
-            if self.wall_clock:
+            if self.tz in _UTC_NAMES:
+                local = self.line.next_after(after.astimezone(UTC).replace(tzinfo=None))
+                return None if local is None else local.replace(tzinfo=UTC)
+            tz = zone(self.tz)
+            if self.line.wall_clock:
                 return self._next_wall_clock(after, tz)
             return self._next_real_time(after, tz)
-        except (CroniterBadDateError, OverflowError, ValueError):  # no match, or past year 9999
+        except OverflowError:  # past year 9999
             return None
 
-    def _local_times(self, naive_start: datetime):
-        walker = croniter(self.expression, naive_start, second_at_beginning=self._seconds_field)
-        while True:
-            yield walker.get_next(datetime)
-
-    def _next_wall_clock(self, after: datetime, tz: ZoneInfo) -> datetime:
-        naive_after = after.astimezone(tz).replace(tzinfo=None)
-        for local in self._local_times(naive_after):
-            fire = local.replace(tzinfo=tz, fold=0).astimezone(UTC) if exists(local, tz) else gap_end(local, tz)
+    def _next_wall_clock(self, after: datetime, tz: ZoneInfo) -> datetime | None:
+        local = after.astimezone(tz).replace(tzinfo=None)
+        while (local := self.line.next_after(local)) is not None:
+            instants = _instants(local, tz)
+            fire = instants[0] if instants else gap_end(local, tz)
             if fire > after:
                 return fire
-        raise AssertionError("unreachable")  # pragma: no cover
+        return None
 
-    def _next_real_time(self, after: datetime, tz: ZoneInfo) -> datetime:
+    def _next_real_time(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         local_after = after.astimezone(tz)
-        shift = local_after.utcoffset() - (after + _LOOKBACK).astimezone(tz).utcoffset()
         # Ahead of a fall-back, the next instant can read earlier on the clock than ``after``.
-        naive_start = local_after.replace(tzinfo=None) - max(shift, timedelta(0))
+        shift = local_after.utcoffset() - (after + _LOOKBACK).astimezone(tz).utcoffset()
+        local = local_after.replace(tzinfo=None) - max(shift, timedelta(0))
         best: datetime | None = None
-        for local in self._local_times(naive_start):
+        while (local := self.line.next_after(local)) is not None:
             instants = _instants(local, tz)
             if best is not None and instants and instants[0] >= best:
-                return best
-            for fire in instants:
-                if fire > after and (best is None or fire < best):
-                    best = fire
-        raise AssertionError("unreachable")  # pragma: no cover
+                break
+            later = [fire for fire in instants if fire > after]
+            if later and (best is None or later[0] < best):
+                best = later[0]
+            if best is not None and shift <= timedelta(0):
+                break
+        return best
 
     def describe(self) -> str:
-        """A plain-English reading of the cron line (cron-descriptor)."""
-        from cron_descriptor import Options, get_description
+        """A plain-English reading of the cron line (cronsim's, which reads fields as Debian does)."""
+        from cronsim import CronSim
 
-        options = Options()
-        options.use_24hour_time_format = True
-        fields = self.expression.split()
-        text = fields if not self._seconds_field else [*fields[1:], fields[0]]
+        fields = self.line.resolved.split()
+        text = " ".join(fields[1:] if len(self.expression.split()) == 5 else fields)
         try:
-            description = get_description(" ".join(text), options)
-        except Exception:  # cron-descriptor refuses some lines croniter accepts
+            description = CronSim(text, datetime(2000, 1, 1)).explain()
+        except Exception:  # a reading is a courtesy: the line itself was already checked
             description = self.expression
         return f"{description} ({self.tz})"
 
 
 def _instants(local: datetime, tz: ZoneInfo) -> list[datetime]:
     """The real instants at which the wall-clock time ``local`` happens: none, one or two."""
-    if not exists(local, tz):
-        return []
-    first = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    second = local.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    return [first] if first == second else sorted([first, second])
+    before = local.replace(tzinfo=tz).utcoffset()
+    after = local.replace(tzinfo=tz, fold=1).utcoffset()
+    if before == after:
+        return [(local - before).replace(tzinfo=UTC)]
+    if before > after:  # the hour repeated at fall-back
+        return [(local - before).replace(tzinfo=UTC), (local - after).replace(tzinfo=UTC)]
+    return []  # inside the gap of spring-forward
 
 
 def normalize_cron(expression: object) -> str:
-    """Validate a cron line and return it with aliases expanded and spaces tidied."""
-    if not isinstance(expression, str) or not expression.strip():
-        raise InvalidJob(f"Invalid cron expression {expression!r}: {CRON_HELP}.")
-    text = " ".join(expression.split())
-    text = CRON_ALIASES.get(text.lower(), text)
-    fields = text.split()
-    if text.startswith("@"):
-        raise InvalidJob(f"Unknown cron alias {expression!r}: use one of {', '.join(CRON_ALIASES)}; {CRON_HELP}.")
-    if len(fields) not in (5, 6):
-        raise InvalidJob(f"Invalid cron expression {expression!r}: it has {len(fields)} fields; {CRON_HELP}.")
-    try:
-        croniter(text, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6).get_next(datetime)
-    except CroniterBadDateError:
-        raise InvalidJob(
-            f"Invalid cron expression {expression!r}: it matches no date (check the day-of-month and month fields); "
-            f"{CRON_HELP}."
-        ) from None
-    except (CroniterBadCronError, CroniterError, ValueError, KeyError, IndexError) as exc:
-        reason = str(exc).split("] ", 1)[-1] if str(exc) else "not understood"
-        raise InvalidJob(f"Invalid cron expression {expression!r} ({reason}): {CRON_HELP}.") from None
+    """Validate a cron line (``H`` included) and return it with aliases expanded and spaces tidied."""
+    text = cron.normalize(expression)
+    cron.compile_line(text, seed="")
     return text
 
 
@@ -215,3 +183,61 @@ def _require_aware(moment: datetime, what: str) -> None:
 
 
 Trigger = OneTime | Interval | Cron
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The next fire times of a schedule (aware, in its time zone) and a plain-English reading."""
+
+    times: list[datetime]
+    description: str
+
+    def __str__(self) -> str:
+        return "\n".join([self.description, *(f"  {moment.isoformat()}" for moment in self.times)])
+
+
+def preview(
+    cron: str | None = None,
+    every=None,
+    at=None,
+    tz: str | None = None,
+    count: int = 5,
+    after=None,
+    start=None,
+    name: str | None = None,
+    now: datetime | None = None,
+) -> Preview:
+    """The next ``count`` fire times of a schedule, computed here: no runner, no clock but ``now``.
+
+    Exactly one of ``cron``, ``every`` or ``at``. The times are the fires at or after ``after``
+    (default: now): a fire at exactly ``after`` counts. ``tz`` defaults to ``NBSCHED_TIMEZONE``;
+    dates typed without an offset are read in it. ``name`` is the job's name, which ``H`` in a
+    cron line hashes, so a preview of an ``H`` line shows that job's real times. ``start`` anchors
+    an interval's grid (default: ``after``).
+    """
+    from . import config
+
+    tz = tz or config.settings().timezone
+    local = zone(tz)
+    now = now or utcnow()
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
+        raise InvalidInput(f"Invalid count {count!r}: use a whole number from 1 to 1000.")
+    moment = parse_datetime(after, tz, now, "after") if after not in (None, "") else now
+    given = [key for key, value in (("cron", cron), ("every", every), ("at", at)) if value not in (None, "")]
+    if len(given) != 1:
+        raise InvalidInput(
+            f"Preview needs exactly one of cron, every or at (got {' and '.join(given) or 'none'}), "
+            "e.g. cron='0 9 * * mon', every='5m' or at='2026-11-25 10:00'."
+        )
+    if cron:
+        trigger: Trigger = Cron(cron, tz, seed=name)
+    elif every:
+        anchor = parse_datetime(start, tz, now, "start") if start else moment
+        trigger = Interval(parse_duration(every, "interval"), anchor)
+    else:
+        trigger = OneTime(parse_datetime(at, tz, now, "at"))
+    times, fire = [], trigger.first_fire(moment)
+    while fire is not None and len(times) < count:
+        times.append(fire.astimezone(local))
+        fire = trigger.next_fire(fire)
+    return Preview(times=times, description=trigger.describe())

@@ -150,6 +150,7 @@ class JobForm:
 
         self.kind.observe(lambda _: self._show_kind(), names="value")
         self.cron.observe(lambda _: self.preview(), names="value")
+        self.name.observe(lambda _: self.preview(), names="value")  # H in a line hashes the name
         self.tz.observe(lambda _: self._tz_changed(), names="value")
         self.extra.observe(lambda _: self.check_extra(), names="value")
         self.save.on_click(lambda _: guarded(self.errors["form"], self.submit, self.lock))
@@ -229,7 +230,7 @@ class JobForm:
             return
         try:
             with self.lock:
-                found = self.client.preview(cron=text, tz=self.tz.value, count=5)
+                found = self.client.preview(cron=text, tz=self.tz.value, count=5, name=self.name.value.strip() or None)
         except NbschedError as exc:
             say(self.errors["cron"], str(exc), "error")
             self.cron_preview.value = ""

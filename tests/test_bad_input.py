@@ -28,7 +28,7 @@ BAD_JOBS = [
     ("day 32", {"cron": "* * 32 * *"}, "5 fields"),
     ("month 13", {"cron": "* * * 13 *"}, "5 fields"),
     ("weekday 8", {"cron": "* * * * 8"}, "5 fields"),
-    ("4 fields", {"cron": "* * * *"}, "it has 4 fields; a cron line has 5 fields"),
+    ("4 fields", {"cron": "* * * *"}, "it has 4 fields. A line has 5 fields"),
     ("7 fields", {"cron": "* * * * * * *"}, "it has 7 fields"),
     ("unknown alias", {"cron": "@fortnightly"}, "use one of @yearly"),
     ("no such date", {"cron": "0 0 30 2 *"}, "matches no date"),

@@ -114,5 +114,5 @@ def test_invoke_with_extra_from_the_command_line(client):
 def test_preview_prints_the_reading_and_times(client):
     result = run_cli("preview", "0 9 * * mon", "--tz", "Europe/Warsaw", "--count", "2", home=client.settings.home)
     lines = result.stdout.splitlines()
-    assert lines[0] == "At 09:00, only on Monday (Europe/Warsaw)"
+    assert lines[0] == "At 09:00 on Monday (Europe/Warsaw)"
     assert len(lines) == 3 and lines[1].strip().endswith("09:00:00+01:00")

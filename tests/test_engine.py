@@ -261,7 +261,7 @@ def test_update_changes_the_schedule_and_keeps_the_fire_count(harness):
 def test_preview_lists_the_next_fire_times_and_a_reading(harness):
     preview = harness.engine.preview(T0, cron="0 9 * * mon", tz="Europe/Warsaw", count=2)
     assert preview["times"] == [datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 12, 7, 8, tzinfo=UTC)]
-    assert preview["description"] == "At 09:00, only on Monday (Europe/Warsaw)"
+    assert preview["description"] == "At 09:00 on Monday (Europe/Warsaw)"
 
 
 def test_a_job_deleted_while_its_claimed_fire_waits_for_the_run_before_never_starts_it(harness):

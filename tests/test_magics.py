@@ -196,7 +196,7 @@ def test_run_wait_and_logs_show_the_runs_logs(ip, client, capsys):
 def test_preview_prints_next_fire_times_and_a_reading(ip, client, capsys):
     schedule(ip, 'preview "0 9 * * mon" --tz Europe/Warsaw --count 2')
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "At 09:00, only on Monday (Europe/Warsaw)"
+    assert lines[0] == "At 09:00 on Monday (Europe/Warsaw)"
     assert len(lines) == 3
     assert all(line.strip().endswith(("T09:00:00+01:00", "T09:00:00+02:00")) for line in lines[1:])
 
@@ -352,13 +352,13 @@ RUNNER_MISTAKES = [
     ("every 5x api.hello", "Invalid interval '5x': a duration looks like '90s', '5m', '2h', '1d', '1w' or '1h30m'."),
     (
         'cron "61 * * * *" api.hello',
-        "Invalid cron expression '61 * * * *' (is not acceptable, out of range): a cron line has 5 fields (minute "
-        "hour day-of-month month day-of-week), e.g. '*/5 9-17 * * mon-fri', or 6 with seconds first, or an alias "
-        "such as @hourly or @daily.",
+        "Invalid cron expression '61 * * * *': the minute field '61' is out of range 0-59. A line has 5 fields "
+        "(minute hour day-of-month month day-of-week), e.g. '*/5 9-17 * * mon-fri', or 6 with seconds first, or an "
+        "alias such as @hourly or @daily.",
     ),
     (
         "cron bad api.hello",
-        "Invalid cron expression 'bad': it has 1 fields; a cron line has 5 fields (minute hour day-of-month month "
+        "Invalid cron expression 'bad': it has 1 fields. A line has 5 fields (minute hour day-of-month month "
         "day-of-week), e.g. '*/5 9-17 * * mon-fri', or 6 with seconds first, or an alias such as @hourly or @daily.",
     ),
     (

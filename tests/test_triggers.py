@@ -144,7 +144,7 @@ def test_cron_that_never_matches_is_refused():
     [
         ("61 * * * *", "out of range"),
         ("* * * *", "has 4 fields"),
-        ("", "cron line has 5 fields"),
+        ("", "it is empty. A line has 5 fields"),
         ("@fortnightly", "Unknown cron alias"),
         ("a b c d e", "Invalid cron expression"),
     ],
@@ -156,7 +156,7 @@ def test_bad_cron_lines_are_refused_with_an_example(line, message):
 
 
 def test_cron_describes_itself_in_plain_english():
-    assert Cron("0 9 * * mon", "Europe/Warsaw").describe() == "At 09:00, only on Monday (Europe/Warsaw)"
+    assert Cron("0 9 * * mon", "Europe/Warsaw").describe() == "At 09:00 on Monday (Europe/Warsaw)"
 
 
 def test_iso_text_is_what_isoformat_writes_in_utc():

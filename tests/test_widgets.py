@@ -120,7 +120,7 @@ def test_extra_that_looks_like_json_must_be_json(dash, client):
 @pytest.mark.parametrize(
     ("error", "field"),
     [
-        (InvalidJob("Invalid cron expression '61 * * * *' (out of range): a cron line has 5 fields"), "cron"),
+        (InvalidJob("Invalid cron expression '61 * * * *': the minute field '61' is out of range 0-59."), "cron"),
         (InvalidJob("Invalid interval '0s' for job 'x': it must be positive, e.g. '90s'"), "every"),
         (InvalidJob("Invalid time zone 'Mars/Base': use an IANA name such as 'Europe/Warsaw'"), "tz"),
         (InvalidJob("Invalid job name '': use letters, digits, '.', '-' or '_', e.g. 'sync'"), "name"),
