@@ -6,7 +6,7 @@ runner process that does not depend on the kernel runs it on time and records ev
 
 from __future__ import annotations
 
-from .client import Client, connect
+from .client import BackfillCapped, Client, connect
 from .errors import (
     AuthError,
     ConnectionNotFound,
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "BackfillCapped",
     "Client",
     "ConnectionNotFound",
     "DeployError",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from . import config
-from .client import RUN_TIME_COLUMNS, Client, connect
+from .client import RUN_TIME_COLUMNS, Client, connect, status_text
 from .errors import NbschedError, RunnerError
 from .protocol import JOB_LIST_FIELDS, RUN_FIELDS
 
@@ -45,6 +45,7 @@ SCHEDULE_OPTIONS = (
     "overlap",
     "misfire",
     "catchup",
+    "isolation",
 )
 
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     for option in SCHEDULE_OPTIONS:
         schedule.add_argument(f"--{option}", type=int if option in ("repeats", "retries") else str)
     schedule.add_argument("--paused", action="store_true", help="create the job inactive")
+    schedule.add_argument("--allow-subsecond", action="store_true", help="allow an interval shorter than 1s")
 
     _with_format(commands.add_parser("jobs", help="list jobs"))
     show = commands.add_parser("show", help="every setting of one job")
@@ -193,10 +195,7 @@ def cmd_runner(options) -> int:
         except RunnerError:
             print(f"nbsched: no runner is running for {settings.home}", file=sys.stderr)
             return 1
-        print(
-            f"runner {info['runner']} up since {info['started_at']}: "
-            f"{info['jobs']} jobs, {info['running']} running, store {info['store']}"
-        )
+        print(status_text(info))
         return 0
     if options.action in ("stop", "restart"):
         _stop_runner(settings)
@@ -253,6 +252,8 @@ def cmd_schedule(options) -> int:
     args = {key: getattr(options, key) for key in SCHEDULE_OPTIONS if getattr(options, key) is not None}
     if options.paused:
         args["active"] = False
+    if options.allow_subsecond:
+        args["allow_subsecond"] = True
     client = _client()
     job = client.schedule(options.service, every=options.every, cron=options.cron, at=options.at, **args)
     next_run = job.next_run.isoformat() if job.next_run else "never"

@@ -48,6 +48,10 @@ class Job:
         return cls(**values)
 
 
+class BackfillCapped(UserWarning):
+    """A backfill ran only the first part of its window (the message says up to when)."""
+
+
 class Client:
     """A connection to the runner of one nbsched home."""
 
@@ -196,7 +200,17 @@ class Client:
         return self.call("invoke", service=service, extra=extra, channel=channel)["run_id"]
 
     def backfill(self, name: str, start: Any, end: Any) -> list[int]:
-        return self.call("backfill", name=name, start=_wire_value(start), end=_wire_value(end))["run_ids"]
+        """Run the fires the job would have had from ``start`` to ``end``; their run ids, oldest first.
+
+        A window of more fires than one backfill runs is cut short, with a ``BackfillCapped`` warning
+        that says up to when it ran.
+        """
+        result = self.call("backfill", name=name, start=_wire_value(start), end=_wire_value(end))
+        if result.get("capped"):
+            import warnings
+
+            warnings.warn(result["message"], BackfillCapped, stacklevel=2)
+        return result["run_ids"]
 
     def preview(
         self, cron=None, every=None, at=None, tz=None, count: int = 5, after=None, start=None, name=None
@@ -422,3 +436,16 @@ def _localize_columns(frame, tz: str, time_columns):
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_convert(tz)
     return frame
+
+
+def status_text(info: dict) -> str:
+    """The runner's status in one line (two while its store fails), for the CLI and the magics."""
+    text = (
+        f"runner {info['runner']} up since {info['started_at']}: {info['jobs']} jobs, "
+        f"{info['running']} running, store {info['store']}"
+    )
+    trouble = info.get("store_error")
+    if trouble:
+        what = "the store file is gone; restart the runner" if trouble.get("gone") else "store writes fail"
+        text += f"\nSTORE ERROR since {trouble.get('since')}: {what}: {trouble.get('error')}"
+    return text

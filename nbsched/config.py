@@ -7,8 +7,11 @@ that changes ``NBSCHED_HOME`` sees the change at once.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import RunnerError
 
 #: Directory for the socket, token, pid file, log and SQLite database.
 DEFAULT_HOME = "~/.nbsched"
@@ -24,6 +27,8 @@ DEFAULT_WORKERS = 2
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: Seconds a client waits for a freshly started runner to answer.
 RUNNER_START_TIMEOUT = 20.0
+#: Seconds a starting runner waits for the runner before it, which is stopping, to exit.
+STOPPING_RUNNER_WAIT_SECONDS = SHUTDOWN_GRACE_SECONDS + 20.0
 #: Seconds before a fire is due that the runner claims it in the store (off the critical path).
 CLAIM_AHEAD_SECONDS = 0.75
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
@@ -38,6 +43,32 @@ CACHE_FIRST_REFRESH_SECONDS = 5.0
 MISFIRE_GRACE_SECONDS = 1.0
 #: Default window for catching up missed fires.
 DEFAULT_CATCHUP = "1h"
+#: Shortest interval a job may have, in seconds, unless it is created with ``allow_subsecond=True``.
+MIN_INTERVAL_SECONDS = 1.0
+#: Longest jitter of a one-time job, in seconds (an interval or cron job's jitter is at most its interval).
+MAX_ONE_TIME_JITTER_SECONDS = 86_400.0
+#: Longest note a paused job may carry, in characters.
+MAX_NOTE_CHARS = 500
+#: Header names and URL query keys whose values are secrets, masked in listings, errors and history: a name
+#: is secret when one of these is part of it (case-insensitive). ``NBSCHED_SECRET_NAMES`` adds more, comma-separated.
+SECRET_NAMES = (
+    "auth",
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "cookie",
+    "signature",
+    "credential",
+    "session",
+)
+#: ... and these only as a whole word of the name: "sig" masks ``X-Sig`` and ``?sig=``, not ``X-Design``.
+SECRET_WORDS = ("sig", "pw")
+#: Secrets shorter than this many characters are masked only where they stand as a value (after ``=`` or
+#: ``:``, or in quotes), not as a word of free text: ``password=test`` is masked, "test passed" is not.
+MASK_MIN_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -79,8 +110,44 @@ def settings() -> Settings:
     return Settings(home=home, store_url=store_url, timezone=timezone, workers=workers)
 
 
+def secret_names() -> tuple[str, ...]:
+    """``SECRET_NAMES`` and those ``NBSCHED_SECRET_NAMES`` adds, lower case."""
+    extra = (os.environ.get("NBSCHED_SECRET_NAMES") or "").split(",")
+    return (*SECRET_NAMES, *(name.strip().lower() for name in extra if name.strip()))
+
+
 def ensure_home(home: Path) -> Path:
-    """Create the home directory with mode 0700 (and tighten it if it exists)."""
+    """Create the home directory with mode 0700; refuse one that others own or may write to.
+
+    Another user who can write to the home could plant a token, a socket or a store there, or read
+    what the runner writes; an existing home that is only readable by others is tightened to 0700.
+    """
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = os.stat(home)
+    if info.st_uid != os.geteuid():
+        raise RunnerError(
+            f"NBSCHED_HOME {home} belongs to {_user(info.st_uid)}, not to you ({_user(os.geteuid())}); "
+            "the runner keeps its token and store there. Use a folder of your own, e.g. NBSCHED_HOME=~/.nbsched."
+        )
+    if info.st_mode & 0o022:
+        raise RunnerError(
+            f"NBSCHED_HOME {home} can be written by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"the runner keeps its token and store there. Make it yours alone: chmod 700 {home}"
+        )
     os.chmod(home, 0o700)
     return home
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` readable and writable by its owner only: created empty if missing, tightened if not."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    os.chmod(path, 0o600)
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"

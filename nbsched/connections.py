@@ -7,21 +7,24 @@ and sends them to its workers whenever they change, so an edited connection take
 the next run without a restart. In a worker, ``Connections`` turns them into objects a
 service uses; secrets given as ``env:VAR`` are read from the worker's environment there.
 
-Secrets (passwords, tokens, sensitive header values, a password in a Redis URL) never leave
-the runner in a listing, and ``mask`` blanks their values in a run's logs, traceback and output.
+Secrets (passwords, tokens, the values of headers and URL query keys named as secrets, a password
+in a URL) never leave the runner in a listing or an error, and ``mask`` blanks their values in a
+run's logs, error, traceback and output: whole values only, never part of a longer word.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import smtplib
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from . import config
 from .errors import ConnectionNotFound, InvalidInput, NbschedError, did_you_mean
 
 KINDS = ("rest", "smtp", "kvdb")
@@ -29,9 +32,10 @@ KINDS = ("rest", "smtp", "kvdb")
 KVDB_NAME = "kvdb"
 TLS_MODES = ("none", "starttls", "ssl")
 MASK = "***"
-#: Header names whose values are treated as secrets.
-_SENSITIVE_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
-_NAME = re.compile(r"^[^\x00-\x1f]{1,200}$")
+#: A ``key=value`` pair of a URL's query.
+_QUERY_PAIR = re.compile(r"(?P<head>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
+#: The password of a URL that does not parse: between the user's ``:`` and the last ``@`` of the authority.
+_USERINFO = re.compile(r"(?P<user>[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/]*):[^\s@]*@")
 
 
 class SMTPFailed(NbschedError, smtplib.SMTPException):
@@ -43,7 +47,7 @@ def definition(kind: str, name: str, **fields: Any) -> dict:
     """Validate what a user gave for a connection and return the definition to store."""
     if kind not in KINDS:
         raise InvalidInput(f"Invalid connection kind {kind!r}: use one of {', '.join(KINDS)}.")
-    if not isinstance(name, str) or not _NAME.match(name) or not name.strip():
+    if not isinstance(name, str) or not 0 < len(name) <= 200 or not name.isprintable() or not name.strip():
         raise InvalidInput(f"Invalid connection name {name!r}: use up to 200 printable characters, e.g. 'My SMTP'.")
     if kind == "kvdb" and name != KVDB_NAME:
         raise InvalidInput(f"The kvdb connection is always named {KVDB_NAME!r}; set it with set_kvdb(url).")
@@ -136,7 +140,8 @@ def _url(value, schemes: tuple[str, ...], what: str, example: str):
         except ValueError:
             parts = None
     if parts is None or parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
-        raise InvalidInput(f"Invalid URL {value!r} for {what}: use a {'/'.join(schemes)} URL, {example}.")
+        shown = masked_url(value) if isinstance(value, str) else value
+        raise InvalidInput(f"Invalid URL {shown!r} for {what}: use a {'/'.join(schemes)} URL, {example}.")
     return parts
 
 
@@ -165,9 +170,11 @@ def public_record(record: dict) -> dict:
         if spec.get(key):
             spec[key] = _masked(spec[key])
     if spec.get("headers"):
-        spec["headers"] = {k: _masked(v) if _SENSITIVE_HEADER.search(k) else v for k, v in spec["headers"].items()}
+        spec["headers"] = {k: _masked(v) if is_secret_name(k) else v for k, v in spec["headers"].items()}
     if kind == "kvdb":
-        spec["url"] = _masked_url(spec["url"])
+        spec["url"] = masked_url(spec["url"])
+    if kind == "rest":
+        spec["address"] = masked_url(spec["address"])
     address = {"rest": spec.get("address"), "smtp": f"{spec.get('host')}:{spec.get('port')}", "kvdb": spec.get("url")}
     return {
         "name": record["name"],
@@ -182,15 +189,45 @@ def _masked(value: str) -> str:
     return value if value.startswith("env:") else MASK
 
 
-def _masked_url(url: str) -> str:
+def is_secret_name(name: str) -> bool:
+    """Whether a header name or URL query key names a secret (``config.SECRET_NAMES``, ``SECRET_WORDS``)."""
+    lowered = name.lower()
+    words = set(re.split(r"[^a-z0-9]+", lowered))
+    return any(part in lowered for part in config.secret_names()) or not words.isdisjoint(config.SECRET_WORDS)
+
+
+def masked_url(url: str) -> str:
+    """``url`` as shown anywhere: its password and the values of query keys named as secrets masked; a URL
+    that does not parse, too (what a user typed wrong may hold a password all the same)."""
     if url.startswith("env:"):
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        url = _USERINFO.sub(rf"\g<user>:{MASK}@", url)
+    else:
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
+    return _QUERY_PAIR.sub(_masked_pair, url)
+
+
+def _masked_pair(match: re.Match) -> str:
+    if not match["value"] or not is_secret_name(unquote(match["key"])):
+        return match[0]
+    return f"{match['head']}{match['key']}={MASK}"
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The secrets in a URL: its password and the values of query keys named as secrets, as written and decoded."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    values = [password] if password else []
+    values += [m["value"] for m in _QUERY_PAIR.finditer(url) if m["value"] and is_secret_name(unquote(m["key"]))]
+    return [form for value in values for form in {value, unquote(value)}]
 
 
 # -- secrets ----------------------------------------------------------------------------
@@ -213,9 +250,12 @@ def secrets_of(definitions: dict[str, dict]) -> list[str]:
     for record in definitions.values():
         spec = record["definition"]
         values = [spec.get("password"), spec.get("token")]
-        values += [v for k, v in (spec.get("headers") or {}).items() if _SENSITIVE_HEADER.search(k)]
-        if record["kind"] == "kvdb":
-            values.append(spec["url"] if spec["url"].startswith("env:") else urlsplit(spec["url"]).password)
+        values += [v for k, v in (spec.get("headers") or {}).items() if is_secret_name(k)]
+        url = spec.get("url") if record["kind"] == "kvdb" else spec.get("address")
+        if url and url.startswith("env:"):
+            values.append(url)
+        elif url:
+            found.update(_url_secrets(url))
         for value in values:
             try:
                 secret = resolve(value, "secret")
@@ -225,8 +265,7 @@ def secrets_of(definitions: dict[str, dict]) -> list[str]:
                 continue
             found.add(secret)
             if record["kind"] == "kvdb" and value.startswith("env:"):
-                password = urlsplit(secret).password
-                found.update([password] if password else [])
+                found.update(_url_secrets(secret))
         if spec.get("username") and spec.get("password"):
             try:
                 pair = f"{resolve(spec['username'], 'username')}:{resolve(spec['password'], 'password')}"
@@ -237,12 +276,24 @@ def secrets_of(definitions: dict[str, dict]) -> list[str]:
 
 
 def mask(text: str | None, secrets: list[str]) -> str | None:
-    """``text`` with every secret value replaced by ``***``."""
+    """``text`` with every secret value replaced by ``***``: where it stands whole, not inside a longer word;
+    one shorter than ``config.MASK_MIN_CHARS`` only where it stands as a value (after ``=`` or ``:``, or
+    quoted), so that a password ``test`` leaves "test passed" as it is."""
     if not text or not secrets:
         return text
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
+    return _mask_pattern(tuple(secrets)).sub(MASK, text)
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_pattern(secrets: tuple[str, ...]) -> re.Pattern:
+    alternatives = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        before = r"(?<!\w)" if re.match(r"\w", secret) else ""
+        after = r"(?!\w)" if re.search(r"\w$", secret) else ""
+        if len(secret) < config.MASK_MIN_CHARS:
+            before = r"(?:(?<=[=:\"'])|(?<=[=:] ))"
+        alternatives.append(f"{before}{re.escape(secret)}{after}")
+    return re.compile("|".join(alternatives))
 
 
 # -- e-mail -----------------------------------------------------------------------------
@@ -625,7 +676,7 @@ def _check_rest(name: str, spec: dict) -> tuple[str, bool]:
         connection.close()
     # Any answer means the endpoint is reachable; refused credentials and server errors do not count.
     ok = response.status_code < 500 and response.status_code not in (401, 403)
-    return f"GET {spec['address']} answered HTTP {response.status_code} {response.reason}", ok
+    return f"GET {masked_url(spec['address'])} answered HTTP {response.status_code} {response.reason}", ok
 
 
 def _check_smtp(name: str, spec: dict) -> tuple[str, bool]:
@@ -644,7 +695,7 @@ def _check_kvdb(name: str, spec: dict) -> tuple[str, bool]:
 
     conn = redis.Redis.from_url(resolve(spec["url"], "The kvdb URL"), socket_timeout=5, socket_connect_timeout=5)
     try:
-        return f"{_masked_url(spec['url'])} answered PING", bool(conn.ping())
+        return f"{masked_url(spec['url'])} answered PING", bool(conn.ping())
     finally:
         conn.close()
 

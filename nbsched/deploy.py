@@ -93,7 +93,13 @@ def _declared_name(node: ast.ClassDef, unit: SourceUnit) -> str | None:
         if any(isinstance(t, ast.Name) and t.id == "name" for t in targets):
             value = item.value
             if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip():
-                return value.value.strip()
+                name = value.value.strip()
+                if not name.isprintable() or len(name) > 200:  # listings show it; a terminal would act on escapes
+                    raise DeployError(
+                        f"Cannot deploy {unit.origin}, line {item.lineno}: {node.name}.name {name!r:.80} is not "
+                        "1-200 printable characters; use a plain name, e.g. name = 'api.scheduler.sync'."
+                    )
+                return name
             raise DeployError(
                 f"Cannot deploy {unit.origin}, line {item.lineno}: {node.name}.name must be a plain string, "
                 "e.g. name = 'api.scheduler.sync'."

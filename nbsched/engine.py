@@ -4,6 +4,13 @@ The engine holds no socket and no event loop. ``tick(now)`` claims every fire du
 ``now`` and hands the runs to ``dispatch``; ``on_result`` records what a worker reported.
 The runner process wires it to the clock, the worker pool and the socket; tests drive it
 with explicit datetimes.
+
+A store that fails (locked by another process, disk full, read-only) costs no run its record and
+stops no job silently: due fires stay in the schedule and are claimed once the store works again
+(the fires it made late follow their job's misfire policy); results and pending retries stay
+buffered, in order, until they are written; the error is logged and shown by ``store_status``.
+A store whose file was deleted or replaced (``StoreGone``) is never written again: the engine stops
+firing, and each request that would write says why, until the runner is restarted on a new store.
 """
 
 from __future__ import annotations
@@ -30,13 +37,15 @@ from .errors import (
     JobNotFound,
     RunNotFound,
     ServiceNotFound,
+    StoreError,
+    StoreGone,
     did_you_mean,
 )
-from .jobs import JobSpec, JobState, validate_extra
+from .jobs import JobSpec, JobState, validate_extra, validate_note
 from .scheduler import Schedule
 from .store import Claim, Store, StoredJob
-from .store.base import RUN_FIELDS
-from .timeparse import parse_datetime, parse_duration
+from .store.base import RUN_FIELDS, STATUSES, PendingRetry
+from .timeparse import parse_datetime, parse_duration, zone
 from .triggers import Interval, preview
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,8 @@ log = logging.getLogger(__name__)
 MAX_MISSED_COUNT = 10_000
 #: Longest pause between retries, in seconds.
 MAX_RETRY_BACKOFF = 300.0
+#: Seconds between tries to write to a store that failed (due fires and results wait meanwhile).
+STORE_RETRY_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -73,6 +84,21 @@ class Hooks:
     cancel_timer: Callable[[object], None] = lambda handle: None
     registry_changed: Callable[[dict, dict], None] = lambda sources, services: None
     connections_changed: Callable[[dict], None] = lambda definitions: None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # for what happens outside ``tick(now)``
+    wake: Callable[[], None] = lambda: None  # a run joined ``ahead`` outside ``tick``: ask ``next_due`` again
+
+
+@dataclass(slots=True)
+class StoreTrouble:
+    """The store failed and has not worked since: the error, since when, and when to try it again."""
+
+    error: str
+    since: datetime
+    retry_at: datetime
+    gone: bool = False  # its file was deleted or replaced: never tried again
+
+    def record(self) -> dict:
+        return {"error": self.error, "since": self.since, "gone": self.gone}
 
 
 @dataclass
@@ -103,6 +129,11 @@ class Engine:
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
     waiting_ahead: dict[str, dict[int, dict]] = field(default_factory=dict)  # job -> its runs in ``ahead``
     predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
+    recalled: set[int] = field(default_factory=set)  # predispatched runs taken back to wait in ``ahead`` again
+    retries_to_store: list[PendingRetry] = field(default_factory=list)  # written with ``pending``
+    store_trouble: StoreTrouble | None = None
+    recovered_at: datetime | None = None  # when the store worked again: the fires it made late are misfires
+    stopped: bool = False  # the runner is stopping: nothing more starts
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     _cid_count: Iterator[int] = field(default_factory=itertools.count)
@@ -125,6 +156,7 @@ class Engine:
                 self._check_cron_line(job, now)
             self._reschedule(job)
         self.tick(now, grace=timedelta(seconds=config.MISFIRE_GRACE_SECONDS))
+        self._resume_retries(now)
 
     def _check_cron_line(self, job: StoredJob, now: datetime) -> None:
         """At start: list a job whose line Debian's cron reads otherwise than nbsched 0.1 did, and move
@@ -177,29 +209,45 @@ class Engine:
 
         Claiming (the store write that makes a fire a run, exactly once) happens a little before
         the fire is due, so that at the due time only the hand-over to a worker remains.
-        Return how many runs were created.
+        While the store fails, due fires stay due and are claimed at its next try; once its file
+        is gone, nothing fires. Return how many runs were created.
         """
-        created = self._claim_due(now, grace)
+        if self.stopped or (self.store_trouble is not None and self.store_trouble.gone):
+            return 0
+        created = self._claim_due(now, grace) if self._may_write(now) else 0
         self._start_ahead(now)
         return created
 
+    def stop(self) -> None:
+        """Start nothing more, neither fires nor retries: the runner is stopping. Stored retries wait for the next."""
+        self.stopped = True
+
+    def _may_write(self, now: datetime) -> bool:
+        trouble = self.store_trouble
+        return trouble is None or (not trouble.gone and now >= trouble.retry_at)
+
     def _claim_due(self, now: datetime, grace: timedelta | None) -> int:
         grace = self.in_loop_grace if grace is None else grace
-        claims: list[tuple[StoredJob, Claim]] = []
-        for name in self.schedule.due(now + self.claim_ahead, limit=config.MAX_CLAIMS_PER_TICK):
-            job = self.jobs.get(name)
-            if job is None or not job.spec.active or job.state.next_fire is None:
-                continue
-            if now - job.state.next_fire > grace:
-                claims.append((job, self._misfire_claim(job, now)))
-            else:
-                claims.append((job, self._fire_claim(job)))
+        names = self.schedule.due(now + self.claim_ahead, limit=config.MAX_CLAIMS_PER_TICK)
+        due = [self.jobs[name] for name in names if name in self.jobs]
+        try:
+            claims = self._claims(due, now, grace)
+        except Exception:
+            self._reschedule_all(due)
+            raise
         if not claims:
             return 0
+        try:
+            results = self.store.claim([claim for _, claim in claims])
+        except Exception as exc:
+            self._reschedule_all(due)
+            self._store_failed(exc)
+            return 0
+        self._store_works(now)
         created = 0
-        for (job, claim), run_ids in zip(claims, self.store.claim([c for _, c in claims]), strict=True):
+        for (job, claim), run_ids in zip(claims, results, strict=True):
             if run_ids is None:
-                self._refresh(job.spec.name)
+                self._claim_lost(job, claim)
                 continue
             job.state.next_fire = claim.new_next
             job.state.fires = claim.fires
@@ -216,7 +264,59 @@ class Engine:
                     self.waiting_ahead.setdefault(job.spec.name, {})[run_id] = run
                 else:
                     self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
+        self._forget_outage()
         return created
+
+    def _reschedule_all(self, due: list[StoredJob]) -> None:
+        """Put jobs taken from the schedule as due back in: their fires were not claimed, they are due still."""
+        for job in due:
+            self._reschedule(job)
+
+    def _claims(self, due: list[StoredJob], now: datetime, grace: timedelta) -> list[tuple[StoredJob, Claim]]:
+        claims = []
+        for job in due:
+            if not job.spec.active or job.state.next_fire is None:
+                continue
+            reason = self._missed_reason(job, now, grace)
+            claims.append((job, self._misfire_claim(job, now, reason) if reason else self._fire_claim(job)))
+        return claims
+
+    def _missed_reason(self, job: StoredJob, now: datetime, grace: timedelta) -> str | None:
+        """Why the job's next fire counts as missed (its misfire policy decides what runs), or None: it runs."""
+        fire = job.state.next_fire
+        outage = self.store_trouble is not None or (self.recovered_at is not None and fire < self.recovered_at)
+        if outage and now - fire > timedelta(seconds=config.MISFIRE_GRACE_SECONDS):
+            return "while the store could not be written"
+        if now - fire > grace:
+            return "while no runner was up"
+        return None
+
+    def _forget_outage(self) -> None:
+        """Once no job is due from before the store worked again, no fire is late because of its outage."""
+        first = self.schedule.next_due()
+        if self.recovered_at is not None and (first is None or first >= self.recovered_at):
+            self.recovered_at = None
+
+    def _claim_lost(self, job: StoredJob, claim: Claim) -> None:
+        """The store refused a claim: another runner took the fire, or the job changed meanwhile; read it again.
+
+        A fire that is still the job's next although it was claimed before (its unique key refused it) is
+        stepped over, so that it is not claimed again, and refused again, on every tick.
+        """
+        name = job.spec.name
+        try:
+            self._refresh(name)
+            current = self.jobs.get(name)
+            if current is None or claim.expected_next is None or current.state.next_fire != claim.expected_next:
+                return
+            log.warning("job %r: its fire at %s was claimed before; going on after it", name, claim.expected_next)
+            after = current.spec.next_fire(claim.expected_next, current.state.fires)
+            if self.store.claim([Claim(current.uid, claim.expected_next, after, current.state.fires)])[0] is not None:
+                current.state.next_fire = after
+                self._reschedule(current)
+        except Exception as exc:
+            self._reschedule(job)
+            self._store_failed(exc)
 
     def _may_predispatch(self, job: StoredJob) -> bool:
         """A fire claimed ahead goes to a worker at once (to start at its time) when nothing can change the
@@ -226,11 +326,15 @@ class Engine:
             spec.jitter or spec.timeout or spec.overlap == "replace" or self.running_by_job.get(name)
         ) and not self.queued_by_job.get(name)
 
-    def _recall(self, name: str, reason: str) -> None:
-        """Take back the runs of job ``name`` that wait in a worker for their time."""
+    def _recall(self, name: str, reason: str, keep: bool = False) -> None:
+        """Take back the runs of job ``name`` that wait in a worker for their time: they end as skipped, or,
+        with ``keep``, wait in the runner again (``_hold_again``)."""
         for run_id, job in list(self.predispatched.items()):
             if job == name:
-                self.hooks.cancel(run_id, f"Job {name!r} was {reason} before this run started.")
+                if keep:
+                    self.recalled.add(run_id)
+                if not self.hooks.cancel(run_id, f"Job {name!r} was {reason} before this run started."):
+                    self.recalled.discard(run_id)  # it started: its result comes as any run's
 
     def _start_ahead(self, now: datetime) -> None:
         """Start the claimed runs whose time has come; a job paused or deleted meanwhile skips its run."""
@@ -259,7 +363,7 @@ class Engine:
             runs=[self._new_run(job.spec, "schedule", scheduled_at)],
         )
 
-    def _misfire_claim(self, job: StoredJob, now: datetime) -> Claim:
+    def _misfire_claim(self, job: StoredJob, now: datetime, reason: str = "while no runner was up") -> Claim:
         spec, state = job.spec, job.state
         window_start = max(state.next_fire, now - timedelta(seconds=spec.catchup))
         older, older_capped = self._count_fires(spec, state, state.next_fire, window_start)
@@ -279,8 +383,8 @@ class Engine:
                     **self._new_run(spec, "misfire", first_missed),
                     "status": "missed",
                     "finished_at": now,
-                    "error": f"Missed {at_least}{missed} fire(s) from {first_missed.isoformat()} while no runner "
-                    f"was up (misfire={spec.misfire}, catchup={int(spec.catchup)}s).",
+                    "error": f"Missed {at_least}{missed} fire(s) from {first_missed.isoformat()} {reason} "
+                    f"(misfire={spec.misfire}, catchup={int(spec.catchup)}s).",
                 }
             )
         runs.extend(self._new_run(spec, "misfire", fire) for fire in to_run)
@@ -344,7 +448,7 @@ class Engine:
         self._dispatch(run_id, run, job.spec, channel="scheduler")
 
     def _finish_now(self, run_id: int, run: dict, status: str, error: str) -> None:
-        now = datetime.now(UTC)
+        now = self.hooks.clock()
         self.pending.append({"run_id": run_id, "status": status, "error": error, "finished_at": now})
         self._count(run["job"], status, run["scheduled_at"])
         self._notify(run_id)
@@ -372,6 +476,8 @@ class Engine:
             # May be killed (timeout, overlap=replace): runs alone in its worker, never pipelined.
             "exclusive": bool(spec and (spec.timeout or spec.overlap == "replace")),
         }
+        if spec is not None and spec.isolation == "process":
+            message["isolation"] = "process"  # a fresh worker process for this run alone
         if not_before is not None:
             message["not_before"] = not_before.timestamp()  # the worker holds it until then
         self.active[run_id] = ActiveRun(
@@ -408,13 +514,18 @@ class Engine:
         """Record what a worker reported for a run."""
         run_id = result["run_id"]
         self.predispatched.pop(run_id, None)
+        recalled = run_id in self.recalled
+        self.recalled.discard(run_id)
         active = self.active.pop(run_id, None)
         if active is None:
             log.warning("result for unknown run %s ignored", run_id)
             return
         if active.timer is not None:
             self.hooks.cancel_timer(active.timer)
-        finished = _from_epoch(result.get("finished_at")) or datetime.now(UTC)
+        if recalled and result["status"] == "skipped" and not result.get("started_at"):
+            self._hold_again(active)
+            return
+        finished = _from_epoch(result.get("finished_at")) or self.hooks.clock()
         started = _from_epoch(result.get("started_at"))
         update = {
             "run_id": run_id,
@@ -433,8 +544,31 @@ class Engine:
             self._count(active.job, result["status"], started or finished)
             self._job_run_ended(active.job, run_id)
         if result["status"] in ("error", "timeout") and active.attempt <= active.retries:
-            self._retry_later(active)
+            self._retry_later(active, finished)
         self._notify(run_id)
+
+    def _hold_again(self, active: ActiveRun) -> None:
+        """A run taken back from its worker because its job was paused before the run's time: it waits in the
+        runner again, to start at its time if the job is active by then (resumed), or to be skipped if not."""
+        name, run_id = active.job, active.run_id
+        busy = self.running_by_job.get(name, [])
+        if run_id in busy:
+            busy.remove(run_id)
+        run = {
+            "cid": active.message["cid"],
+            "job": name,
+            "service": active.service,
+            "trigger": active.trigger,
+            "attempt": active.attempt,
+            "status": "running",
+            "scheduled_at": active.scheduled_at,
+        }
+        heapq.heappush(self.ahead, (active.scheduled_at, run_id, name, run))
+        self.waiting_ahead.setdefault(name, {})[run_id] = run
+        job = self.jobs.get(name)
+        if job is not None and job.spec.active and self._may_predispatch(job):
+            self._predispatch_waiting(job)
+        self.hooks.wake()
 
     def _job_run_ended(self, name: str, run_id: int) -> None:
         busy = self.running_by_job.get(name, [])
@@ -463,21 +597,47 @@ class Engine:
         self.predispatched[run_id] = name
         self._dispatch(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
 
-    def _retry_later(self, active: ActiveRun) -> None:
+    def _retry_later(self, active: ActiveRun, finished: datetime) -> None:
+        """Run a failed run again after a backoff. The retry is stored with the failed run's result (``flush``),
+        so that a restart before its time does not lose it: ``load`` schedules it again."""
         delay = min(2.0 ** (active.attempt - 1), MAX_RETRY_BACKOFF)
+        retry = PendingRetry(
+            run_id=active.run_id,
+            job=active.job,
+            service=active.service,
+            attempt=active.attempt,
+            retries=active.retries,
+            scheduled_at=active.scheduled_at,
+            due_at=finished + timedelta(seconds=delay),
+            channel=active.message["channel"],
+        )
+        self.retries_to_store.append(retry)
+        self.hooks.call_later(delay, lambda: self._start_retry(retry))
 
-        def retry() -> None:
-            job = self.jobs.get(active.job) if active.job else None
+    def _start_retry(self, retry: PendingRetry) -> None:
+        """Start the next attempt of a failed run; its row replaces the stored retry in one store step, so no
+        restart loses or repeats it. The failed run's result goes first; while the store fails, the attempt waits."""
+        if self.stopped:
+            return  # stored: the next runner starts it
+        if self.store_trouble is not None and self.store_trouble.gone:
+            log.error("retry of run %d not started: the store's file is gone", retry.run_id)
+            return
+        if self.flush(self.hooks.clock()):
+            job = self.jobs.get(retry.job) if retry.job else None
             spec = job.spec if job else None
             run = {
-                **self._new_run(spec, "retry", active.scheduled_at, service=active.service),
-                "attempt": active.attempt + 1,
+                **self._new_run(spec, "retry", retry.scheduled_at, service=retry.service),
+                "attempt": retry.attempt + 1,
             }
-            (run_id,) = self.store.add_runs([run])
-            self._dispatch(run_id, run, spec, channel=active.message["channel"], attempt=active.attempt + 1)
-            self.active[run_id].retries = active.retries
-
-        self.hooks.call_later(delay, retry)
+            try:
+                (run_id,) = self.store.add_runs([run], retried=[retry.run_id])
+            except Exception as exc:
+                self._store_failed(exc)
+            else:
+                self._dispatch(run_id, run, spec, channel=retry.channel, attempt=retry.attempt + 1)
+                self.active[run_id].retries = retry.retries
+                return
+        self.hooks.call_later(STORE_RETRY_SECONDS, lambda: self._start_retry(retry))
 
     def _count(self, job: str | None, status: str, when: datetime | None) -> None:
         if job is None:
@@ -491,19 +651,83 @@ class Engine:
         for listener in list(self.finished_listeners):
             listener(run_id)
 
-    def flush(self) -> None:
-        """Write buffered run results to the store."""
-        if self.pending:
-            pending, self.pending = self.pending, []
-            self.store.update_runs(pending)
+    def flush(self, now: datetime | None = None) -> bool:
+        """Write buffered run results and pending retries to the store; return whether all are written.
+
+        On a store error they stay buffered, in order, and go with a later flush: none is ever dropped.
+        With ``now`` (the runner's flush loop), a store that failed is tried again from its retry time only.
+        """
+        if not self.pending and not self.retries_to_store:
+            return True
+        trouble = self.store_trouble
+        if trouble is not None and (trouble.gone or (now is not None and now < trouble.retry_at)):
+            return False
+        pending, self.pending = self.pending, []
+        retries, self.retries_to_store = self.retries_to_store, []
+        try:
+            self.store.update_runs(pending, retries)
+        except Exception as exc:
+            self.pending[:0] = pending
+            self.retries_to_store[:0] = retries
+            self._store_failed(exc)
+            return False
+        self._store_works(now or self.hooks.clock())
+        return True
 
     def next_due(self) -> datetime | None:
-        """When ``tick`` has work next: a claimed run to start, or fires to claim ahead."""
+        """When ``tick`` has work next: a claimed run to start, or fires to claim ahead (or, while the store
+        fails, to try it again); None once the store's file is gone."""
+        trouble = self.store_trouble
+        if trouble is not None and trouble.gone:
+            return None
         times = [self.ahead[0][0]] if self.ahead else []
         due = self.schedule.next_due()
         if due is not None:
-            times.append(due - self.claim_ahead)
+            claim_at = due - self.claim_ahead
+            times.append(claim_at if trouble is None else max(claim_at, trouble.retry_at))
         return min(times, default=None)
+
+    # -- store health -----------------------------------------------------------
+    def store_status(self) -> dict | None:
+        """What is wrong with the store, for the runner's status: ``error``, ``since`` and ``gone`` (its file was
+        deleted or replaced; the runner then fires nothing and refuses every change), or None while it works."""
+        if self.store_trouble is None or not self.store_trouble.gone:
+            try:
+                self.store.check()
+            except StoreGone as exc:
+                self._store_failed(exc)
+        return None if self.store_trouble is None else self.store_trouble.record()
+
+    def _store_failed(self, exc: Exception) -> None:
+        """Note a store error, logged when it starts or changes; the store is tried again from ``retry_at``."""
+        now = self.hooks.clock()
+        gone = isinstance(exc, StoreGone)
+        cause = exc.__cause__ if isinstance(exc, StoreError) and not gone and exc.__cause__ else exc
+        error = str(cause) or type(cause).__name__
+        trouble = self.store_trouble
+        if gone and not (trouble and trouble.gone):
+            log.error("%s", error)
+        elif trouble is None or trouble.error != error:
+            log.warning(
+                "the store failed: %s; due fires wait and results are kept until it works again (tried every %g s)",
+                error,
+                STORE_RETRY_SECONDS,
+                exc_info=not isinstance(exc, StoreError),
+            )
+        self.store_trouble = StoreTrouble(
+            error=error if not (trouble and trouble.gone) else trouble.error,
+            since=now if trouble is None else trouble.since,
+            retry_at=now + timedelta(seconds=STORE_RETRY_SECONDS),
+            gone=gone or bool(trouble and trouble.gone),
+        )
+
+    def _store_works(self, now: datetime) -> None:
+        trouble = self.store_trouble
+        if trouble is None or trouble.gone:
+            return
+        log.warning("the store works again; it failed from %s: %s", trouble.since.isoformat(), trouble.error)
+        self.store_trouble = None
+        self.recovered_at = now
 
     # -- services ---------------------------------------------------------------
     def deploy(self, units: list[dict], now: datetime) -> dict:
@@ -601,7 +825,7 @@ class Engine:
         timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
         state = job.state
         if timing & set(changes):
-            state.next_fire = spec.first_fire(now, state.fires)
+            state = replace(state, next_fire=self._first_fire(job, spec, now))
         updated = StoredJob(job.uid, spec, state)
         self.store.save_job(updated)
         self.jobs[name] = updated
@@ -609,21 +833,34 @@ class Engine:
         return self.job_record(name)
 
     def pause(self, name: str, note: str, now: datetime) -> dict:
-        return self._set_active(name, False, note or "")
+        return self._set_active(name, False, validate_note(note))
 
     def resume(self, name: str, now: datetime) -> dict:
         job = self._job(name)
-        job.state.next_fire = job.spec.first_fire(now, job.state.fires)
-        return self._set_active(name, True, "")
+        return self._set_active(name, True, "", replace(job.state, next_fire=self._first_fire(job, job.spec, now)))
 
-    def _set_active(self, name: str, active: bool, note: str) -> dict:
+    def _first_fire(self, job: StoredJob, spec: JobSpec, now: datetime) -> datetime | None:
+        """The first fire of ``spec`` from ``now`` on and after every fire ``job`` claimed already.
+
+        A fire claimed ahead of its time (within ``claim_ahead``) is kept: its run starts at that time if the
+        job is active then, and is skipped if not. The job goes on after it: pointed at it again, the job
+        would have its every claim refused by the fire's unique key.
+        """
+        last = job.state.last_fire
+        after = now if last is None or last < now else last + timedelta(microseconds=1)
+        return spec.first_fire(after, job.state.fires)
+
+    def _set_active(self, name: str, active: bool, note: str, state: JobState | None = None) -> dict:
         job = self._job(name)
-        job.spec = replace(job.spec, active=active, note=note)
-        job.state.paused_note = note
+        updated = StoredJob(job.uid, replace(job.spec, active=active, note=note), replace(state or job.state))
+        updated.state.paused_note = note
+        self.store.save_job(updated)  # first: a store error leaves the job as it was
+        self.jobs[name] = updated
         if not active:
-            self._recall(name, "paused")
-        self.store.save_job(job)
-        self._reschedule(job)
+            self._recall(name, "paused", keep=True)  # its claimed runs wait in the runner for its resume
+        elif name in self.waiting_ahead and self._may_predispatch(updated):
+            self._predispatch_waiting(updated)
+        self._reschedule(updated)
         return self.job_record(name)
 
     def delete(self, name: str) -> dict:
@@ -698,7 +935,9 @@ class Engine:
         self._dispatch(run_id, run, None, channel=channel, extra=extra)
         return run_id
 
-    def backfill(self, name: str, start, end, now: datetime) -> list[int]:
+    def backfill(self, name: str, start, end, now: datetime) -> dict:
+        """Run the fires the job would have had in [start, end], oldest first: ``run_ids``, and ``capped`` with a
+        ``message`` when the window holds more than ``MAX_MISSED_COUNT`` fires (only the first ones run)."""
         job = self._job(name)
         first = parse_datetime(start, job.spec.tz, now, "backfill start")
         last = parse_datetime(end, job.spec.tz, now, "backfill end")
@@ -706,7 +945,7 @@ class Engine:
             raise InvalidInput(
                 "A backfill window needs start <= end <= now, e.g. start='2026-11-01', end='2026-11-02'."
             )
-        fires = _backfill_fires(job.spec, first, last)
+        fires, capped = _backfill_fires(job.spec, first, last)
         runs = [self._new_run(job.spec, "backfill", fire) for fire in fires]
         ids = self.store.claim([Claim(job.uid, job.state.next_fire, job.state.next_fire, job.state.fires, runs)])[0]
         if ids is None:
@@ -715,7 +954,14 @@ class Engine:
             )
         for run_id, run in zip(ids, runs, strict=True):
             self._start_claimed(job, run_id, run, force_queue=True)
-        return ids
+        if not capped:
+            return {"run_ids": ids}
+        upto = fires[-1].astimezone(zone(job.spec.tz)).isoformat()
+        message = (
+            f"Backfilled only the first {MAX_MISSED_COUNT:,} fires of that window of job {name!r} (the most one "
+            f"backfill runs), up to {upto}; backfill the rest with a start after {upto}."
+        )
+        return {"run_ids": ids, "capped": True, "message": message}
 
     # -- reading ----------------------------------------------------------------
     def history(self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None) -> dict:
@@ -725,6 +971,9 @@ class Engine:
 
     def history_query(self, job=None, service=None, status=None, since=None, limit=None, now=None) -> dict:
         """Check history filters and write buffered results; return the arguments for ``Store.runs``."""
+        if isinstance(status, str) and status not in STATUSES:  # not text: checked below with the other filters
+            hint = did_you_mean(status, STATUSES)
+            raise InvalidInput(f"Unknown status {status!r}.{hint} Use one of {', '.join(STATUSES)}.")
         self.flush()
         since_at = None
         if since not in (None, ""):
@@ -766,8 +1015,9 @@ class Engine:
         return {"times": times, "description": result.description, "tz": tz}
 
 
-def _backfill_fires(spec: JobSpec, first: datetime, last: datetime) -> list[datetime]:
-    """The fires the job's trigger has in [first, last], before its start too (an interval's grid runs backwards)."""
+def _backfill_fires(spec: JobSpec, first: datetime, last: datetime) -> tuple[list[datetime], bool]:
+    """The fires the job's trigger has in [first, last], before its start too (an interval's grid runs backwards),
+    at most ``MAX_MISSED_COUNT``; and whether the window holds more."""
     trigger = spec.trigger()
     if spec.kind == "interval" and first < spec.start:
         every = timedelta(seconds=spec.every)
@@ -777,7 +1027,7 @@ def _backfill_fires(spec: JobSpec, first: datetime, last: datetime) -> list[date
         if fire >= first:
             fires.append(fire)
         fire = trigger.next_fire(fire)
-    return fires
+    return fires, fire is not None and fire <= last
 
 
 def _run_id(value) -> int:

@@ -65,6 +65,14 @@ class ServiceError(NbschedError, RuntimeError):
     """A service invoked from another service failed."""
 
 
+class StoreError(NbschedError, OSError):
+    """The store could not be written (locked by another process, disk full, read-only, ...)."""
+
+
+class StoreGone(StoreError):
+    """The store's file was deleted or replaced while the runner had it open: nothing more is written to it."""
+
+
 def error_types() -> dict[str, type[NbschedError]]:
     """Map class names to classes, for raising a remote error again locally."""
     found: dict[str, type[NbschedError]] = {}

@@ -7,6 +7,7 @@ valid value looks like. ``JobState`` is what changes as the job fires.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import asdict, dataclass, replace
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 
 from . import config
 from .errors import InvalidInput, InvalidJob
+from .service import ISOLATION
 from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
 from .triggers import Cron, Interval, OneTime, Trigger
 
@@ -35,6 +37,7 @@ class JobSpec:
     service: str
     kind: str
     every: float | None = None  # seconds
+    allow_subsecond: bool = False  # every may be shorter than config.MIN_INTERVAL_SECONDS
     cron: str | None = None
     at: datetime | None = None
     start: datetime | None = None
@@ -50,6 +53,7 @@ class JobSpec:
     overlap: str = "skip"
     catchup: float = 3600.0
     note: str = ""
+    isolation: str = "worker"  # "process": each run in a fresh process (or the service's class says so)
 
     def trigger(self) -> Trigger:
         """The trigger, built once per spec (a spec never changes; a firing job asks every fire)."""
@@ -193,7 +197,9 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
         misfire=_choice(raw.get("misfire") or "skip", MISFIRE_POLICIES, "misfire"),
         overlap=_choice(raw.get("overlap") or "skip", OVERLAP_POLICIES, "overlap"),
         catchup=_seconds(raw.get("catchup") or config.DEFAULT_CATCHUP, "catchup"),
-        note=str(raw.get("note") or ""),
+        note=validate_note(raw.get("note")),
+        allow_subsecond=_flag(raw.get("allow_subsecond", False), "allow_subsecond"),
+        isolation=_choice(raw.get("isolation") or "worker", ISOLATION, "isolation"),
     )
     if kind == "interval":
         try:
@@ -205,6 +211,12 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
                 f"Invalid interval {format_duration(every)!r} for job {name!r}: "
                 "it must be positive, e.g. '90s', '5m', '1h30m' or {'minutes': 5}."
             )
+        if every.total_seconds() < config.MIN_INTERVAL_SECONDS and not values["allow_subsecond"]:
+            raise InvalidJob(
+                f"Invalid interval {format_duration(every)!r} for job {name!r}: the shortest is "
+                f"{config.MIN_INTERVAL_SECONDS:g}s, e.g. '1s' or '5m'; for a shorter one pass allow_subsecond=True "
+                "(--allow-subsecond)."
+            )
         values["every"] = every.total_seconds()
     elif kind == "cron":
         values["cron"] = Cron(raw["cron"], tz, seed=name).expression
@@ -212,7 +224,28 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
         values["at"] = _when(raw["at"], tz, now, "at")
     spec = JobSpec(**values)
     spec.trigger()  # validates the trigger as a whole
+    _check_jitter(spec, raw.get("jitter"))
     return spec
+
+
+def _check_jitter(spec: JobSpec, given: object) -> None:
+    """Refuse a jitter longer than the job's interval (for a cron job: the shortest time between its next fires)."""
+    if not spec.jitter:
+        return
+    limit, what = config.MAX_ONE_TIME_JITTER_SECONDS, "a day for a one-time job"
+    if spec.kind == "interval":
+        limit, what = spec.every, "the job's interval"
+    elif spec.kind == "cron":
+        fires, fire = [], spec.trigger().first_fire(spec.start)
+        while fire is not None and len(fires) < 6:
+            fires.append(fire)
+            fire = spec.trigger().next_fire(fire)
+        if len(fires) > 1:
+            limit = min((later - earlier).total_seconds() for earlier, later in itertools.pairwise(fires))
+            what = "the time between two of the job's fires"
+    if spec.jitter > limit:
+        most = format_duration(timedelta(seconds=limit))
+        raise InvalidJob(f"Invalid jitter {given!r} for job {spec.name!r}: use at most {what} ({most}), e.g. '5s'.")
 
 
 def _name(value: object, what: str) -> str:
@@ -276,6 +309,22 @@ def _flag(value: object, what: str) -> bool:
 def _choice(value: object, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
         raise InvalidJob(f"Invalid {what} policy {value!r}: use one of {', '.join(choices)}.")
+    return value
+
+
+def validate_note(value: object) -> str:
+    """Return ``value`` if it can be a job's note (shown in listings): one line of printable text, not too long."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not value.isprintable():
+        raise InvalidJob(
+            f"Invalid note {value!r:.60}: use one line of plain text, e.g. 'paused until the API is back'."
+        )
+    if len(value) > config.MAX_NOTE_CHARS:
+        raise InvalidJob(
+            f"The note is too long ({len(value)} characters); keep it to {config.MAX_NOTE_CHARS}, "
+            "e.g. 'paused until the API is back'."
+        )
     return value
 
 

@@ -16,9 +16,15 @@ ALREADY_RUNNING = 3
 
 
 def start_detached(settings: config.Settings, ping, timeout: float = config.RUNNER_START_TIMEOUT) -> dict:
-    """Start ``python -m nbsched.runner`` in its own session and wait until ``ping()`` answers."""
+    """Start ``python -m nbsched.runner`` in its own session and wait until ``ping()`` answers.
+
+    A runner that is stopping still holds the home: the new one waits for it to exit, and so does this.
+    """
     config.ensure_home(settings.home)
-    with open(settings.log_path, "ab") as log_file:
+    if _pid_alive(settings):
+        timeout += config.STOPPING_RUNNER_WAIT_SECONDS
+    log_fd = os.open(settings.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    with open(log_fd, "ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "nbsched.runner", "--detached"],
             stdin=subprocess.DEVNULL,
@@ -37,12 +43,27 @@ def start_detached(settings: config.Settings, ping, timeout: float = config.RUNN
             return ping()
         except RunnerError:
             if code is not None and code != ALREADY_RUNNING:
-                raise RunnerError(
-                    f"The runner exited at start (exit code {code}). Last lines of {settings.log_path}:\n"
-                    + log_tail(settings)
-                ) from None
+                raise RunnerError(f"The runner did not start (exit code {code}): {_reason(settings)}") from None
         time.sleep(0.05)
     raise RunnerError(f"The runner did not answer within {timeout:g}s. See {settings.log_path}:\n{log_tail(settings)}")
+
+
+def _pid_alive(settings: config.Settings) -> bool:
+    """Whether the process named in ``runner.pid`` lives (a runner that runs, starts or stops)."""
+    try:
+        os.kill(int(settings.pid_path.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _reason(settings: config.Settings) -> str:
+    """Why a runner that exited at start did: the message of the last error it logged, else the log's tail."""
+    lines = log_tail(settings, lines=40).splitlines()
+    errors = [line.split(": ", 1)[-1] for line in lines if " ERROR nbsched.runner: " in line]
+    if errors:
+        return f"{errors[-1]} (see {settings.log_path})"
+    return f"last lines of {settings.log_path}:\n" + "\n".join(lines[-15:])
 
 
 def log_tail(settings: config.Settings, lines: int = 15) -> str:

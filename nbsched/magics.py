@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 
 from . import config
-from .client import Client
+from .client import Client, status_text
 from .errors import NbschedError, RunnerError, did_you_mean
 from .store.base import STATUSES
 
@@ -48,6 +48,7 @@ SCHEDULE_OPTIONS = (
     ("--overlap", "skip | queue | queue_all | replace | allow"),
     ("--misfire", "skip | once | all"),
     ("--catchup", "how far back missed fires are caught up, e.g. 1h"),
+    ("--isolation", "worker | process (each run in a fresh process)"),
 )
 #: Seconds ``%schedule runner stop`` waits for the runner to go away.
 STOP_TIMEOUT = config.SHUTDOWN_GRACE_SECONDS + 10
@@ -152,6 +153,7 @@ def _schedule_parser(kind: str, example: str, words_help: str) -> _Parser:
     for flag, text in SCHEDULE_OPTIONS:
         parser.add_argument(flag, help=text)
     parser.add_argument("--paused", action="store_true", help="create the job inactive")
+    parser.add_argument("--allow-subsecond", action="store_true", help="allow an interval shorter than 1s")
     return parser
 
 
@@ -163,6 +165,8 @@ def _job_options(options: argparse.Namespace) -> dict:
     args.setdefault("tz", config.settings().timezone)  # the session's zone, even if the runner has another
     if options.paused:
         args["active"] = False
+    if options.allow_subsecond:
+        args["allow_subsecond"] = True
     return args
 
 
@@ -393,10 +397,7 @@ def _runner_status(settings: config.Settings) -> None:
         info = client.ping()
     finally:
         client.close()
-    show(
-        f"runner {info['runner']} up since {info['started_at']}: {info['jobs']} jobs, "
-        f"{info['running']} running, store {info['store']}"
-    )
+    show(status_text(info))
 
 
 def _stop_runner(settings: config.Settings) -> None:
@@ -467,7 +468,8 @@ SUBCOMMANDS: dict[str, Callable[[Session, list[str]], object]] = {
 SCHEDULE_HELP = """\
 %schedule SUBCOMMAND ...   (each takes --help)
   every 5m SERVICE --name sync [--start ..] [--end ..] [--repeats N] [--tz ..] [--extra '{"a": 1}']
-        [--jitter 5s] [--timeout 30s] [--retries N] [--overlap skip] [--misfire skip] [--paused]
+        [--jitter 5s] [--timeout 30s] [--retries N] [--overlap skip] [--misfire skip] [--isolation process]
+        [--paused] [--allow-subsecond]
   cron "*/5 9-17 * * mon-fri" SERVICE [same options]
   once "2026-11-25 10:00" SERVICE [same options]      (or: once "in 10m" SERVICE)
   list                        jobs, as a DataFrame

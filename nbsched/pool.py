@@ -5,16 +5,26 @@ several run messages in its pipe (pipelining), run one after another, except a r
 be killed (a timeout, overlap=replace): that one has its worker to itself, so killing the
 worker stops exactly that run. A worker that dies for any reason is reported as a failed run
 with the reason (exit code or signal), the runs queued behind it go to other workers, and a
-fresh worker takes its place.
+fresh worker takes its place (retried until it starts, when the runner is short of files or memory).
+
+Each worker leads its own process group. Killing a worker (a timeout, overlap=replace, the runner
+stopping) kills the group: the processes a service forked (``multiprocessing.Pool``, ``os.fork``)
+go with it and cannot hold its pipes open. A run with ``isolation="process"`` (the job's option,
+or the ``isolation`` attribute of its ``Service`` class) gets a worker that has run nothing yet,
+alone, and that worker is retired after it: code that patches modules leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
 import logging
+import os
 import pickle
 import signal
 import struct
+import subprocess
 import sys
 import time
 from collections import deque
@@ -29,6 +39,24 @@ _HEADER = struct.Struct("!I")
 PIPELINE_DEPTH = 16384
 #: Longest wait of a worker's results while another worker still has runs due (see ``_finished``).
 DEFER_RESULTS = 0.02
+#: Seconds a dead worker's pipes may stay open (held by a process that left its group) before they are closed.
+PIPE_GRACE = 0.5
+#: First and longest wait before trying again to start a worker that could not be started.
+SPAWN_RETRY_FIRST = 0.25
+SPAWN_RETRY_MAX = 10.0
+#: Buffer limit of a worker's result stream (asyncio's default).
+_READ_LIMIT = 2**16
+
+
+class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The streams of a worker's pipes, told when the process exits: its pipes may outlive it."""
+
+    on_exit: Callable[[], None] | None = None
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if self.on_exit is not None:
+            self.on_exit()
 
 
 class _Worker:
@@ -37,16 +65,20 @@ class _Worker:
         return self.inflight[0] if self.inflight else None
 
     def can_take(self, message: dict) -> bool:
-        """Exclusive runs (timeout or overlap=replace: they may be killed) never share a worker's pipe."""
-        if not self.ready or self.process.returncode is not None:
+        """Exclusive runs (timeout or overlap=replace: they may be killed) never share a worker's pipe;
+        a run isolated in its own process goes only to a worker that has run nothing yet."""
+        if not self.ready or self.retiring or self.process.returncode is not None:
             return False
+        if message.get("isolation") == "process":
+            return not self.used
         if self.slow or message.get("exclusive") or (self.inflight and self.inflight[-1].get("exclusive")):
             return not self.inflight
         return len(self.inflight) < PIPELINE_DEPTH
 
-    def __init__(self, number: int, process: asyncio.subprocess.Process):
+    def __init__(self, number: int, process: asyncio.subprocess.Process, transport=None):
         self.number = number
         self.process = process
+        self.transport: asyncio.SubprocessTransport | None = transport
         self.inflight: deque[dict] = deque()  # sent, in order; the first one is running (or waiting)
         self.kill_reason: tuple[str, str] | None = None  # (status, error) when killed on purpose
         self.sources_sent: set[str] = set()
@@ -56,6 +88,14 @@ class _Worker:
         self.slow = False  # its run in hand outlasted the bounce time: queue nothing behind it
         self.held_until = 0.0  # the latest not_before of the runs it holds for later
         self.cancelling: dict[int, str] = {}  # run id -> why, asked to give back
+        self.used = False  # it has been given a run: its modules may carry what that run changed
+        self.retiring = False  # it takes no more runs and is killed when its run ends
+        self.eof = False  # its result pipe has closed
+        self.last_finished = 0.0  # when the last run it reported ended (the next one began after it)
+
+    def kill(self) -> None:
+        """Kill the worker's process group: the worker and whatever its runs forked."""
+        _kill_group(self.process.pid)
 
 
 class WorkerPool:
@@ -69,6 +109,8 @@ class WorkerPool:
         self.workers: list[_Worker] = []
         self.sources: dict[str, tuple[str, str]] = {}
         self.services: dict[str, tuple[str, str]] = {}
+        self.process_services: set[str] = set()  # services whose class sets isolation = "process"
+        self._isolation_seen: dict[tuple[str, str], bool] = {}  # (version, class) -> isolated
         self.registry_version = 0
         self.connections: dict[str, dict] = {}
         self.connections_version = 0
@@ -87,7 +129,15 @@ class WorkerPool:
         """The deployed sources (version -> (origin, text)) and services (name -> (version, class))."""
         self.sources.update(sources)
         self.services = dict(services)
+        self.process_services = {name for name, (version, cls) in self.services.items() if self._isolated(version, cls)}
         self.registry_version += 1
+
+    def _isolated(self, version: str, class_name: str) -> bool:
+        key = (version, class_name)
+        if key not in self._isolation_seen:
+            source = self.sources.get(version, ("", ""))[1]
+            self._isolation_seen[key] = "isolation" in source and declares_process_isolation(source, class_name)
+        return self._isolation_seen[key]
 
     def set_connections(self, definitions: dict[str, dict]) -> None:
         """The connection definitions (name -> {kind, definition}); each worker gets them before its next run."""
@@ -100,6 +150,8 @@ class WorkerPool:
         The hand-over waits for the current step of the event loop to end, so that the runs of
         one claim batch go to each worker in one frame and one pipe write.
         """
+        if self.process_services and message["service"] in self.process_services:
+            message["isolation"] = "process"
         self.queue.append(message)
         if not self._dispatch_pending:
             self._dispatch_pending = True
@@ -120,12 +172,11 @@ class WorkerPool:
         return False
 
     def kill(self, run_id: int, status: str, error: str) -> bool:
-        """Stop the run ``run_id`` by killing its worker; its result carries ``status`` and ``error``."""
+        """Stop the run ``run_id``: kill its worker and what it forked; its result carries ``status`` and ``error``."""
         for worker in self.workers:
             if worker.current and worker.current["run_id"] == run_id:
                 worker.kill_reason = (status, error)
-                if worker.process.returncode is None:
-                    worker.process.kill()
+                worker.kill()
                 return True
         return False
 
@@ -134,33 +185,81 @@ class WorkerPool:
         return sum(len(worker.inflight) for worker in self.workers)
 
     async def stop(self) -> None:
+        """Kill every worker and what it forked; the runs they had are left to the runner (interrupted)."""
         self.stopping = True
         self._take_deferred()
         for worker in list(self.workers):
-            if worker.process.returncode is None:
-                worker.process.kill()
-        for worker in list(self.workers):
-            try:
-                await asyncio.wait_for(worker.process.wait(), timeout=5)
-            except TimeoutError:  # pragma: no cover - kill is not refused
-                log.warning("worker %s did not exit", worker.number)
+            worker.kill()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=PIPE_GRACE + 5)
+            for task in pending:  # pragma: no cover - a killed worker's pipes are closed within PIPE_GRACE
+                task.cancel()
 
     async def _spawn(self) -> None:
-        process = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _WorkerProtocol(limit=_READ_LIMIT, loop=loop),
             sys.executable,
             "-m",
             "nbsched.worker",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            process_group=0,  # its own group: killing the group kills what its runs forked
         )
+        process = asyncio.subprocess.Process(transport, protocol, loop)
         self._spawned += 1
-        worker = _Worker(self._spawned, process)
+        worker = _Worker(self._spawned, process, transport)
+        protocol.on_exit = lambda: self._exited(worker)
+        if process.returncode is not None:  # it exited before the hook was set
+            self._exited(worker)
         self.workers.append(worker)
-        task = asyncio.get_running_loop().create_task(self._read(worker))
+        task = loop.create_task(self._read(worker), name=f"nbsched-worker-{worker.number}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         log.debug("worker %s started (pid %s)", worker.number, process.pid)
         self._dispatch()
+
+    async def _replace(self) -> None:
+        """Start a worker in place of one that ended; when that fails (no files or memory left), retry with backoff."""
+        delay = SPAWN_RETRY_FIRST
+        while not self.stopping:
+            try:
+                await self._spawn()
+                return
+            except OSError as exc:
+                log.error("could not start a worker (%s); trying again in %gs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SPAWN_RETRY_MAX)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a worker's reader failed", exc_info=task.exception())
+
+    def _exited(self, worker: _Worker) -> None:
+        """The worker process ended: what it forked goes too, and pipes still held open by a process that
+        left its group are closed after ``PIPE_GRACE`` seconds, so its end is noticed and its run reported."""
+        worker.kill()
+        asyncio.get_running_loop().call_later(PIPE_GRACE, self._close_result_pipe, worker)
+
+    def _close_result_pipe(self, worker: _Worker) -> None:
+        pipe = worker.transport.get_pipe_transport(1) if worker.transport is not None else None
+        if not worker.eof and pipe is not None and not pipe.is_closing():
+            log.warning("worker %s ended but a process it started holds its pipe; closing it", worker.number)
+            pipe.close()
+
+    def _retire(self, worker: _Worker) -> None:
+        """Take a worker out of service: it is killed (with what it forked) and a fresh one replaces it."""
+        worker.retiring = True
+        worker.kill()
+
+    def _freshen(self) -> None:
+        """A run needs a worker that has run nothing: unless one is starting, retire an idle one."""
+        if any(not worker.used and not worker.retiring for worker in self.workers):
+            return
+        idle = [worker for worker in self.workers if worker.ready and not worker.inflight and not worker.retiring]
+        if idle:
+            self._retire(idle[0])
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False
@@ -170,13 +269,19 @@ class WorkerPool:
             message = self.queue[0]
             ready = [worker for worker in self.workers if worker.can_take(message)]
             if not ready:
+                if message.get("isolation") == "process":
+                    self._freshen()
                 break
             self.queue.popleft()
-            # A run for now avoids workers that hold runs for later: it would wait behind them.
+            # A run for now avoids workers that hold runs for later: it would wait behind them; among the
+            # rest, workers that have run something come first, keeping fresh ones for isolated runs.
             due_now = not message.get("not_before") or message["not_before"] <= now
-            worker = min(ready, key=lambda w: (due_now and w.held_until > now, len(w.inflight)))
+            worker = min(ready, key=lambda w: (due_now and w.held_until > now, len(w.inflight), not w.used))
             if not due_now:
                 worker.held_until = max(worker.held_until, message["not_before"])
+            worker.used = True
+            if message.get("isolation") == "process":
+                worker.retiring = True  # this run alone, then a fresh worker takes its place
             worker.inflight.append(message)
             batches.setdefault(worker, []).append(message)
         for worker, messages in batches.items():
@@ -194,7 +299,9 @@ class WorkerPool:
             worker.connections_seen = self.connections_version
         frames.append(encode_frame({"op": "runs", "runs": messages}))
         worker.process.stdin.write(b"".join(frames))
+        sent = time.time()
         for message in messages:
+            message["sent_at"] = sent  # kept here (the frame is written): when the run began, if it dies
             self.on_start(message["run_id"])
 
     async def _read(self, worker: _Worker) -> None:
@@ -217,10 +324,17 @@ class WorkerPool:
                 run_id = result["cancelled"]
                 worker.inflight = deque(m for m in worker.inflight if m["run_id"] != run_id)
                 self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
+                self._retire_if_done(worker)
                 continue
             self._finished(worker, result.get("results") or [result])
+            self._retire_if_done(worker)
             self._dispatch()
+        worker.eof = True
         await self._buried(worker)
+
+    def _retire_if_done(self, worker: _Worker) -> None:
+        if worker.retiring and not worker.inflight:
+            worker.kill()
 
     def _finished(self, worker: _Worker, results: list[dict]) -> None:
         """Results of a worker's runs. While another worker still works through a queue of runs that
@@ -230,6 +344,7 @@ class WorkerPool:
             if worker.inflight and worker.inflight[0]["run_id"] == one["run_id"]:
                 worker.inflight.popleft()
             worker.slow = False
+        worker.last_finished = results[-1].get("finished_at") or 0.0
         self._deferred.extend(results)
         now = time.time()
         if not any(
@@ -257,6 +372,9 @@ class WorkerPool:
         self._dispatch()
 
     async def _buried(self, worker: _Worker) -> None:
+        pipe = worker.transport.get_pipe_transport(0) if worker.transport is not None else None
+        if pipe is not None and not pipe.is_closing():  # a process it forked may hold the other end: do not wait
+            pipe.abort()
         code = await worker.process.wait()
         self._take_deferred()  # what it reported before it died comes first
         if worker in self.workers:
@@ -264,12 +382,16 @@ class WorkerPool:
         # Runs queued behind the one that was running never started: hand them to other workers.
         for message in reversed(list(worker.inflight)[1:]):
             self.queue.appendleft(message)
+        if self.stopping:
+            return  # the runner marks the runs it still had as interrupted
         if worker.current is not None:
             status, error = worker.kill_reason or (
                 "error",
                 f"The worker process running this service died ({_exit_reason(code)}).",
             )
             now = time.time()
+            current = worker.current
+            began = max(current.get("sent_at", now), current.get("not_before", 0.0), worker.last_finished)
             self.on_result(
                 {
                     "run_id": worker.current["run_id"],
@@ -278,13 +400,15 @@ class WorkerPool:
                     "traceback": None,
                     "output": None,
                     "logs": "",
-                    "started_at": None,
+                    "started_at": began if began <= now else None,  # None: it was held for later, never began
                     "finished_at": now,
                 }
             )
-        if not self.stopping:
+        if worker.retiring and worker.current is None:
+            log.debug("worker %s retired after a run in its own process", worker.number)
+        else:
             log.info("worker %s exited (%s); starting a new one", worker.number, _exit_reason(code))
-            await self._spawn()
+        await self._replace()
 
 
 def _unstarted(run_id: int, error: str) -> dict:
@@ -310,3 +434,41 @@ def _exit_reason(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def declares_process_isolation(source: str, class_name: str) -> bool:
+    """Whether class ``class_name`` in ``source`` sets ``isolation = "process"`` in its body, or inherits
+    it from a class defined in the same source. Read from the text: nothing of the service runs here."""
+    try:
+        classes = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
+    except (SyntaxError, ValueError):
+        return False
+    todo, seen = [class_name], set()
+    while todo:  # depth first, bases in order: close to Python's method resolution order
+        node = classes.get(todo.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        value = _class_constant(node, "isolation")
+        if value is not None:
+            return value == "process"
+        todo.extend(reversed([base.id for base in node.bases if isinstance(base, ast.Name)]))
+    return False
+
+
+def _class_constant(node: ast.ClassDef, name: str) -> object | None:
+    for statement in node.body:
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and isinstance(value, ast.Constant):
+            return value.value
+    return None

@@ -14,16 +14,21 @@ import gc
 import hmac
 import logging
 import os
+import re
+import resource
 import secrets
 import signal
 import socket
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 from . import config, protocol
+from .connections import masked_url
 from .engine import Engine, Hooks
 from .errors import AuthError, InvalidInput, NbschedError, ProtocolError, RunnerError, WaitTimeout
+from .logfilter import RateLimit
 from .pool import WorkerPool
 from .store import open_store
 from .timeparse import utcnow
@@ -32,43 +37,114 @@ log = logging.getLogger("nbsched.runner")
 #: History as JSON rows (any client) or as an Arrow IPC stream (for a DataFrame of many runs).
 HISTORY_FORMATS = ("json", "arrow")
 CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
+#: Seconds a stopping runner keeps trying to write its last results to a store that fails.
+STORE_WRITE_AT_EXIT_SECONDS = 5.0
+
+
+#: What a token the runner made looks like (``secrets.token_urlsafe(32)``: 43 such characters).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
 def read_or_create_token(path: Path) -> str:
-    """The socket token; created with mode 0600 on first use."""
+    """The socket token, from ``path``; made anew (mode 0600) when the file is missing, empty or holds no
+    token (what a disk that filled up while it was first written leaves), so no runner serves without one."""
     try:
-        return path.read_text().strip()
+        token = path.read_bytes().decode("ascii", "replace").strip()
     except FileNotFoundError:
-        token = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        token = ""
+    except OSError as exc:
+        raise RunnerError(
+            f"Cannot read the token file {path} ({exc.strerror or exc}); remove it, and the runner makes a new one "
+            "when it starts."
+        ) from None
+    if _TOKEN.fullmatch(token):
+        return token
+    if token:
+        log.warning("the token file %s held no token; making a new one", path)
+    return _write_token(path)
+
+
+def _write_token(path: Path) -> str:
+    """A new token, written aside and renamed into place: the file holds a whole token or none."""
+    token = secrets.token_urlsafe(32)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(token)
-        return token
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise RunnerError(
+            f"Cannot write the token file {path} ({exc.strerror or exc}); free some disk space in "
+            f"{path.parent} and start the runner again."
+        ) from None
+    return token
+
+
+class AlreadyRunning(RunnerError):
+    """Another runner holds the home's pid lock."""
 
 
 class PidLock:
-    """An exclusive lock on ``runner.pid``, held while the runner lives."""
+    """An exclusive lock on ``runner.pid``, held while the runner lives.
 
-    def __init__(self, path: Path):
+    A runner that holds it but no longer accepts connections on ``socket_path`` is stopping (or still
+    starting): wait up to ``wait`` seconds for it to let go, so that a start right after a stop starts.
+    """
+
+    def __init__(self, path: Path, socket_path: Path | None = None, wait: float = 0.0):
         self.path = path
-        self.handle = open(path, "a+")  # noqa: SIM115 - held open for the runner's lifetime
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            pid = self.handle.read().strip() or "unknown"
-            self.handle.close()
-            raise RunnerError(f"A runner is already running for {path.parent} (pid {pid}).") from None
+        deadline = time.monotonic() + wait
+        while (handle := self._lock()) is None:
+            serving = socket_path is None or _accepts(socket_path)
+            if serving or time.monotonic() > deadline:
+                still = "" if serving else f", still stopping after {wait:g}s"
+                raise AlreadyRunning(f"A runner is already running for {path.parent} (pid {self.holder}){still}.")
+            time.sleep(0.1)
+        self.handle = handle
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(str(os.getpid()))
         self.handle.flush()
         os.chmod(path, 0o600)
 
+    def _lock(self):
+        """The pid file, open and locked; None while another process holds it (``self.holder``: its pid)."""
+        while True:
+            handle = open(self.path, "a+")  # noqa: SIM115 - held open for the runner's lifetime
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                self.holder = handle.read().strip() or "unknown"
+                handle.close()
+                return None
+            try:  # the runner before may have removed the file as it let go: lock the file at the path now
+                if os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    return handle
+            except FileNotFoundError:
+                pass
+            handle.close()
+
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
         self.handle.close()
+
+
+def _accepts(path: Path) -> bool:
+    """Whether a runner accepts connections on the socket at ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 class Runner:
@@ -84,6 +160,9 @@ class Runner:
         self._stopped: asyncio.Event | None = None
         self._waiters: dict[int, list[asyncio.Future]] = {}
         self._client_tasks: set[asyncio.Task] = set()
+        self.max_clients = client_cap(self.settings.workers)
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._idle: dict[asyncio.StreamWriter, None] = {}  # waiting for a request, the longest idle first
 
     # -- lifecycle --------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -91,7 +170,7 @@ class Runner:
 
     async def _main(self) -> None:
         home = config.ensure_home(self.settings.home)
-        lock = PidLock(self.settings.pid_path)
+        lock = PidLock(self.settings.pid_path, self.settings.socket_path, wait=config.STOPPING_RUNNER_WAIT_SECONDS)
         try:
             self.token = read_or_create_token(self.settings.token_path)
             await self._start(home)
@@ -104,6 +183,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
+        _private_store_files(self.settings.store_url)
         self.store = open_store(self.settings.store_url)
         self.pool = WorkerPool(self.settings.workers, on_result=self._on_result)
         self.engine = Engine(
@@ -116,6 +196,8 @@ class Runner:
                 cancel_timer=lambda handle: handle.cancel(),
                 registry_changed=self.pool.set_registry,
                 connections_changed=self.pool.set_connections,
+                clock=self.clock,
+                wake=self._wake.set,
             ),
             runner_id=self.runner_id,
             default_tz=self.settings.timezone,
@@ -148,7 +230,7 @@ class Runner:
             "runner %s started: home %s, store %s, %d jobs",
             self.runner_id,
             home,
-            self.settings.store_url,
+            masked_url(self.settings.store_url),
             len(self.engine.jobs),
         )
 
@@ -156,6 +238,7 @@ class Runner:
         if not self.stopping:
             log.info("stopping: no new fires; waiting for running runs")
             self.stopping = True
+            self.engine.stop()  # no retry starts either: a stored one waits for the next runner
             self._wake.set()
             self._stopped.set()
 
@@ -168,14 +251,30 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._client_tasks, return_exceptions=True)
         await self.pool.stop()
-        self.engine.flush()
-        left = self.store.interrupt_running(self.clock(), runner=self.runner_id)
+        await self._write_last_results()
+        try:
+            left = self.store.interrupt_running(self.clock(), runner=self.runner_id)
+        except Exception as exc:  # the next runner marks them, at its start
+            log.error("marking the runs still running as interrupted failed: %s", exc)
+            left = 0
         if left:
             log.warning("%d run(s) still running at shutdown marked interrupted", left)
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             self.settings.socket_path.unlink()
         log.info("runner %s stopped", self.runner_id)
+
+    async def _write_last_results(self) -> None:
+        """Write the results still buffered; a store that fails gets ``STORE_WRITE_AT_EXIT_SECONDS`` to work again."""
+        deadline = asyncio.get_running_loop().time() + STORE_WRITE_AT_EXIT_SECONDS
+        while not self.engine.flush() and asyncio.get_running_loop().time() < deadline:
+            if self.engine.store_trouble is not None and self.engine.store_trouble.gone:
+                break
+            await asyncio.sleep(0.2)
+        if self.engine.pending or self.engine.retries_to_store:
+            unwritten = [f"run {u['run_id']}: {u.get('status')}" for u in self.engine.pending]
+            unwritten += [f"retry of run {r.run_id} due {r.due_at.isoformat()}" for r in self.engine.retries_to_store]
+            log.error("the store failed; not written before exit: %s", ", ".join(unwritten))
 
     # -- loops ------------------------------------------------------------------
     async def _schedule_loop(self) -> None:
@@ -201,7 +300,7 @@ class Runner:
         while True:
             await asyncio.sleep(0.05)
             try:
-                self.engine.flush()
+                self.engine.flush(self.clock())  # a store error keeps the results for the next try
             except Exception:
                 log.exception("writing run history failed; will retry")
 
@@ -238,10 +337,14 @@ class Runner:
         self._client_tasks.add(task)
         task.add_done_callback(self._client_tasks.discard)
         try:
+            if not self._admit(writer):
+                return
             while True:
+                self._idle[writer] = None
                 try:
                     line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
+                    self._idle.pop(writer, None)
                     limit = config.MAX_REQUEST_BYTES
                     error = ProtocolError(
                         f"Request is larger than {limit} bytes; send less (for example, a smaller extra)."
@@ -250,6 +353,7 @@ class Runner:
                     await writer.drain()
                     await _discard_rest_of_line(reader)
                     continue
+                self._idle.pop(writer, None)
                 if not line:
                     return
                 if not line.strip():
@@ -262,16 +366,46 @@ class Runner:
         except asyncio.CancelledError:  # the runner is stopping; end quietly (asyncio logs a cancelled handler)
             pass
         finally:
+            self._clients.discard(writer)
+            self._idle.pop(writer, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _admit(self, writer: asyncio.StreamWriter) -> bool:
+        """Count a new connection. At ``max_clients``, close the connection idle longest to make room (its
+        client reconnects when it next asks); refuse this one when every other is busy with a request."""
+        self._clients.add(writer)
+        if len(self._clients) <= self.max_clients:
+            return True
+        if self._idle:
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            self._clients.discard(oldest)
+            oldest.transport.abort()
+            log.warning("%d client connections open, the most kept; closing the one idle longest", self.max_clients)
+            return True
+        self._clients.discard(writer)
+        log.warning("%d client connections open, the most kept, all busy; refusing a new one", self.max_clients)
+        error = RunnerError(
+            f"The runner has {self.max_clients} client connections open, the most it keeps, all busy; "
+            "close clients you no longer use and try again."
+        )
+        writer.write(protocol.error_reply(None, error))
+        return False
 
     async def _answer(self, line: bytes) -> list[bytes | memoryview]:
         request_id = None
         try:
             message = protocol.parse_request(line)
             request_id = message.get("id")
-            if not hmac.compare_digest(str(message.get("token", "")).encode(), self.token.encode()):
+            token = message.get("token")
+            if (
+                not isinstance(token, str)
+                or not token
+                or not self.token
+                or not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.token.encode())
+            ):
                 raise AuthError("Wrong or missing token: read it from the 'token' file in NBSCHED_HOME.")
             op = message["op"]
             if op not in protocol.OPERATIONS:
@@ -298,12 +432,13 @@ class Runner:
             "pid": os.getpid(),
             "version": protocol.VERSION,
             "started_at": self.started_at,
-            "store": self.settings.store_url,
+            "store": masked_url(self.settings.store_url),
             "home": str(self.settings.home),
             "timezone": self.settings.timezone,
             "jobs": len(self.engine.jobs),
             "running": len(self.engine.active),
             "workers": len(self.pool.workers),
+            "store_error": self.engine.store_status(),  # None, or what fails: error, since, gone
         }
 
     async def op_deploy(self, units: list) -> dict:
@@ -339,7 +474,7 @@ class Runner:
         return {"run_id": self.engine.invoke(service, extra, _channel(channel), self.clock())}
 
     async def op_pause(self, name: str, note: str = "") -> dict:
-        return self.engine.pause(name, str(note or ""), self.clock())
+        return self.engine.pause(name, note, self.clock())
 
     async def op_resume(self, name: str) -> dict:
         record = self.engine.resume(name, self.clock())
@@ -350,7 +485,7 @@ class Runner:
         return self.engine.delete(name)
 
     async def op_backfill(self, name: str, start, end) -> dict:
-        return {"run_ids": self.engine.backfill(name, start, end, self.clock())}
+        return self.engine.backfill(name, start, end, self.clock())
 
     async def op_history(self, job=None, service=None, status=None, since=None, limit=None, format="json"):
         if format not in HISTORY_FORMATS:
@@ -416,6 +551,19 @@ class Runner:
         return {"stopping": self.runner_id}
 
 
+def _private_store_files(url: str) -> None:
+    """A SQLite store's file, and its WAL and shared-memory files, readable by their owner only (SQLite
+    gives the WAL and shared-memory files it makes the mode of the store's file)."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    with contextlib.suppress(FileNotFoundError):  # no such folder: SQLite says so when it opens the store
+        config.private_file(path)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 def _tune_gc() -> None:
     """Keep the cyclic garbage collector off the firing path.
 
@@ -427,6 +575,22 @@ def _tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(*config.GC_THRESHOLDS)
+
+
+#: Client connections the runner keeps open at most ...
+MAX_CLIENTS = 4096
+#: ... and file descriptors it keeps free for the rest (store, history threads, log, per worker: pipes).
+FD_RESERVE = 128
+FD_PER_WORKER = 4
+
+
+def client_cap(workers: int) -> int:
+    """How many client connections to keep open: what the file limit leaves after the runner's own files,
+    so that accepting a client, starting a worker or reading history never runs out of descriptors."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CLIENTS
+    return max(8, min(MAX_CLIENTS, soft - FD_RESERVE - FD_PER_WORKER * workers))
 
 
 #: A reply part larger than this (a long history as Arrow) goes out in slices of this size, each sent
@@ -491,8 +655,10 @@ def configure_logging(foreground: bool, settings: config.Settings) -> None:
     if foreground:
         config.ensure_home(settings.home)
         handlers.append(logging.FileHandler(settings.log_path))
+    rate_limit = RateLimit()  # a condition that repeats is logged a few times a minute, then counted
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(rate_limit)
         root.addHandler(handler)
 
 
@@ -519,12 +685,15 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     sys.meta_path.insert(0, _NoPandas)
     settings = config.settings()
-    configure_logging(foreground=not options.detached, settings=settings)
     try:
+        configure_logging(foreground=not options.detached, settings=settings)
         Runner(settings).serve_forever()
-    except RunnerError as exc:
+    except AlreadyRunning as exc:
         log.error("%s", exc)
         return 3
+    except NbschedError as exc:  # a home, token or store it cannot use: the message says what to do
+        log.error("%s", exc)
+        return 4
     return 0
 
 

@@ -13,6 +13,12 @@ import logging
 from typing import Any, NamedTuple
 
 CHANNELS = ("scheduler", "manual", "invoke", "cli")
+#: Where a service's runs execute: ``"worker"``, a long-lived worker process shared with other runs (its
+#: working directory, environment, umask and logging are put back after each run); ``"process"``, a fresh
+#: process for each run, for code that patches modules or leaves other process-wide state behind.
+ISOLATION = ("worker", "process")
+# The worker's own references: a service that patches json.dumps does not change how outputs are stored.
+_json_dumps, _json_loads = json.dumps, json.loads
 
 
 class Request:
@@ -57,6 +63,10 @@ class Service:
     """
 
     name: str | None = None
+    #: ``"process"`` runs each run of this service in a fresh process (see ``ISOLATION``); a job's
+    #: ``isolation="process"`` does the same for that job's runs. Read from the source when deployed,
+    #: so set it in the class body (or in a base class defined in the same source).
+    isolation: str = "worker"
 
     # Context, set by the worker for each run.
     cid: str = ""
@@ -130,7 +140,7 @@ def parse_payload(raw: Any) -> Any:
     if not text:
         return raw
     try:
-        return json.loads(text)
+        return _json_loads(text)
     except ValueError:
         pass
     lines = [line for line in text.splitlines() if line.strip()]
@@ -152,6 +162,6 @@ def output_text(payload: Any) -> str | None:
     if isinstance(payload, int | float) and payload == payload and abs(payload) != float("inf"):
         return repr(payload)  # what json.dumps writes for a finite number, without its machinery
     try:
-        return json.dumps(payload, default=str)
+        return _json_dumps(payload, default=str)
     except (TypeError, ValueError):
         return repr(payload)

@@ -34,6 +34,18 @@ def wait_until(condition: Callable[[], object], timeout: float = 15.0, interval:
         time.sleep(interval)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 

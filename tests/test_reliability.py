@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import utc, wait_until
+from conftest import alive, utc, wait_until
 
 import nbsched
 from nbsched.engine import MAX_RETRY_BACKOFF, Engine, Hooks
@@ -245,7 +245,7 @@ def test_one_time_job_missed_while_down_is_recorded_as_missed_and_never_fires_ag
 def test_backfill_runs_the_fires_of_a_past_window_oldest_first_and_only_once(harness):
     harness.now = T0 + timedelta(days=1)
     harness.schedule(name="hourly", cron="0 * * * *")
-    ids = harness.engine.backfill("hourly", "2026-01-05 09:00", "2026-01-05 12:00", harness.now)
+    ids = harness.engine.backfill("hourly", "2026-01-05 09:00", "2026-01-05 12:00", harness.now)["run_ids"]
     rows = harness.rows(job="hourly")
     assert [(r["trigger"], r["scheduled_at"].hour) for r in rows] == [("backfill", h) for h in (9, 10, 11, 12)]
     assert [r["run_id"] for r in rows] == ids
@@ -310,9 +310,13 @@ def test_restart_marks_running_runs_interrupted_keeps_fire_counts_and_never_refi
 
 
 # -- real runner: timeouts, dying workers, retries, overlap, SIGKILL -------------------------
+#: Workers of the chaos runner: room for parallel runs while a killed worker is being replaced.
+CHAOS_WORKERS = 6
+
+
 @pytest.fixture
 def chaos(home, monkeypatch):
-    monkeypatch.setenv("NBSCHED_WORKERS", "4")
+    monkeypatch.setenv("NBSCHED_WORKERS", str(CHAOS_WORKERS))
     c = nbsched.connect()
     c.deploy(CHAOS_SOURCE)
     yield c
@@ -328,17 +332,6 @@ def _pids(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()] if path.exists() else []
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead too
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_timeout_kills_the_worker_records_timeout_and_a_fresh_worker_takes_over(chaos, home):
     pids = home / "pids"
@@ -348,8 +341,8 @@ def test_timeout_kills_the_worker_records_timeout_and_a_fresh_worker_takes_over(
     assert record["status"] == "timeout"
     assert "timeout of 2s" in record["error"]
     (pid,) = _pids(pids)
-    wait_until(lambda: not _alive(pid), timeout=5, what="the timed-out worker to be gone")
-    wait_until(lambda: chaos.ping()["workers"] == 4, timeout=10, what="a replacement worker")
+    wait_until(lambda: not alive(pid), timeout=5, what="the timed-out worker to be gone")
+    wait_until(lambda: chaos.ping()["workers"] == CHAOS_WORKERS, timeout=10, what="a replacement worker")
     later = chaos.wait(chaos.invoke("test.chaos", extra={"pids": str(pids)}), timeout=15)
     assert later["status"] == "ok"
 
@@ -366,7 +359,7 @@ def test_a_worker_that_dies_is_recorded_as_error_with_the_reason_and_replaced(ch
     assert reason in record["error"]
     for _ in range(5):  # more runs than workers: every slot works again
         assert chaos.wait(chaos.invoke("test.chaos"), timeout=15)["status"] == "ok"
-    assert chaos.ping()["workers"] == 4
+    assert chaos.ping()["workers"] == CHAOS_WORKERS
 
 
 @pytest.mark.slow
@@ -395,7 +388,9 @@ def test_overlap_policies_with_real_workers(chaos):
     slow = {"sleep": 1.6}
     chaos.schedule("test.chaos", name="skip", every="1s", extra=slow)
     chaos.schedule("test.chaos", name="replace", every="1s", overlap="replace", extra={"sleep": 2.5})
-    chaos.schedule("test.chaos", name="allow", every="1s", overlap="allow", extra={"sleep": 1.2}, repeats=2)
+    # allow: each run takes 3 s, fires are 1 s apart: the second starts ~2 s before the first ends, a margin
+    # that holds on a slow, busy machine (with 1.2 s it was 0.2 s, and failed 2 runs in 5 under load).
+    chaos.schedule("test.chaos", name="allow", every="1s", overlap="allow", extra={"sleep": 3.0}, repeats=2)
 
     def settled():
         history = chaos.history()
@@ -407,7 +402,7 @@ def test_overlap_policies_with_real_workers(chaos):
             and by_job
         )
 
-    by_job = wait_until(settled, timeout=20, what="skip, replace and allow to show")
+    by_job = wait_until(settled, timeout=40, what="skip, replace and allow to show")
     skipped = by_job["skip"][by_job["skip"]["status"] == "skipped"].iloc[0]
     assert "still running (overlap=skip)" in skipped["error"]
     replaced = by_job["replace"][by_job["replace"]["status"] == "interrupted"].iloc[0]
@@ -427,13 +422,13 @@ def test_sigkill_of_the_runner_loses_nothing_and_never_runs_a_fire_twice(chaos, 
     pids = home / "pids"
     chaos.schedule("test.chaos", name="long", every="1h", extra={"sleep": 3, "pids": str(pids)})
     chaos.schedule("test.chaos", name="tick", every="1s", repeats=1000, extra={"pids": str(pids)})
-    chaos.schedule("test.chaos", name="counted", every="0.5s", repeats=3)
+    chaos.schedule("test.chaos", name="counted", every="0.5s", allow_subsecond=True, repeats=3)
     wait_until(lambda: len(chaos.history(job="tick")) >= 2, what="a few fires")
     wait_until(lambda: chaos.job("counted")["fires"] == 3, what="the counted job to finish")
     before = chaos.job("tick")["fires"]
     pid = _runner_pid(home)
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not _alive(pid), timeout=5, what="the runner to die")
+    wait_until(lambda: not alive(pid), timeout=5, what="the runner to die")
     time.sleep(2.5)  # downtime long enough to miss a couple of 1 s fires
     chaos.close()
     try:
@@ -455,7 +450,7 @@ def test_sigkill_of_the_runner_loses_nothing_and_never_runs_a_fire_twice(chaos, 
         after.close()
     finally:
         for worker in _pids(pids):
-            if _alive(worker):
+            if alive(worker):
                 os.kill(worker, signal.SIGKILL)
 
 

@@ -11,6 +11,7 @@ the same atomic step that advances the job.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,20 @@ class Claim:
     new_next: datetime | None  # the job's next_fire after this claim
     fires: int  # the job's fire count after this claim
     runs: list[dict] = field(default_factory=list)  # the run rows to create (RUN_FIELDS, no run_id)
+
+
+@dataclass(frozen=True)
+class PendingRetry:
+    """A failed run whose next attempt waits for its time: stored, so that a restart does not lose it."""
+
+    run_id: int  # the failed run
+    job: str | None
+    service: str
+    attempt: int  # the failed run's attempt; the retry is attempt + 1
+    retries: int  # how many retries the job allows
+    scheduled_at: datetime  # the fire both attempts belong to
+    due_at: datetime  # when the next attempt starts
+    channel: str
 
 
 class Store(ABC):
@@ -92,12 +107,27 @@ class Store(ABC):
         """Per job name: ``runs`` (history rows), ``last_run`` (time) and ``last_status``."""
 
     @abstractmethod
-    def add_runs(self, runs: list[dict]) -> list[int]:
-        """Record runs not tied to a claim (manual, invoke, retry, skipped); return their ids."""
+    def add_runs(self, runs: list[dict], retried: list[int] = ()) -> list[int]:
+        """Record runs not tied to a claim (manual, invoke, retry, skipped); return their ids.
+
+        ``retried``: the failed runs whose pending retries these runs are; their ``PendingRetry`` records
+        are deleted in the same atomic step, so a retry is neither lost nor run twice across a restart.
+        """
 
     @abstractmethod
-    def update_runs(self, updates: list[dict]) -> None:
-        """Apply field updates, each a dict with ``run_id`` and the fields that changed."""
+    def update_runs(self, updates: list[dict], retries: list[PendingRetry] = ()) -> None:
+        """Apply field updates, each a dict with ``run_id`` and the fields that changed, and record
+        ``retries`` in the same atomic step.
+
+        Text that is not valid UTF-8 (a lone surrogate, as ``os.listdir`` returns for a file name that
+        is not UTF-8) or a value the store cannot hold is stored in a safe form (``safe_value``); an
+        update is never dropped for its content. A store that cannot be written raises ``StoreError``
+        and changes nothing: the caller keeps the updates and tries again.
+        """
+
+    @abstractmethod
+    def pending_retries(self) -> list[PendingRetry]:
+        """The retries recorded by ``update_runs`` and not yet started (by ``add_runs``), soonest first."""
 
     @abstractmethod
     def run(self, run_id: int) -> dict | None:
@@ -160,6 +190,38 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release what the store holds."""
+
+    def check(self) -> None:  # noqa: B027 - optional for stores without a file of their own
+        """Raise ``StoreGone`` when the store is no longer the one opened (its file deleted or replaced).
+
+        Writing on would put every later job, run and result where no runner will ever read them again.
+        """
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` as valid UTF-8: each lone surrogate written as a backslash escape, ``\\xe9`` for the byte 0xE9
+    that Python's surrogateescape kept from a file name that is not UTF-8, ``\\ud800`` for any other."""
+    return _SURROGATE.sub(_escaped_surrogate, text)
+
+
+def _escaped_surrogate(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def safe_value(value):
+    """``value`` in a form any store can hold: text as valid UTF-8 (``safe_text``), bytes decoded with backslash
+    escapes, whole numbers beyond 64 bits and other objects as text; None, numbers and datetimes as they are."""
+    if value is None or isinstance(value, float | bool | datetime):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return safe_text(value if isinstance(value, str) else str(value))
 
 
 #: The Arrow type of each run field in a runs table (times are cast from their ISO text).

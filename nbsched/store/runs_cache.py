@@ -2,10 +2,15 @@
 
 A run that has finished never changes again: history only grows, new runs get higher ids, and a
 result goes to a run still marked running. So the runs up to the one before the oldest running
-run can be written once, as Arrow IPC files that later reads memory-map:
-``<store file>.runs-cache/<store id>.<after>-<upto>.arrow`` holds the runs with
-``after < run_id <= upto``, newest first, typed as ``base.typed_runs`` types them. A long read
-maps the files, filters them in Arrow, and asks SQLite only for the runs after the last file.
+run can be written once, as Arrow IPC files: ``<store file>.runs-cache/<store id>.<after>-<upto>.arrow``
+holds the runs with ``after < run_id <= upto``, newest first, typed as ``base.typed_runs`` types them.
+A long read reads the files, filters them in Arrow, and asks SQLite only for the runs after the last file.
+
+Beside each file, ``<file>.sum`` holds its size, CRC-32 and newest run, written after the file. A
+file is read into memory, never mapped (a mapped file that someone truncates kills the process with
+SIGBUS at the next read of it), and used only if it still has the size and checksum it was written
+with; one that does not is written again from the store. So a file truncated, overwritten or removed
+behind the runner's back costs a rewrite, never a wrong history or a signal.
 
 The files are named by the store's id and its ``runs_generation``, which triggers in the store
 count up whenever a run is deleted or a finished run changed (by hand, say); files of another
@@ -15,9 +20,14 @@ name are deleted and the runs read again. Deleting the folder is always safe.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import threading
 import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +37,24 @@ SEGMENT_ROWS = 50_000
 MAX_SEGMENTS = 16
 #: A file being written (hidden, beside its final name) older than this many seconds was left by a dead writer.
 PARTIAL_FILE_AGE = 3600
+
+
+log = logging.getLogger(__name__)
+
+
+class ChangedFile(OSError):
+    """A cache file is not the one written (truncated, overwritten or removed since)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One cache file: the runs with ``after < run_id <= upto``, and what the file held when it was written."""
+
+    after: int
+    upto: int
+    size: int
+    crc32: int
+    newest: tuple[int, str] | None  # run_id and cid of its first (newest) run; None for a file of no runs
 
 
 class RunsCache:
@@ -45,104 +73,201 @@ class RunsCache:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.store_id: str | None = None
-        self.segments: list[tuple[int, int, object]] = []  # (after, upto, table), oldest first
+        self.segments: list[Segment] = []  # oldest first
 
     @property
     def upto(self) -> int:
-        return self.segments[-1][1] if self.segments else 0
+        return self.segments[-1].upto if self.segments else 0
 
-    def cached_tables(self, store, background: bool = False) -> list:
+    def cached_tables(self, store, background: bool = False) -> Iterator:
         """Bring the files up to date with ``store`` (a ``SQLiteStore``); their tables, newest first.
 
-        The runs after ``self.upto`` are not in them; the caller reads those (holding ``self.lock``).
+        The files are opened now and each is read, and checked, as the caller comes to it (a limited
+        read stops early); a merge meanwhile does not matter. The runs after ``self.upto`` are not in
+        them; the caller reads those (holding ``self.lock``). With ``background`` (a refresh, which only
+        wants the files written), no file is read and nothing is returned.
         """
         store_id, finished_upto = store.cache_bounds()
         if store_id != self.store_id:  # first use, or runs were deleted or changed: files of other ids go
             self.store_id, self.segments = store_id, []
             self._load()
         if self.segments and not self._matches(store, finished_upto):
-            for after, upto, _ in self.segments:  # the store was put back from a copy, say
-                _unlink(self._file(after, upto))
+            self._drop(self.segments)  # the store was put back from a copy, say
             self.segments = []
+        for i, segment in enumerate(self.segments):
+            if not self._intact(segment):  # removed or resized since it was written
+                self.segments[i] = self._write(store, segment.after, segment.upto, background)
         if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
-            self._add(store, self.upto, finished_upto, background)
+            self.segments.append(self._write(store, self.upto, finished_upto, background))
         if len(self.segments) > MAX_SEGMENTS:
-            self._merge()
-        return [table for _, _, table in reversed(self.segments)]
+            self._merge(store)
+        if background:
+            return iter(())
+        opened: list[tuple[Segment, int]] = []
+        try:
+            for segment in reversed(self.segments):
+                opened.append((segment, self._open(segment)))
+        except ChangedFile:
+            for _, fd in opened:
+                os.close(fd)
+            raise
+        return self._tables(store, opened)
+
+    def _tables(self, store, opened: list[tuple[Segment, int]]) -> Iterator:
+        try:
+            while opened:
+                segment, fd = opened.pop(0)
+                table = _read(fd, segment)
+                yield table if table is not None else self._rewritten(store, segment)
+        finally:
+            for _, fd in opened:
+                os.close(fd)
+
+    def _rewritten(self, store, segment: Segment):
+        """The table of a file that changed since it was written, written again from the store."""
+        with self.lock:
+            log.warning("runs cache file %s changed since it was written; writing it again", self._path(segment))
+            if segment not in self.segments:  # merged or dropped meanwhile
+                raise ChangedFile(f"the runs cache file {self._path(segment)} changed since it was written")
+            fresh = self._write(store, segment.after, segment.upto, background=False)
+            self.segments[self.segments.index(segment)] = fresh
+            table = _read(self._open(fresh), fresh)
+        if table is None:
+            raise ChangedFile(f"the runs cache file {self._path(fresh)} changed as it was written")
+        return table
 
     def _matches(self, store, finished_upto: int) -> bool:
         """Whether the store still holds the runs of the files: the newest run of each file, by id and
         correlation id (random per runner), and no file beyond the store's finished runs."""
         if finished_upto < self.upto:
             return False
-        tables = [table for _, _, table in self.segments if table.num_rows]
-        newest = {table["run_id"][0].as_py(): table["cid"][0].as_py() for table in tables}
+        newest = dict(segment.newest for segment in self.segments if segment.newest)
         return store.run_cids(list(newest)) == newest
 
     def _file(self, after: int, upto: int) -> Path:
         return self.folder / f"{self.store_id}.{after}-{upto}.arrow"
 
+    def _path(self, segment: Segment) -> Path:
+        return self._file(segment.after, segment.upto)
+
+    def _intact(self, segment: Segment) -> bool:
+        try:
+            return self._path(segment).stat().st_size == segment.size
+        except FileNotFoundError:
+            return False
+
+    def _open(self, segment: Segment) -> int:
+        try:
+            return os.open(self._path(segment), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ChangedFile(f"the runs cache file {self._path(segment)} was removed") from None
+
     def _load(self) -> None:
-        """Map the files of this store that chain from run 0; delete the rest."""
-        found: dict[int, tuple[int, Path]] = {}
-        for path in self.folder.glob(".*.arrow.*") if self.folder.is_dir() else []:
+        """The files of this store that chain from run 0 and still have the size their sums say; delete the rest."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.glob(".*.arrow.*"):
             with contextlib.suppress(FileNotFoundError):  # a file half written by a process that died
                 if time.time() - path.stat().st_mtime > PARTIAL_FILE_AGE:
                     _unlink(path)
-        for path in self.folder.glob("*.arrow") if self.folder.is_dir() else []:
-            store_id, _, bounds = path.stem.partition(".")
-            after, _, upto = bounds.partition("-")
-            if store_id == self.store_id and after.isdigit() and upto.isdigit() and int(upto) > int(after):
-                found[int(after)] = (int(upto), path)
-            else:
+        found: dict[int, Segment] = {}
+        for path in self.folder.glob("*.arrow"):
+            segment = self._listed(path)
+            if segment is None:
                 _unlink(path)
-        if not found:
-            return  # pyarrow (~40 MB) is imported only once there are runs to map
-        import pyarrow as pa
-
+                _unlink(_sum_file(path))
+            else:
+                found[segment.after] = segment
+        for path in self.folder.glob("*.arrow.sum"):
+            if not path.with_suffix("").exists():
+                _unlink(path)
         after = 0
         while after in found:
-            upto, path = found.pop(after)
-            try:
-                table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-            except (OSError, pa.ArrowInvalid):
-                _unlink(path)
-                break
-            if table.schema != _schema():
-                _unlink(path)
-                break
-            self.segments.append((after, upto, table))
-            after = upto
-        for _, path in found.values():
-            _unlink(path)
+            segment = found.pop(after)
+            self.segments.append(segment)
+            after = segment.upto
+        self._drop(list(found.values()))
 
-    def _add(self, store, after: int, upto: int, background: bool) -> None:
+    def _listed(self, path: Path) -> Segment | None:
+        """The file at ``path`` as a segment: of this store, with its sums, and of the size they say."""
+        store_id, _, bounds = path.stem.partition(".")
+        after, _, upto = bounds.partition("-")
+        if store_id != self.store_id or not after.isdigit() or not upto.isdigit() or int(upto) <= int(after):
+            return None
+        try:
+            sums = json.loads(_sum_file(path).read_text())
+            newest = tuple(sums["newest"]) if sums["newest"] else None
+            segment = Segment(int(after), int(upto), int(sums["size"]), int(sums["crc32"]), newest)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return segment if self._intact(segment) else None
+
+    def _write(self, store, after: int, upto: int, background: bool) -> Segment:
+        """The runs ``after < run_id <= upto`` written as a file from the store (by a child process)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._file(after, upto)
+        _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)
-        self._map(after, upto, path)
+        return self._seal(after, upto)
 
-    def _map(self, after: int, upto: int, path: Path) -> None:
+    def _seal(self, after: int, upto: int) -> Segment:
+        """Read the file just written, check it, and write its sums beside it."""
         import pyarrow as pa
 
-        self.segments.append((after, upto, pa.ipc.open_file(pa.memory_map(str(path))).read_all()))
+        path = self._file(after, upto)
+        data = path.read_bytes()
+        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        if table.schema != _schema():
+            _unlink(path)
+            raise ChangedFile(f"the runs cache file {path} does not have the columns of a run")
+        newest = (table["run_id"][0].as_py(), table["cid"][0].as_py()) if table.num_rows else None
+        segment = Segment(after, upto, len(data), zlib.crc32(data), newest)
+        sums = {"size": segment.size, "crc32": segment.crc32, "newest": segment.newest}
+        partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
+        partial.write_text(json.dumps(sums))
+        os.replace(partial, _sum_file(path))
+        return segment
 
-    def _merge(self) -> None:
+    def _merge(self, store) -> None:
         """One file for all the runs of the files so far (Arrow only; SQLite is not read again)."""
         import pyarrow as pa
 
         old = self.segments
-        after, upto = old[0][0], old[-1][1]
-        merged = pa.concat_tables([table for _, _, table in reversed(old)])
+        tables = []
+        for i in range(len(old)):  # each read and checked; one that changed is written again first
+            table = _read(self._open(old[i]), old[i])
+            tables.append(table if table is not None else self._rewritten(store, old[i]))
+        after, upto = old[0].after, old[-1].upto
         path = self._file(after, upto)
-        write_file(merged, path)
-        self.segments = []
-        self._map(after, upto, path)
-        for segment_after, segment_upto, _ in old:
-            if (segment_after, segment_upto) != (after, upto):
-                _unlink(self._file(segment_after, segment_upto))
+        _unlink(_sum_file(path))
+        write_file(pa.concat_tables(list(reversed(tables))), path)
+        self.segments = [self._seal(after, upto)]
+        self._drop([segment for segment in old if (segment.after, segment.upto) != (after, upto)])
+
+    def _drop(self, segments: list[Segment]) -> None:
+        for segment in segments:
+            _unlink(self._path(segment))
+            _unlink(_sum_file(self._path(segment)))
+
+
+def _read(fd: int, segment: Segment):
+    """The table of an open cache file (closed here), or None when it is not the file the segment was written as."""
+    import pyarrow as pa
+
+    with open(fd, "rb") as handle:
+        data = handle.read(segment.size + 1)
+    if len(data) != segment.size or zlib.crc32(data) != segment.crc32:
+        return None
+    try:
+        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def _sum_file(path: Path) -> Path:
+    return path.with_name(f"{path.name}.sum")
 
 
 def write_file(table, path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import JobExists, NbschedError
+from ..errors import JobExists, NbschedError, StoreError, StoreGone
 from ..jobs import JobSpec, JobState
 from ..protocol import gc_paused
 from ..timeparse import from_iso, iso
@@ -21,10 +22,12 @@ from .base import (
     RUN_FIELDS,
     RUN_TIME_FIELDS,
     Claim,
+    PendingRetry,
     Store,
     StoredJob,
     arrow_stream,
     rows_table,
+    safe_value,
     typed_runs,
 )
 from .runs_cache import RunsCache, filtered
@@ -63,17 +66,35 @@ CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
 CREATE TABLE IF NOT EXISTS connections (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, definition TEXT NOT NULL, updated_at TEXT NOT NULL);
+-- Failed runs whose next attempt waits for its time (run_id: the failed run), kept across restarts.
+CREATE TABLE IF NOT EXISTS retries (
+    run_id INTEGER PRIMARY KEY, job TEXT, service TEXT NOT NULL, attempt INTEGER NOT NULL,
+    retries INTEGER NOT NULL, scheduled_at TEXT NOT NULL, due_at TEXT NOT NULL, channel TEXT NOT NULL);
 """
 _RUN_COLUMNS = ("job_uid", *RUN_FIELDS[1:])
+#: Seconds a write waits for a lock another process holds before it fails (with ``StoreError``): short, because
+#: the runner writes from its event loop; it keeps what it could not write and tries again (see ``Engine``).
+WRITE_BUSY_SECONDS = 1.0
+#: Seconds opening the store, and a long read, may wait for such a lock.
+OPEN_BUSY_SECONDS = 30.0
+#: What a value that SQLite cannot bind raises: text that is not UTF-8, an unsupported type, a huge integer.
+_UNBINDABLE = (UnicodeEncodeError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
 
 
 class SQLiteStore(Store):
-    """Store backed by a SQLite file (WAL journal, busy timeout, schema version checked)."""
+    """Store backed by a SQLite file (WAL journal, busy timeout, schema version checked).
 
-    def __init__(self, path: str | Path, for_reading: bool = False):
+    A write that fails for a reason of the file (locked by another process for longer than ``busy_timeout``
+    seconds, disk full, read-only, I/O error) raises ``StoreError`` and changes nothing. The file's identity
+    (device and inode) is noted at open and checked before each write: once the file is deleted or replaced,
+    every write raises ``StoreGone`` instead of going into a file no one will read again.
+    """
+
+    def __init__(self, path: str | Path, for_reading: bool = False, busy_timeout: float = WRITE_BUSY_SECONDS):
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db = sqlite3.connect(self.path, timeout=OPEN_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+        self.db.execute(f"PRAGMA busy_timeout={int(OPEN_BUSY_SECONDS * 1000)}")
+        self._identity = _file_identity(self.path)
         if for_reading:
             return  # a second connection for long reads: the schema is there already
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -82,9 +103,27 @@ class SQLiteStore(Store):
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         with self._tx():
             self._check_version()
+        self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+
+    def check(self) -> None:
+        if self._identity is None:
+            return  # in memory, or a path that had no file to note
+        try:
+            now = _file_identity(self.path, missing_ok=False)
+        except FileNotFoundError:
+            raise StoreGone(
+                f"The store file {self.path} was deleted while the runner was using it; the runner has stopped "
+                "firing and writes nothing more. Restart it (nbsched runner restart) to start with a new, empty store."
+            ) from None
+        if now != self._identity:
+            raise StoreGone(
+                f"The store file {self.path} was replaced by another file while the runner was using it; the runner "
+                "has stopped firing and writes nothing more. Restart it (nbsched runner restart) to use the new file."
+            )
 
     def reader(self) -> SQLiteStore:
         """A connection of its own for a long read in another thread (WAL: readers never block the writer)."""
+        self.check()  # opening a deleted store's path would make a new, empty file there
         return SQLiteStore(self.path, for_reading=True)
 
     def _check_version(self) -> None:
@@ -100,7 +139,7 @@ class SQLiteStore(Store):
             )
 
     def _tx(self):
-        return _Transaction(self.db)
+        return _Transaction(self)
 
     # -- services ---------------------------------------------------------------
     def save_source(self, version, origin, source, services, now):
@@ -222,12 +261,27 @@ class SQLiteStore(Store):
         )
         return {job: {"runs": n, "last_status": status, "last_run": from_iso(when)} for job, n, status, when in rows}
 
-    def add_runs(self, runs):
+    def add_runs(self, runs, retried=()):
+        try:
+            return self._add_runs(runs, retried)
+        except _UNBINDABLE:
+            return self._add_runs([_safe_record(run) for run in runs], retried)
+
+    def _add_runs(self, runs: list[dict], retried) -> list[int]:
         insert = _insert_run_sql()
         with self._tx():
-            return [self.db.execute(insert, _run_values(run)).lastrowid for run in runs]
+            ids = [self.db.execute(insert, _run_values(run)).lastrowid for run in runs]
+            if retried:
+                self.db.executemany("DELETE FROM retries WHERE run_id=?", [(run_id,) for run_id in retried])
+            return ids
 
-    def update_runs(self, updates):
+    def update_runs(self, updates, retries=()):
+        try:
+            self._update_runs(updates, retries)
+        except _UNBINDABLE:  # checked here, not on every value: the usual batch is bound as it is
+            self._update_runs([_safe_record(update) for update in updates], retries)
+
+    def _update_runs(self, updates: list[dict], retries) -> None:
         # Updates with the same fields (every finished run has the same) go in one executemany.
         groups: dict[tuple[str, ...], list[tuple]] = {}
         for update in updates:
@@ -239,6 +293,12 @@ class SQLiteStore(Store):
             for fields, rows in groups.items():
                 assignments = ", ".join(f'"{key}"=?' for key in fields)
                 self.db.executemany(f"UPDATE runs SET {assignments} WHERE run_id=?", rows)
+            if retries:
+                self.db.executemany(_SAVE_RETRY, [_retry_row(retry) for retry in retries])
+
+    def pending_retries(self):
+        rows = self.db.execute(f"SELECT {_RETRY_COLUMNS} FROM retries ORDER BY due_at, run_id").fetchall()
+        return [_retry_from_row(row) for row in rows]
 
     def run(self, run_id):
         rows = self._select_runs("WHERE run_id=?", (run_id,), RUN_FIELDS)
@@ -388,22 +448,98 @@ class SQLiteStore(Store):
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error; nests as a no-op."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error; nests as a no-op.
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    The store's file is checked first (``SQLiteStore.check``). An error of the file (``OperationalError``:
+    locked, full, read-only, I/O) comes out as ``StoreError``; whatever failed, the transaction is over when
+    this returns, so that the next one does not take itself for a nested one and never commit.
+    """
+
+    def __init__(self, store: SQLiteStore):
+        self.store = store
+        self.db = store.db
         self.outer = False
 
     def __enter__(self):
         if not self.db.in_transaction:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.store.check()
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _store_error(self.store.path, exc) from exc
             self.outer = True
         return self.db
 
     def __exit__(self, exc_type, exc, tb):
-        if self.outer:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not self.outer:
+            return False
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return False
+            except sqlite3.Error as commit_error:
+                self._rollback()
+                if isinstance(commit_error, sqlite3.OperationalError):
+                    raise _store_error(self.store.path, commit_error) from commit_error
+                raise
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _store_error(self.store.path, exc) from exc
         return False
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rolling back a failed transaction of %s failed", self.store.path)
+
+
+def _store_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
+    return StoreError(
+        f"The store {path} could not be written ({exc}); nothing was changed. Try again once it can be "
+        "written; nbsched runner status shows the store's errors."
+    )
+
+
+def _file_identity(path: str, missing_ok: bool = True) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path`` (None for an in-memory database, or no file)."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
+    return info.st_dev, info.st_ino
+
+
+_RETRY_COLUMNS = "run_id, job, service, attempt, retries, scheduled_at, due_at, channel"
+_SAVE_RETRY = f"INSERT OR REPLACE INTO retries ({_RETRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _retry_row(retry: PendingRetry) -> tuple:
+    return (
+        retry.run_id,
+        retry.job,
+        retry.service,
+        retry.attempt,
+        retry.retries,
+        iso(retry.scheduled_at),
+        iso(retry.due_at),
+        retry.channel,
+    )
+
+
+def _retry_from_row(row: tuple) -> PendingRetry:
+    run_id, job, service, attempt, retries, scheduled_at, due_at, channel = row
+    return PendingRetry(run_id, job, service, attempt, retries, from_iso(scheduled_at), from_iso(due_at), channel)
+
+
+def _safe_record(record: dict) -> dict:
+    """A run or an update of one, every value in a form SQLite can hold (see ``safe_value``)."""
+    return {key: safe_value(value) for key, value in record.items()}
 
 
 _JOB_COLUMNS = "name, uid, spec, fires, next_fire, last_fire, paused_note, created_at"
