@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from cronsim import CronSim
 
-from nbsched.triggers import Cron
+from nbsched.model.triggers import Cron
 
 LINES = [
     "* * * * *",

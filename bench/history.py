@@ -22,7 +22,7 @@ import time
 
 import _common
 
-from nbsched.store import runs_cache
+from nbsched.store.history import cache as runs_cache
 
 
 def seed(db_path: str, rows: int, start: int = 0) -> None:
@@ -94,7 +94,7 @@ def main() -> None:
     import pandas  # noqa: F401 - imported before measuring memory, as a notebook has it already
     import pyarrow as pa
 
-    from nbsched.client import RUN_TIME_COLUMNS, _frame_from_arrow
+    from nbsched.client.api import RUN_TIME_COLUMNS, _frame_from_arrow
 
     home = _common.fresh_home()
     began = time.perf_counter()

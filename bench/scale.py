@@ -7,7 +7,7 @@
    extrapolates, and inserts the rest straight into the SQLite store (setup only) before
    restarting the runner on it (the restart time is the load time of all jobs).
 2. Runner RSS with all jobs loaded; ``jobs`` and ``history`` round trips (p50 ms).
-3. A microbenchmark of ``nbsched.scheduler.Schedule`` with 1,000 / 10,000 / 100,000 entries:
+3. A microbenchmark of ``nbsched.runner.schedule.Schedule`` with 1,000 / 10,000 / 100,000 entries:
    one fire decision = ``due(now)`` returning the earliest job + ``set`` of its next time.
 Indicative figures: other work on this machine shares its cores.
 """
@@ -36,7 +36,7 @@ def seed_store(db_path, first: int, jobs: int, start: datetime) -> float:
     """Insert jobs ``first`` .. ``jobs - 1`` straight into the SQLite file (runner stopped)."""
     import uuid
 
-    from nbsched.jobs import JobSpec, JobState
+    from nbsched.model.jobs import JobSpec, JobState
     from nbsched.store import StoredJob
     from nbsched.store.sqlite import SQLiteStore, _job_row
 
@@ -70,7 +70,7 @@ def p50_ms(call, count: int) -> float:
 
 def schedule_microbench(size: int, decisions: int = 20_000) -> tuple[float, float]:
     """(µs per set of a new entry while filling, µs per fire decision) with ``size`` entries."""
-    from nbsched.scheduler import Schedule
+    from nbsched.runner.schedule import Schedule
 
     schedule = Schedule()
     base = datetime(2030, 1, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ runner process that does not depend on the kernel runs it on time and records ev
 
 from __future__ import annotations
 
-from .client import BackfillCapped, Client, connect
+from .client.api import BackfillCapped, Client, connect
 from .errors import (
     AuthError,
     ConnectionNotFound,
@@ -23,8 +23,8 @@ from .errors import (
     ServiceNotFound,
     WaitTimeout,
 )
+from .model.triggers import Preview, preview
 from .service import Service
-from .triggers import Preview, preview
 
 __version__ = "0.1.0"
 
@@ -58,7 +58,7 @@ __all__ = [
 
 def load_ipython_extension(ipython) -> None:
     """``%load_ext nbsched``: register the %%service, %schedule and %connection magics."""
-    from .magics import load_ipython_extension as load
+    from .frontends.magics import load_ipython_extension as load
 
     load(ipython)
 
@@ -74,7 +74,7 @@ def history(job=None, service=None, status=None, since=None, limit=None):
 
 def ui(*args, **kwargs):
     """The ipywidgets dashboard: jobs, a job form, history and connections."""
-    from .widgets import ui as dashboard
+    from .frontends.ui import ui as dashboard
 
     return dashboard(*args, **kwargs)
 

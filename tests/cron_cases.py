@@ -2,7 +2,7 @@
 
 Every case of the peers' tests that asserts concrete fire times or the validity of a line is here,
 as data, with the source file and test function it came from. ``tests/test_cron_peers.py`` runs
-every row against ``nbsched.triggers.Cron``.
+every row against ``nbsched.model.triggers.Cron``.
 
 Sources (bare snapshots in /work/.mirror):
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from nbsched import config
 from nbsched.errors import InvalidInput, JobExists, NbschedError, ServiceNotFound
-from nbsched.jobs import JobSpec
+from nbsched.model.jobs import JobSpec
 
 BIG_EXTRA = "x" * (config.MAX_EXTRA_BYTES + 1)
 NOT_UTF8 = os.fsdecode(b"\xff\xfe")  # what Python makes of non-UTF-8 bytes (lone surrogates)

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import nbsched
-from nbsched import cron
-from nbsched.engine import Engine, Hooks
+from nbsched.model import cron
 from nbsched.errors import InvalidJob
-from nbsched.jobs import JobSpec
+from nbsched.model.jobs import JobSpec
+from nbsched.model.triggers import Cron, normalize_cron
+from nbsched.runner.engine import Engine, Hooks
 from nbsched.store import StoredJob
 from nbsched.store.sqlite import SQLiteStore
-from nbsched.triggers import Cron, normalize_cron
 
 START = datetime(2026, 11, 28, tzinfo=UTC)  # a Saturday
 
@@ -209,7 +209,7 @@ def test_preview_needs_no_runner_and_counts_a_fire_at_exactly_after(home):
 def _store_job(path, line: str, next_fire: datetime, name: str = "nightly") -> None:
     store = SQLiteStore(path)
     spec = JobSpec(name=name, service="api.hello", kind="cron", cron=line, start=START, tz="UTC")
-    job = StoredJob(uid=name, spec=spec, state=nbsched.jobs.JobState(created_at=START, next_fire=next_fire))
+    job = StoredJob(uid=name, spec=spec, state=nbsched.model.jobs.JobState(created_at=START, next_fire=next_fire))
     store.add_job(job)
     store.close()
 
@@ -219,7 +219,7 @@ def test_a_job_whose_line_changed_meaning_is_listed_at_start_and_moved_to_the_ne
     now = datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
     _store_job(path, "0 23-23 * * *", next_fire=now + timedelta(minutes=30))  # croniter 7: every hour
     engine = Engine(store=SQLiteStore(path), hooks=Hooks(dispatch=lambda message: None), runner_id="test:1")
-    with caplog.at_level(logging.WARNING, logger="nbsched.engine"):
+    with caplog.at_level(logging.WARNING, logger="nbsched.runner.engine"):
         engine.load(now)
     listed = [r.getMessage() for r in caplog.records if "nightly" in r.getMessage()]
     assert len(listed) == 1
@@ -235,7 +235,7 @@ def test_a_stored_job_with_a_line_refused_now_is_paused_with_a_note(tmp_path, ca
     now = datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
     _store_job(path, "R * * * *", next_fire=now + timedelta(minutes=5), name="random")
     engine = Engine(store=SQLiteStore(path), hooks=Hooks(dispatch=lambda message: None), runner_id="test:1")
-    with caplog.at_level(logging.ERROR, logger="nbsched.engine"):
+    with caplog.at_level(logging.ERROR, logger="nbsched.runner.engine"):
         engine.load(now)
     job = engine.jobs["random"]
     assert job.spec.active is False

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 cronsim = pytest.importorskip("cronsim")
 
-from nbsched.cron import compile_line  # noqa: E402
 from nbsched.errors import InvalidJob  # noqa: E402
-from nbsched.triggers import Cron  # noqa: E402
+from nbsched.model.cron import compile_line  # noqa: E402
+from nbsched.model.triggers import Cron  # noqa: E402
 
 ZONES = [
     "UTC",

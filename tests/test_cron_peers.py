@@ -23,7 +23,7 @@ from cron_cases import (
 )
 
 from nbsched.errors import InvalidJob
-from nbsched.triggers import Cron
+from nbsched.model.triggers import Cron
 
 SEED = "peer-tests"  # the job name H hashes (croniter's tests used hash_id "hello")
 FIELD_WORDS = ("field", "fields", "alias", "no date")

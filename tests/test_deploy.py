@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nbsched.client import source_units
-from nbsched.deploy import SourceUnit, default_service_name, parse_services, source_version
+from nbsched.client.api import source_units
 from nbsched.errors import DeployError
+from nbsched.worker.loading import SourceUnit, default_service_name, parse_services, source_version
 
 
 def parse(source: str, origin: str = "<cell>"):

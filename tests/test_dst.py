@@ -13,10 +13,10 @@ import pytest
 from conftest import utc
 from cronsim import CronSim
 
-from nbsched.engine import Engine, Hooks
+from nbsched.model.triggers import Cron
 from nbsched.protocol import RUN_FIELDS
+from nbsched.runner.engine import Engine, Hooks
 from nbsched.store.sqlite import SQLiteStore
-from nbsched.triggers import Cron
 
 WARSAW, NEW_YORK, LORD_HOWE = "Europe/Warsaw", "America/New_York", "Australia/Lord_Howe"
 #: Noon on the local day before each 2026 transition: (zone, day, kind).

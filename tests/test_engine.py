@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import HELLO_SERVICE
 
-from nbsched.engine import Engine, Hooks
 from nbsched.errors import JobNotFound, ServiceNotFound
+from nbsched.model.timeparse import from_iso
+from nbsched.runner.engine import Engine, Hooks
 from nbsched.store.sqlite import SQLiteStore
-from nbsched.timeparse import from_iso
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

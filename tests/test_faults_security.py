@@ -26,9 +26,9 @@ from conftest import HELLO_SERVICE, run_cli, wait_until
 
 import nbsched
 from nbsched import connections
-from nbsched.client import BackfillCapped
+from nbsched.client.api import BackfillCapped
 from nbsched.errors import DeployError, InvalidInput, InvalidJob, RunnerError
-from nbsched.store import runs_cache
+from nbsched.store.history import cache as runs_cache
 from nbsched.store import sqlite as sqlite_store
 from nbsched.store.base import Store
 from nbsched.store.sqlite import SQLiteStore

@@ -21,12 +21,12 @@ import pytest
 from conftest import alive, wait_until
 
 import nbsched
-from nbsched.client import Client
+from nbsched.client.api import Client
 from nbsched.errors import InvalidJob, RunnerError
-from nbsched.jobs import JobSpec
-from nbsched.logfilter import RateLimit
-from nbsched.pool import declares_process_isolation
-from nbsched.timeparse import utcnow
+from nbsched.model.jobs import JobSpec
+from nbsched.model.timeparse import utcnow
+from nbsched.runner.logfilter import RateLimit
+from nbsched.runner.pool import declares_process_isolation
 
 #: A service that forks (a multiprocessing pool, or os.fork), writes "worker-pid child-pid", then hangs.
 FORKER_SOURCE = """
@@ -322,7 +322,7 @@ def _client_or_none() -> Client | None:
 
 POOL_SCRIPT = """
 import asyncio, json, logging, os, resource, signal, sys, time
-from nbsched.pool import WorkerPool
+from nbsched.runner.pool import WorkerPool
 
 SOURCE = (
     "from nbsched import Service\\n"

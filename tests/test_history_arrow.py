@@ -13,7 +13,7 @@ import pytest
 from conftest import wait_until
 
 from nbsched.errors import InvalidInput
-from nbsched.jobs import JobSpec, JobState
+from nbsched.model.jobs import JobSpec, JobState
 from nbsched.store import StoredJob
 from nbsched.store import sqlite as sqlite_store
 from nbsched.store.base import Store

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nbsched.errors import InvalidInput, InvalidJob
-from nbsched.jobs import JobSpec
-from nbsched.timeparse import format_duration, parse_datetime, parse_duration
+from nbsched.model.jobs import JobSpec
+from nbsched.model.timeparse import format_duration, parse_datetime, parse_duration
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from IPython.utils.capture import capture_output
 from servers import SMTP_PASSWORD, SMTP_USER
 
 import nbsched
-from nbsched.deploy import source_version
-from nbsched.magics import NbschedMagics, handle_source
+from nbsched.frontends.magics import NbschedMagics, handle_source
 from nbsched.protocol import RUN_FIELDS
+from nbsched.worker.loading import source_version
 
 FAILING_SERVICE = """\
 from nbsched import Service
@@ -211,7 +211,7 @@ def test_history_plot_shows_a_timeline_png(ip, client):
 
 
 def test_timeline_has_a_row_per_job_and_a_colour_per_status(client):
-    from nbsched.display import STATUS_COLOURS, timeline
+    from nbsched.frontends.display import STATUS_COLOURS, timeline
 
     client.deploy(FAILING_SERVICE)
     client.schedule("demo.flaky", name="flaky", every="1d", start="2099-01-01")
@@ -259,7 +259,7 @@ def test_runner_status_stop_and_start(ip, home, capsys):
 
 
 def test_ui_without_the_dashboard_module_says_so_in_one_line(ip, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "nbsched.widgets", None)
+    monkeypatch.setitem(sys.modules, "nbsched.frontends.ui", None)
     assert schedule(ip, "ui") is None
     out = capsys.readouterr().out
     assert out.startswith("The dashboard is not available (")
@@ -267,7 +267,7 @@ def test_ui_without_the_dashboard_module_says_so_in_one_line(ip, monkeypatch, ca
 
 
 def test_ui_returns_the_dashboard_on_the_sessions_client(ip, client):
-    pytest.importorskip("nbsched.widgets")
+    pytest.importorskip("nbsched.frontends.ui")
     dashboard = schedule(ip, "ui")
     try:
         assert dashboard is not None

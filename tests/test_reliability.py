@@ -17,9 +17,9 @@ import pytest
 from conftest import alive, utc, wait_until
 
 import nbsched
-from nbsched.engine import MAX_RETRY_BACKOFF, Engine, Hooks
 from nbsched.errors import InvalidInput
 from nbsched.protocol import RUN_FIELDS
+from nbsched.runner.engine import MAX_RETRY_BACKOFF, Engine, Hooks
 from nbsched.store.sqlite import SQLiteStore
 
 #: A service whose behaviour the job's extra chooses: sleep, fail, exit, kill itself, record its pid.

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from nbsched.store import runs_cache
+from nbsched.store.history import cache as runs_cache
 from nbsched.store import sqlite as sqlite_store
 from nbsched.store.base import Store
 from nbsched.store.sqlite import SQLiteStore

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nbsched.errors import JobExists, NbschedError
-from nbsched.jobs import JobSpec, JobState
+from nbsched.model.jobs import JobSpec, JobState
 from nbsched.store import Claim, StoredJob
 from nbsched.store.sqlite import SCHEMA_VERSION, SQLiteStore
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from nbsched.errors import InvalidJob
-from nbsched.timeparse import iso
-from nbsched.triggers import Cron, Interval, OneTime, normalize_cron
+from nbsched.model.timeparse import iso
+from nbsched.model.triggers import Cron, Interval, OneTime, normalize_cron
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import wait_until
 
 from nbsched.errors import InvalidJob, JobExists, ServiceNotFound
-from nbsched.widgets import HISTORY, Dashboard
-from nbsched.widgets_form import field_of_error
+from nbsched.frontends.ui import HISTORY, Dashboard
+from nbsched.frontends.ui.form import field_of_error
 
 FAILING_SERVICE = """
 from nbsched import Service

@@ -12,8 +12,8 @@ import io
 import time
 import weakref
 
-from nbsched.pool import DEFER_RESULTS, WorkerPool, _Worker
-from nbsched.worker import Inbox, Worker, read_frame
+from nbsched.runner.pool import DEFER_RESULTS, WorkerPool, _Worker
+from nbsched.worker.process import Inbox, Worker, read_frame
 
 NOOP = """
 from nbsched import Service

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..jobs import JobSpec, JobState
+from ..model.jobs import JobSpec, JobState
 from ..protocol import RUN_FIELDS
 
 RUN_TIME_FIELDS = ("scheduled_at", "started_at", "finished_at")

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import JobExists, NbschedError, StoreError, StoreGone
-from ..jobs import JobSpec, JobState
+from ..model.jobs import JobSpec, JobState
+from ..model.timeparse import from_iso, iso
 from ..protocol import gc_paused
-from ..timeparse import from_iso, iso
 from .base import (
     CLAIMED_TRIGGERS,
     RUN_FIELDS,
@@ -30,7 +30,7 @@ from .base import (
     safe_value,
     typed_runs,
 )
-from .runs_cache import RunsCache, filtered
+from .history.cache import RunsCache, filtered
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -619,7 +619,7 @@ def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None
     there; ``nice``: at a low CPU priority (work no one waits for)."""
     request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
     request = json.dumps(request).encode()
-    command = [sys.executable, "-m", "nbsched.store.arrow_reader"]
+    command = [sys.executable, "-m", "nbsched.store.history.reader"]
     try:
         done = subprocess.run(command, input=request, capture_output=True, timeout=CHILD_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:

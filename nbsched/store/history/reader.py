@@ -1,4 +1,4 @@
-"""Runs read straight into Arrow, in a process of its own: ``python -m nbsched.store.arrow_reader``.
+"""Runs read straight into Arrow, in a process of its own: ``python -m nbsched.store.history.reader``.
 
 Reads ``{"path", "queries": [[sql, params], ...], "file"}`` as JSON on stdin, runs the queries at
 once (one connection and thread each), and writes their rows, one query's after another's, as an
@@ -17,8 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .base import arrow_stream, typed_runs
-from .runs_cache import write_file
+from ..base import arrow_stream, typed_runs
+from .cache import write_file
 
 
 def read(path: str, sql: str, params: list):

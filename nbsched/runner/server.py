@@ -24,14 +24,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from . import config, protocol
-from .connections import masked_url
+from .. import config, protocol
+from ..connections import masked_url
+from ..errors import AuthError, InvalidInput, NbschedError, ProtocolError, RunnerError, WaitTimeout
+from ..model.timeparse import utcnow
+from ..store import open_store
 from .engine import Engine, Hooks
-from .errors import AuthError, InvalidInput, NbschedError, ProtocolError, RunnerError, WaitTimeout
 from .logfilter import RateLimit
 from .pool import WorkerPool
-from .store import open_store
-from .timeparse import utcnow
 
 log = logging.getLogger("nbsched.runner")
 #: History as JSON rows (any client) or as an Arrow IPC stream (for a DataFrame of many runs).
@@ -541,7 +541,7 @@ class Runner:
         return self.engine.delete_connection(name)
 
     async def op_connection_test(self, name: str) -> dict:
-        from .connections import check
+        from ..connections import check
 
         record = self.engine.connection(name)
         return await asyncio.to_thread(check, name, record["kind"], record["definition"])
@@ -695,7 +695,3 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 4
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -302,7 +302,7 @@ def filtered(table, job=None, service=None, status=None, since: datetime | None 
 
 
 def _schema():
-    from .base import typed_runs
+    from ..base import typed_runs
 
     return typed_runs(_empty_runs(), encode=False).schema
 
@@ -310,7 +310,7 @@ def _schema():
 def _empty_runs():
     import pyarrow as pa
 
-    from .base import RUN_FIELDS
+    from ..base import RUN_FIELDS
 
     return pa.table({name: pa.array([], pa.null()) for name in RUN_FIELDS})
 

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .worker import encode_frame
+from ..worker.process import encode_frame
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from . import config
-from .errors import ConnectionNotFound, InvalidInput, NbschedError, did_you_mean
+from .. import config
+from ..errors import ConnectionNotFound, InvalidInput, NbschedError, did_you_mean
 
 KINDS = ("rest", "smtp", "kvdb")
 #: The fixed name the kvdb connection is stored under.

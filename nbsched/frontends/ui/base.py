@@ -125,7 +125,7 @@ def guarded(status: W.HTML, action: Callable[[], Any], lock: threading.RLock | N
         with lock:
             return action()
     except Exception as exc:  # a callback has no caller to raise to; the user sees the message
-        from .errors import NbschedError
+        from ...errors import NbschedError
 
         if not isinstance(exc, NbschedError):
             log.exception("dashboard action failed")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import ipywidgets as W
 
-from .widgets_base import close_tree, fmt_time, guarded, records, row_box, say, show, slug, status_html, table_row
+from .base import close_tree, fmt_time, guarded, records, row_box, say, show, slug, status_html, table_row
 
 #: (key, header, width) of the table's columns.
 COLUMNS = (

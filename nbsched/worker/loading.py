@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from .errors import DeployError
+from ..errors import DeployError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import threading
 
 import ipywidgets as W
 
-from .widgets_base import fmt_time, guarded, in_background, is_missing, say, show
+from .base import fmt_time, guarded, in_background, is_missing, say, show
 
 KIND_LABELS = (("REST", "rest"), ("SMTP", "smtp"), ("kvdb", "kvdb"))
 TLS_MODES = ("none", "starttls", "ssl")

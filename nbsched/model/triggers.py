@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ..errors import InvalidInput, InvalidJob
 from . import cron
-from .errors import InvalidInput, InvalidJob
 from .timeparse import format_duration, gap_end, parse_datetime, parse_duration, utcnow, zone
 
 _LOOKBACK = timedelta(hours=3)  # longer than any DST shift in the tz database
@@ -215,7 +215,7 @@ def preview(
     cron line hashes, so a preview of an ``H`` line shows that job's real times. ``start`` anchors
     an interval's grid (default: ``after``).
     """
-    from . import config
+    from .. import config
 
     tz = tz or config.settings().timezone
     local = zone(tz)

@@ -18,11 +18,11 @@ import threading
 
 import ipywidgets as W
 
-from .widgets_base import close_tree, guarded
-from .widgets_form import JobForm
-from .widgets_history import HistoryTab
-from .widgets_jobs import JobsTab
-from .widgets_services import ConnectionsTab, ServicesTab
+from .base import close_tree, guarded
+from .form import JobForm
+from .history import HistoryTab
+from .jobs import JobsTab
+from .services import ConnectionsTab, ServicesTab
 
 TITLES = ("Jobs", "New / edit job", "History", "Services", "Connections")
 JOBS, FORM, HISTORY, SERVICES, CONNECTIONS = range(len(TITLES))
@@ -37,7 +37,7 @@ class Dashboard:
 
     def __init__(self, client=None, refresh_seconds: float = REFRESH_SECONDS, auto_refresh: bool = True):
         if client is None:
-            from .client import connect
+            from ...client.api import connect
 
             client = connect()
         self.client = client

@@ -24,7 +24,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .errors import InvalidJob
+from ..errors import InvalidJob
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",

@@ -13,9 +13,9 @@ import re
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
-from . import config
-from .errors import InvalidInput, InvalidJob
-from .service import ISOLATION
+from .. import config
+from ..errors import InvalidInput, InvalidJob
+from ..service import ISOLATION
 from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
 from .triggers import Cron, Interval, OneTime, Trigger
 

@@ -14,10 +14,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import config
-from .client import RUN_TIME_COLUMNS, Client, connect, status_text
-from .errors import NbschedError, RunnerError
-from .protocol import JOB_LIST_FIELDS, RUN_FIELDS
+from .. import config
+from ..client.api import RUN_TIME_COLUMNS, Client, connect, status_text
+from ..errors import NbschedError, RunnerError
+from ..protocol import JOB_LIST_FIELDS, RUN_FIELDS
 
 HISTORY_TABLE_COLUMNS = (
     "run_id",
@@ -202,7 +202,7 @@ def cmd_runner(options) -> int:
         if options.action == "stop":
             return 0
     if options.foreground:
-        from .runner import main as runner_main
+        from ..runner.server import main as runner_main
 
         return runner_main([])
     try:
@@ -334,7 +334,7 @@ def _print_run_details(record: dict) -> None:
 
 
 def cmd_preview(options) -> int:
-    from .triggers import preview
+    from ..model.triggers import preview
 
     print(preview(cron=options.cron, tz=options.tz, count=options.count, after=options.after, name=options.name))
     return 0
@@ -412,7 +412,7 @@ def _cell(column: str, value) -> str:
     if value is None:
         return ""
     if column in RUN_TIME_COLUMNS or column in ("next_run", "last_run"):
-        from .client import _local_time
+        from ..client.api import _local_time
 
         return _local_time(value, config.settings().timezone).strftime("%Y-%m-%d %H:%M:%S%z")
     if isinstance(value, float):

@@ -27,10 +27,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from . import config, cron
-from . import connections as conns
-from .deploy import SourceUnit, parse_services
-from .errors import (
+from .. import config
+from .. import connections as conns
+from ..errors import (
     ConnectionNotFound,
     InvalidInput,
     InvalidJob,
@@ -41,12 +40,14 @@ from .errors import (
     StoreGone,
     did_you_mean,
 )
-from .jobs import JobSpec, JobState, validate_extra, validate_note
-from .scheduler import Schedule
-from .store import Claim, Store, StoredJob
-from .store.base import RUN_FIELDS, STATUSES, PendingRetry
-from .timeparse import parse_datetime, parse_duration, zone
-from .triggers import Interval, preview
+from ..model import cron
+from ..model.jobs import JobSpec, JobState, validate_extra, validate_note
+from ..model.timeparse import parse_datetime, parse_duration, zone
+from ..model.triggers import Interval, preview
+from ..store import Claim, Store, StoredJob
+from ..store.base import RUN_FIELDS, STATUSES, PendingRetry
+from ..worker.loading import SourceUnit, parse_services
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 #: Most fires counted one by one when catching up after downtime.

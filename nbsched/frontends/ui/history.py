@@ -8,7 +8,7 @@ import threading
 
 import ipywidgets as W
 
-from .widgets_base import (
+from .base import (
     STATUS_BUTTON_STYLES,
     STATUSES,
     fmt_ms,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .client import connect
+from ..client.api import connect
 
 DEMO_SERVICE = '''\
 from nbsched import Service

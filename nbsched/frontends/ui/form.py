@@ -16,8 +16,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from .errors import JobExists, NbschedError, ServiceNotFound
-from .widgets_base import fmt_time, guarded, say, show
+from ...errors import JobExists, NbschedError, ServiceNotFound
+from .base import fmt_time, guarded, say, show
 
 KINDS = (("one-time", "one_time"), ("interval", "interval"), ("cron", "cron"))
 INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
@@ -391,6 +391,6 @@ def _date_text(value: datetime | None) -> str | None:
 def _local(value: str | None, tz: str) -> datetime | None:
     if not value:
         return None
-    from .timeparse import zone
+    from ...model.timeparse import zone
 
     return datetime.fromisoformat(value).astimezone(zone(tz)).replace(tzinfo=None, microsecond=0)

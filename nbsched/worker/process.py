@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .service import JobInfo, Service, output_text
+from ..service import JobInfo, Service, output_text
 
 _HEADER = struct.Struct("!I")
 # The protocol's own references: a service that patches pickle does not break the worker's reports.
@@ -172,7 +172,7 @@ class Registry:
         except KeyError:
             pass
         if name not in self.services:
-            from .errors import ServiceNotFound, did_you_mean
+            from ..errors import ServiceNotFound, did_you_mean
 
             known = sorted(self.services)
             raise ServiceNotFound(
@@ -255,7 +255,7 @@ class Worker:
     def connections(self):
         """The live connections (HTTP sessions, Redis pools), kept until the definitions change."""
         if self._connections is None:
-            from .connections import Connections
+            from ..connections import Connections
 
             self._connections = Connections(self.connection_definitions)
         return self._connections
@@ -265,10 +265,10 @@ class Worker:
         if not self.connection_definitions:
             return
         if self._secrets is None:
-            from .connections import secrets_of
+            from ..connections import secrets_of
 
             self._secrets = secrets_of(self.connection_definitions)
-        from .connections import mask
+        from ..connections import mask
 
         for key in ("error", "traceback", "output", "logs"):
             result[key] = mask(result.get(key), self._secrets)
@@ -376,7 +376,10 @@ def _warm_up() -> None:
     """Import what runs need before saying ready, so a first run (and its timeout) starts no slower than others."""
     import requests  # noqa: F401
 
-    from . import connections, service  # noqa: F401
+    from .. import (
+        connections,  # noqa: F401
+        service,  # noqa: F401
+    )
 
 
 def main() -> None:
@@ -562,7 +565,3 @@ class Inbox:
                 self.messages = deque(m for m in self.messages if not (m and m.get("op") == "run"))
                 if waiting:
                     self.send({"bounced": [m["run_id"] for m in waiting]})
-
-
-if __name__ == "__main__":
-    main()

@@ -8,8 +8,8 @@ import sys
 import threading
 import time
 
-from . import config
-from .errors import RunnerError
+from .. import config
+from ..errors import RunnerError
 
 #: Exit status of a runner that found another one already running.
 ALREADY_RUNNING = 3

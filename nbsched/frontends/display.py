@@ -21,7 +21,7 @@ def _pyplot_free_figure():
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        from .errors import NbschedError
+        from ..errors import NbschedError
 
         raise NbschedError("The timeline needs matplotlib: pip install matplotlib") from None
     return Figure

@@ -22,10 +22,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
-from . import config
-from .client import Client, status_text
-from .errors import NbschedError, RunnerError, did_you_mean
-from .store.base import STATUSES
+from .. import config
+from ..client.api import Client, status_text
+from ..errors import NbschedError, RunnerError, did_you_mean
+from ..store.base import STATUSES
 
 #: ``%schedule config KEY=VALUE`` keys and the environment variables they set for this session.
 CONFIG_KEYS = {
@@ -326,7 +326,7 @@ def sub_show(session: Session, words: list[str]):
     options = _job_parser("show").parse(words)
     client = session.client()
     record = client.job(options.job)
-    from .client import _local_time
+    from ..client.api import _local_time
 
     lines = []
     for key, value in record.items():
@@ -421,7 +421,7 @@ def _stop_runner(settings: config.Settings) -> None:
 def sub_ui(session: Session, words: list[str]):
     _Parser("%schedule ui", "%schedule ui").parse(words)
     try:
-        from .widgets import ui
+        from .ui import ui
     except ImportError as exc:
         show(f"The dashboard is not available ({one_line(exc)}); use %schedule list and %schedule history.")
         return None
@@ -448,7 +448,7 @@ def sub_config(session: Session, words: list[str]):
 
 def _set_config(key: str, value: str) -> None:
     if key == "timezone":
-        from .timeparse import zone
+        from ..model.timeparse import zone
 
         zone(value)  # InvalidInput says what a valid zone looks like
     if key == "workers" and not value.isdigit():
@@ -583,7 +583,7 @@ def _connection_parser(kind: str, example: str) -> _Parser:
 def _timeout(options: argparse.Namespace) -> dict:
     if options.timeout is None:
         return {}
-    from .timeparse import parse_duration
+    from ..model.timeparse import parse_duration
 
     return {"timeout": parse_duration(options.timeout, "timeout").total_seconds()}
 

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import config, protocol
-from .errors import DeployError, ProtocolError, RunnerError, error_types
-from .triggers import Preview
+from .. import config, protocol
+from ..errors import DeployError, ProtocolError, RunnerError, error_types
+from ..model.triggers import Preview
 
 RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
 JOB_TIME_COLUMNS = ("next_run", "last_run")
@@ -390,7 +390,7 @@ def _wire(args: dict) -> dict:
 def _local_time(value: Any, tz: str):
     if value is None:
         return None
-    from .timeparse import zone
+    from ..model.timeparse import zone
 
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.astimezone(zone(tz))

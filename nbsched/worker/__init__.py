@@ -1,0 +1,1 @@
+"""Worker processes that run services (``python -m nbsched.worker``), and loading service source."""
