@@ -48,42 +48,6 @@ OPERATIONS = frozenset(
     }
 )
 
-#: The columns of a run record (DESIGN.md section 5), in the order listings show them.
-RUN_FIELDS = (
-    "run_id",
-    "cid",
-    "job",
-    "service",
-    "service_version",
-    "trigger",
-    "attempt",
-    "status",
-    "scheduled_at",
-    "started_at",
-    "finished_at",
-    "delay_ms",
-    "duration_ms",
-    "error",
-    "traceback",
-    "output",
-    "logs",
-    "runner",
-)
-
-#: The keys of a job listing (``jobs``; ``%schedule list``; ``nbsched jobs --format json``).
-JOB_LIST_FIELDS = (
-    "name",
-    "type",
-    "definition",
-    "service",
-    "active",
-    "next_run",
-    "last_run",
-    "last_status",
-    "runs",
-    "note",
-)
-
 
 def _default(value):
     if isinstance(value, datetime):

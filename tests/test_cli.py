@@ -9,7 +9,8 @@ import json
 import pytest
 from conftest import REPO, run_cli, wait_until
 
-from nbsched.protocol import JOB_LIST_FIELDS, RUN_FIELDS
+from nbsched.model.jobs import JOB_LIST_FIELDS
+from nbsched.model.runs import RUN_FIELDS
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import nbsched
-from nbsched.model import cron
 from nbsched.errors import InvalidJob
+from nbsched.model import cron
 from nbsched.model.jobs import JobSpec
 from nbsched.model.triggers import Cron, normalize_cron
 from nbsched.runner.engine import Engine, Hooks

@@ -13,8 +13,8 @@ import pytest
 from conftest import utc
 from cronsim import CronSim
 
+from nbsched.model.runs import RUN_FIELDS
 from nbsched.model.triggers import Cron
-from nbsched.protocol import RUN_FIELDS
 from nbsched.runner.engine import Engine, Hooks
 from nbsched.store.sqlite import SQLiteStore
 

@@ -23,7 +23,7 @@ from conftest import HELLO_SERVICE, run_cli, stop_runner, utc, wait_until
 
 import nbsched
 from nbsched.errors import StoreGone
-from nbsched.protocol import RUN_FIELDS
+from nbsched.model.runs import RUN_FIELDS
 from nbsched.runner.engine import STORE_RETRY_SECONDS, Engine, Hooks
 from nbsched.store import StoredJob
 from nbsched.store.sqlite import SQLiteStore

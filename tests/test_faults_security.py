@@ -28,9 +28,9 @@ import nbsched
 from nbsched import connections
 from nbsched.client.api import BackfillCapped
 from nbsched.errors import DeployError, InvalidInput, InvalidJob, RunnerError
-from nbsched.store.history import cache as runs_cache
 from nbsched.store import sqlite as sqlite_store
 from nbsched.store.base import Store
+from nbsched.store.history import cache as runs_cache
 from nbsched.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from servers import SMTP_PASSWORD, SMTP_USER
 
 import nbsched
 from nbsched.frontends.magics import NbschedMagics, handle_source
-from nbsched.protocol import RUN_FIELDS
+from nbsched.model.runs import RUN_FIELDS
 from nbsched.worker.loading import source_version
 
 FAILING_SERVICE = """\

@@ -18,7 +18,7 @@ from conftest import alive, utc, wait_until
 
 import nbsched
 from nbsched.errors import InvalidInput
-from nbsched.protocol import RUN_FIELDS
+from nbsched.model.runs import RUN_FIELDS
 from nbsched.runner.engine import MAX_RETRY_BACKOFF, Engine, Hooks
 from nbsched.store.sqlite import SQLiteStore
 

@@ -13,6 +13,7 @@ from conftest import REPO, run_cli, stop_runner, wait_until
 
 import nbsched
 from nbsched.errors import RunnerError, WaitTimeout
+from nbsched.model.runs import RUN_FIELDS
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ def test_a_run_records_every_field_with_logs_and_output(client):
     assert record["service_version"] == client.services().set_index("name").loc["api.hello", "version"]
     assert record["duration_ms"] >= 0 and record["delay_ms"] >= 0
     assert record["runner"].endswith(f":{runner_pid(client.settings.home)}")
-    assert set(record) == set(nbsched.protocol.RUN_FIELDS)
+    assert set(record) == set(RUN_FIELDS)
 
 
 def test_a_failing_service_records_the_error_and_traceback(client):

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from nbsched.store.history import cache as runs_cache
 from nbsched.store import sqlite as sqlite_store
 from nbsched.store.base import Store
+from nbsched.store.history import cache as runs_cache
 from nbsched.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from .. import config
 from ..client.api import RUN_TIME_COLUMNS, Client, connect, status_text
 from ..errors import NbschedError, RunnerError
-from ..protocol import JOB_LIST_FIELDS, RUN_FIELDS
+from ..model.jobs import JOB_LIST_FIELDS
+from ..model.runs import RUN_FIELDS
 
 HISTORY_TABLE_COLUMNS = (
     "run_id",

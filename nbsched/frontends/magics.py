@@ -25,7 +25,7 @@ from IPython.display import display
 from .. import config
 from ..client.api import Client, status_text
 from ..errors import NbschedError, RunnerError, did_you_mean
-from ..store.base import STATUSES
+from ..model.runs import STATUSES
 
 #: ``%schedule config KEY=VALUE`` keys and the environment variables they set for this session.
 CONFIG_KEYS = {

@@ -25,6 +25,19 @@ MISFIRE_POLICIES = ("skip", "once", "all")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
 NAME_HELP = "names are 1-200 characters: letters, digits and . _ - : @ /, starting with a letter or digit"
 
+#: The keys of a job listing (``jobs``; ``%schedule list``; ``nbsched jobs --format json``).
+JOB_LIST_FIELDS = (
+    "name",
+    "type",
+    "definition",
+    "service",
+    "active",
+    "next_run",
+    "last_run",
+    "last_status",
+    "runs",
+    "note",
+)
 
 _MICROSECOND = timedelta(microseconds=1)
 

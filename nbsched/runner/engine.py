@@ -42,10 +42,11 @@ from ..errors import (
 )
 from ..model import cron
 from ..model.jobs import JobSpec, JobState, validate_extra, validate_note
+from ..model.runs import RUN_FIELDS, STATUSES
 from ..model.timeparse import parse_datetime, parse_duration, zone
 from ..model.triggers import Interval, preview
 from ..store import Claim, Store, StoredJob
-from ..store.base import RUN_FIELDS, STATUSES, PendingRetry
+from ..store.base import PendingRetry
 from ..worker.loading import SourceUnit, parse_services
 from .schedule import Schedule
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from .. import config, protocol
 from ..connections import masked_url
 from ..errors import AuthError, InvalidInput, NbschedError, ProtocolError, RunnerError, WaitTimeout
+from ..model.runs import RUN_FIELDS
 from ..model.timeparse import utcnow
 from ..store import open_store
 from .engine import Engine, Hooks
@@ -503,7 +504,7 @@ class Runner:
             finally:
                 if reader is not self.store:
                     reader.close()
-            return protocol.encode_result({"columns": list(protocol.RUN_FIELDS), "rows": rows})
+            return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
 
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
 

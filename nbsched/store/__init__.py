@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import RUN_FIELDS, Claim, Store, StoredJob
+from .base import Claim, Store, StoredJob
 
-__all__ = ["RUN_FIELDS", "Claim", "Store", "StoredJob", "open_store"]
+__all__ = ["Claim", "Store", "StoredJob", "open_store"]
 
 
 def open_store(url: str) -> Store:

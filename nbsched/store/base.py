@@ -17,13 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..model.jobs import JobSpec, JobState
-from ..protocol import RUN_FIELDS
-
-RUN_TIME_FIELDS = ("scheduled_at", "started_at", "finished_at")
-STATUSES = ("running", "ok", "error", "timeout", "skipped", "missed", "interrupted")
-TRIGGERS = ("schedule", "manual", "invoke", "retry", "misfire", "backfill")
-#: Triggers whose (job, scheduled_at) may be claimed once only.
-CLAIMED_TRIGGERS = ("schedule", "misfire", "backfill")
+from ..model.runs import RUN_FIELDS
 
 
 @dataclass

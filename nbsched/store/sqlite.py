@@ -15,12 +15,10 @@ from pathlib import Path
 
 from ..errors import JobExists, NbschedError, StoreError, StoreGone
 from ..model.jobs import JobSpec, JobState
+from ..model.runs import CLAIMED_TRIGGERS, RUN_FIELDS, RUN_TIME_FIELDS
 from ..model.timeparse import from_iso, iso
 from ..protocol import gc_paused
 from .base import (
-    CLAIMED_TRIGGERS,
-    RUN_FIELDS,
-    RUN_TIME_FIELDS,
     Claim,
     PendingRetry,
     Store,

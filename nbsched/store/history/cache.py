@@ -310,7 +310,7 @@ def _schema():
 def _empty_runs():
     import pyarrow as pa
 
-    from ..base import RUN_FIELDS
+    from ...model.runs import RUN_FIELDS
 
     return pa.table({name: pa.array([], pa.null()) for name in RUN_FIELDS})
 
