@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import config, protocol
 from ..errors import DeployError, ProtocolError, RunnerError, error_types
+from ..model.jobs import JOB_LIST_FIELDS
 from ..model.triggers import Preview
 
 RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
@@ -177,7 +178,7 @@ class Client:
         return Job.from_record(self.call("update", name=name, changes=_wire(changes)), self.tz)
 
     def jobs(self):
-        return _frame(self.call("jobs"), protocol.JOB_LIST_FIELDS, self.tz, JOB_TIME_COLUMNS)
+        return _frame(self.call("jobs"), JOB_LIST_FIELDS, self.tz, JOB_TIME_COLUMNS)
 
     def job(self, name: str) -> dict:
         return self.call("job", name=name)
