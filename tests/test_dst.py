@@ -205,7 +205,7 @@ class Clocked:
         self.store = SQLiteStore(path)
         self.engine = Engine(self.store, Hooks(dispatch=self.dispatched.append), runner_id="test:1")
         self.engine.load(now)
-        self.engine.deploy([{"source": NOOP, "origin": "<string>"}], now)
+        self.engine.catalog.deploy([{"source": NOOP, "origin": "<string>"}], now)
         self.now = now
 
     def run_until(self, stop: datetime) -> list[datetime]:
@@ -242,7 +242,7 @@ def clocked(tmp_path):
 )
 def test_engine_ticks_fire_a_daily_job_once_per_night_across_dst(clocked, tz, start, expression, expected):
     runner = clocked(start)
-    runner.engine.add_job({"name": "daily", "service": "noop", "cron": expression, "tz": tz}, start)
+    runner.engine.control.add_job({"name": "daily", "service": "noop", "cron": expression, "tz": tz}, start)
     fires = runner.run_until(start + timedelta(days=3))
     assert local(fires, tz)[-3:] == expected
     assert len(fires) == 3
@@ -251,7 +251,7 @@ def test_engine_ticks_fire_a_daily_job_once_per_night_across_dst(clocked, tz, st
 def test_engine_ticks_fire_an_interval_job_on_exact_elapsed_time_across_dst(clocked):
     start = datetime(2026, 3, 29, 0, 0, tzinfo=ZoneInfo(WARSAW)).astimezone(UTC)
     runner = clocked(start)
-    runner.engine.add_job(
+    runner.engine.control.add_job(
         {"name": "hourly", "service": "noop", "every": "1h", "start": "2026-03-29 00:00", "tz": WARSAW}, runner.now
     )
     fires = runner.run_until(start + timedelta(hours=4, minutes=1))
@@ -271,7 +271,7 @@ def test_engine_ticks_fire_an_interval_job_on_exact_elapsed_time_across_dst(cloc
 )
 def test_one_time_job_at_a_local_time_in_a_gap_or_repeat_fires_once(clocked, tz, at, expected):
     runner = clocked(utc(2026, 1, 1))
-    runner.engine.add_job({"name": "once", "service": "noop", "at": at, "tz": tz}, runner.now)
+    runner.engine.control.add_job({"name": "once", "service": "noop", "at": at, "tz": tz}, runner.now)
     assert local(runner.run_until(utc(2026, 12, 31)), tz) == [expected]
 
 

@@ -56,7 +56,7 @@ class Harness:
         self.engine.flush()
 
     def rows(self, job: str) -> list[dict]:
-        result = self.engine.history(job=job, now=T0 + timedelta(days=365))
+        result = self.engine.reader.history(job=job, now=T0 + timedelta(days=365))
         rows = [dict(zip(result["columns"], row, strict=True)) for row in reversed(result["rows"])]
         for row in rows:  # history carries times as UTC ISO text, as on the wire
             for key in ("scheduled_at", "started_at", "finished_at"):
@@ -68,13 +68,13 @@ class Harness:
 def harness(tmp_path):
     h = Harness(tmp_path / "nbsched.db")
     h.engine.load(T0)
-    h.engine.deploy([{"source": HELLO_SERVICE.read_text(), "origin": str(HELLO_SERVICE)}], T0)
+    h.engine.catalog.deploy([{"source": HELLO_SERVICE.read_text(), "origin": str(HELLO_SERVICE)}], T0)
     yield h
     h.engine.store.close()
 
 
 def test_an_interval_job_fires_on_its_grid(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "10s"}, T0)
+    harness.engine.control.add_job({"name": "hello", "service": "api.hello", "every": "10s"}, T0)
     for second in range(0, 31, 5):
         harness.engine.tick(T0 + timedelta(seconds=second))
         harness.finish_all(T0 + timedelta(seconds=second))
@@ -83,7 +83,9 @@ def test_an_interval_job_fires_on_its_grid(harness):
 
 
 def test_nothing_fires_before_its_time(harness):
-    harness.engine.add_job({"name": "later", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:05"}, T0)
+    harness.engine.control.add_job(
+        {"name": "later", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:05"}, T0
+    )
     assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59)) == 0
     assert harness.engine.next_due() == T0 + timedelta(minutes=5) - harness.engine.claim_ahead
     # claimed a little ahead of time and handed to a worker to hold until its time
@@ -93,14 +95,16 @@ def test_nothing_fires_before_its_time(harness):
 
 
 def test_history_leaves_out_a_fire_claimed_ahead_until_its_time(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0)
+    harness.engine.control.add_job(
+        {"name": "hello", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0
+    )
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
-    assert harness.engine.history(job="hello", now=T0 + timedelta(seconds=59, milliseconds=700))["rows"] == []
-    assert len(harness.engine.history(job="hello", now=T0 + timedelta(minutes=1))["rows"]) == 1
+    assert harness.engine.reader.history(job="hello", now=T0 + timedelta(seconds=59, milliseconds=700))["rows"] == []
+    assert len(harness.engine.reader.history(job="hello", now=T0 + timedelta(minutes=1))["rows"]) == 1
 
 
 def test_a_fire_claimed_ahead_for_a_busy_job_waits_in_the_runner_until_the_run_before_ends(harness):
-    harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)  # the first run is still going
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
     assert len(harness.dispatched) == 1
@@ -120,7 +124,7 @@ def test_a_fire_claimed_ahead_for_a_busy_job_waits_in_the_runner_until_the_run_b
 
 
 def test_a_fire_claimed_ahead_for_a_job_still_busy_at_its_time_is_skipped(harness):
-    harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
     harness.engine.tick(T0 + timedelta(minutes=1))  # the first run is still going (overlap=skip)
@@ -130,10 +134,10 @@ def test_a_fire_claimed_ahead_for_a_job_still_busy_at_its_time_is_skipped(harnes
 
 
 def test_a_job_paused_while_its_claimed_fire_waits_for_the_run_before_skips_it(harness):
-    harness.engine.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "busy", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
-    harness.engine.pause("busy", "", T0 + timedelta(seconds=59, milliseconds=700))
+    harness.engine.control.pause("busy", "", T0 + timedelta(seconds=59, milliseconds=700))
     harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))  # a paused job hands nothing over
     harness.engine.tick(T0 + timedelta(minutes=1))
     harness.engine.flush()
@@ -142,9 +146,11 @@ def test_a_job_paused_while_its_claimed_fire_waits_for_the_run_before_skips_it(h
 
 
 def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0)
+    harness.engine.control.add_job(
+        {"name": "hello", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0
+    )
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=800))
-    harness.engine.pause("hello", "", T0 + timedelta(seconds=59, milliseconds=900))
+    harness.engine.control.pause("hello", "", T0 + timedelta(seconds=59, milliseconds=900))
     harness.engine.tick(T0 + timedelta(minutes=1))
     assert harness.dispatched == []
     harness.engine.flush()
@@ -154,7 +160,9 @@ def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
 
 
 def test_a_run_message_carries_the_job_extra_and_fire_number(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m", "extra": '{"who": "me"}'}, T0)
+    harness.engine.control.add_job(
+        {"name": "hello", "service": "api.hello", "every": "1m", "extra": '{"who": "me"}'}, T0
+    )
     harness.engine.tick(T0)
     (message,) = harness.dispatched
     assert message["extra"] == '{"who": "me"}'
@@ -163,7 +171,7 @@ def test_a_run_message_carries_the_job_extra_and_fire_number(harness):
 
 
 def test_repeats_stop_the_job_and_survive_a_restart(harness):
-    harness.engine.add_job({"name": "thrice", "service": "api.hello", "every": "1m", "repeats": 3}, T0)
+    harness.engine.control.add_job({"name": "thrice", "service": "api.hello", "every": "1m", "repeats": 3}, T0)
     for minute in range(2):
         harness.engine.tick(T0 + timedelta(minutes=minute))
         harness.finish_all(T0 + timedelta(minutes=minute))
@@ -173,11 +181,11 @@ def test_repeats_stop_the_job_and_survive_a_restart(harness):
     harness.finish_all(T0 + timedelta(minutes=2))
     assert harness.engine.tick(T0 + timedelta(minutes=3)) == 0
     assert len(harness.rows("thrice")) == 3
-    assert harness.engine.job_record("thrice")["next_run"] is None
+    assert harness.engine.control.job_record("thrice")["next_run"] is None
 
 
 def test_a_one_time_job_fires_once_and_never_again_after_restart(harness):
-    harness.engine.add_job({"name": "once", "service": "api.hello", "at": "2026-11-24 12:10"}, T0)
+    harness.engine.control.add_job({"name": "once", "service": "api.hello", "at": "2026-11-24 12:10"}, T0)
     harness.engine.tick(T0 + timedelta(minutes=10))
     harness.finish_all(T0 + timedelta(minutes=10))
     harness.restart(T0 + timedelta(minutes=11))
@@ -187,12 +195,12 @@ def test_a_one_time_job_fires_once_and_never_again_after_restart(harness):
 
 
 def test_a_one_time_job_in_the_past_fires_at_once(harness):
-    harness.engine.add_job({"name": "past", "service": "api.hello", "at": "2026-11-24 11:00"}, T0)
+    harness.engine.control.add_job({"name": "past", "service": "api.hello", "at": "2026-11-24 11:00"}, T0)
     assert harness.engine.tick(T0) == 1
 
 
 def test_misfire_skip_records_one_missed_row_with_the_count(harness):
-    harness.engine.add_job({"name": "minutely", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "minutely", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)
     harness.finish_all(T0)
     harness.restart(T0 + timedelta(minutes=10, seconds=30))  # down for 10 minutes
@@ -203,7 +211,7 @@ def test_misfire_skip_records_one_missed_row_with_the_count(harness):
 
 
 def test_misfire_all_runs_each_missed_fire_within_catchup_oldest_first(harness):
-    harness.engine.add_job(
+    harness.engine.control.add_job(
         {"name": "catchup", "service": "api.hello", "every": "1m", "misfire": "all", "catchup": "3m"}, T0
     )
     harness.engine.tick(T0)
@@ -217,7 +225,7 @@ def test_misfire_all_runs_each_missed_fire_within_catchup_oldest_first(harness):
 
 
 def test_overlap_skip_records_a_skipped_row(harness):
-    harness.engine.add_job({"name": "slow", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "slow", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)
     harness.engine.tick(T0 + timedelta(minutes=1))  # the first run has not finished
     harness.engine.flush()
@@ -225,53 +233,55 @@ def test_overlap_skip_records_a_skipped_row(harness):
 
 
 def test_execute_runs_a_paused_job_without_changing_its_schedule(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1h"}, T0)
-    harness.engine.pause("hello", "until Monday", T0)
-    run_id = harness.engine.execute("hello", "manual", T0)
+    harness.engine.control.add_job({"name": "hello", "service": "api.hello", "every": "1h"}, T0)
+    harness.engine.control.pause("hello", "until Monday", T0)
+    run_id = harness.engine.ondemand.execute("hello", "manual", T0)
     assert harness.dispatched[-1]["run_id"] == run_id
     assert harness.engine.tick(T0 + timedelta(hours=3)) == 0
-    record = harness.engine.job_record("hello")
+    record = harness.engine.control.job_record("hello")
     assert record["active"] is False and record["note"] == "until Monday"
 
 
 def test_resume_skips_the_fires_that_fell_in_the_pause(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m"}, T0)
-    harness.engine.pause("hello", "", T0)
-    harness.engine.resume("hello", T0 + timedelta(minutes=5, seconds=1))
+    harness.engine.control.add_job({"name": "hello", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.pause("hello", "", T0)
+    harness.engine.control.resume("hello", T0 + timedelta(minutes=5, seconds=1))
     assert harness.engine.jobs["hello"].state.next_fire == T0 + timedelta(minutes=6)
 
 
 def test_unknown_service_and_job_are_refused_with_the_names_that_exist(harness):
     with pytest.raises(ServiceNotFound, match=r"Did you mean 'api.hello'\?"):
-        harness.engine.add_job({"name": "x", "service": "api.helo", "every": "1m"}, T0)
+        harness.engine.control.add_job({"name": "x", "service": "api.helo", "every": "1m"}, T0)
     assert harness.engine.jobs == {}
     with pytest.raises(JobNotFound, match="No job named 'nope'"):
-        harness.engine.pause("nope", "", T0)
+        harness.engine.control.pause("nope", "", T0)
 
 
 def test_update_changes_the_schedule_and_keeps_the_fire_count(harness):
-    harness.engine.add_job({"name": "hello", "service": "api.hello", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "hello", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)
-    harness.engine.update_job("hello", {"every": "10m"}, T0 + timedelta(seconds=30))
+    harness.engine.control.update_job("hello", {"every": "10m"}, T0 + timedelta(seconds=30))
     job = harness.engine.jobs["hello"]
     assert job.spec.every == 600 and job.state.fires == 1
     assert job.state.next_fire == T0 + timedelta(minutes=10)
 
 
 def test_preview_lists_the_next_fire_times_and_a_reading(harness):
-    preview = harness.engine.preview(T0, cron="0 9 * * mon", tz="Europe/Warsaw", count=2)
+    preview = harness.engine.reader.preview(T0, cron="0 9 * * mon", tz="Europe/Warsaw", count=2)
     assert preview["times"] == [datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 12, 7, 8, tzinfo=UTC)]
     assert preview["description"] == "At 09:00 on Monday (Europe/Warsaw)"
 
 
 def test_a_job_deleted_while_its_claimed_fire_waits_for_the_run_before_never_starts_it(harness):
     harness.engine.claim_ahead = timedelta(minutes=3)  # two fires claimed: one held by a worker, one waiting
-    harness.engine.add_job({"name": "j", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0)
+    harness.engine.control.add_job(
+        {"name": "j", "service": "api.hello", "every": "1m", "start": "2026-11-24 12:01"}, T0
+    )
     harness.engine.tick(T0)
     harness.engine.tick(T0)
     (held,) = harness.dispatched
     (waiting_id,) = harness.engine.waiting_ahead["j"]
-    harness.engine.delete("j")  # takes back the held run; its end must not hand over the waiting one
+    harness.engine.control.delete("j")  # takes back the held run; its end must not hand over the waiting one
     assert [m["run_id"] for m in harness.dispatched] == []
     harness.engine.tick(T0 + timedelta(minutes=2))
     harness.engine.flush()

@@ -75,7 +75,7 @@ class Harness:
         self.path = path
         self.now = T0
         self._boot()
-        self.engine.deploy([{"source": SOURCE, "origin": "<string>"}], T0)
+        self.engine.catalog.deploy([{"source": SOURCE, "origin": "<string>"}], T0)
 
     def _boot(self) -> None:
         self.dispatched: list[dict] = []
@@ -159,8 +159,8 @@ def locked(path: Path):
 
 # -- row 1: text that is not UTF-8; a store error on flush -------------------------------------
 def test_a_lone_surrogate_in_output_and_logs_is_stored_escaped_and_the_rest_of_the_batch_too(harness):
-    listing = harness.engine.invoke("test.listing", {"folder": "/data"}, "invoke", T0)
-    other = harness.engine.invoke("test.counter", None, "invoke", T0)
+    listing = harness.engine.ondemand.invoke("test.listing", {"folder": "/data"}, "invoke", T0)
+    other = harness.engine.ondemand.invoke("test.counter", None, "invoke", T0)
     harness.finish(listing, output=f"{LATIN1_NAME}, b.csv", logs=f"found {LATIN1_NAME}, b.csv")
     harness.finish(other, output="plain")
     assert harness.engine.flush() is True
@@ -175,7 +175,7 @@ def test_a_lone_surrogate_in_output_and_logs_is_stored_escaped_and_the_rest_of_t
 
 
 def test_a_store_error_on_flush_keeps_the_results_and_writes_them_once_the_store_works(harness):
-    run_ids = [harness.engine.invoke("test.counter", None, "invoke", T0) for _ in range(3)]
+    run_ids = [harness.engine.ondemand.invoke("test.counter", None, "invoke", T0) for _ in range(3)]
     with locked(harness.path):
         for run_id in run_ids:
             harness.finish(run_id)
@@ -202,7 +202,7 @@ def test_a_store_error_on_flush_keeps_the_results_and_writes_them_once_the_store
 def test_fires_due_while_the_store_is_locked_stay_due_and_those_missed_follow_the_misfire_policy(
     harness, misfire, after_the_lock
 ):
-    harness.engine.add_job({"name": "j", "service": "test.counter", "every": "10s", "misfire": misfire}, T0)
+    harness.engine.control.add_job({"name": "j", "service": "test.counter", "every": "10s", "misfire": misfire}, T0)
     harness.tick(T0)
     harness.finish_all()
     with locked(harness.path):
@@ -229,15 +229,17 @@ def test_fires_due_while_the_store_is_locked_stay_due_and_those_missed_follow_th
 
 # -- row 3: pause + resume, or update, inside the claim-ahead window -----------------------------
 def test_pause_and_resume_inside_the_claim_window_keep_the_claimed_fire_and_the_job_goes_on_after_it(harness):
-    harness.engine.add_job({"name": "j", "service": "test.counter", "every": "1m", "start": "2026-03-02 12:01"}, T0)
+    harness.engine.control.add_job(
+        {"name": "j", "service": "test.counter", "every": "1m", "start": "2026-03-02 12:01"}, T0
+    )
     fire = T0 + timedelta(minutes=1)
     harness.tick(fire - timedelta(milliseconds=300))  # claimed, and handed to a worker to start at its time
     (held,) = harness.dispatched
     harness.now = fire - timedelta(milliseconds=200)
-    harness.engine.pause("j", "", harness.now)
+    harness.engine.control.pause("j", "", harness.now)
     assert harness.dispatched == []  # taken back from the worker
     harness.now = fire - timedelta(milliseconds=100)
-    harness.engine.resume("j", harness.now)
+    harness.engine.control.resume("j", harness.now)
     assert harness.engine.jobs["j"].state.next_fire == fire + timedelta(minutes=1)
     assert [message["run_id"] for message in harness.dispatched] == [held["run_id"]]  # the claimed fire is kept
     harness.tick(fire)
@@ -252,12 +254,12 @@ def test_pause_and_resume_inside_the_claim_window_keep_the_claimed_fire_and_the_
 def test_a_one_time_job_paused_and_resumed_after_its_fire_was_claimed_runs_once(harness, timeout):
     at = T0 + timedelta(minutes=1)
     job = {"name": "once", "service": "test.counter", "at": "2026-03-02 12:01", "timeout": timeout}
-    harness.engine.add_job({key: value for key, value in job.items() if value is not None}, T0)
+    harness.engine.control.add_job({key: value for key, value in job.items() if value is not None}, T0)
     harness.tick(at - timedelta(milliseconds=500))
     harness.now = at - timedelta(milliseconds=400)
-    harness.engine.pause("once", "", harness.now)
+    harness.engine.control.pause("once", "", harness.now)
     harness.now = at - timedelta(milliseconds=300)
-    harness.engine.resume("once", harness.now)
+    harness.engine.control.resume("once", harness.now)
     harness.tick(at)
     harness.finish_all()
     for later in (timedelta(seconds=1), timedelta(seconds=61), timedelta(hours=1)):
@@ -267,25 +269,29 @@ def test_a_one_time_job_paused_and_resumed_after_its_fire_was_claimed_runs_once(
 
 
 def test_a_job_paused_inside_the_claim_window_and_still_paused_at_its_time_skips_that_fire_only(harness):
-    harness.engine.add_job({"name": "j", "service": "test.counter", "every": "1m", "start": "2026-03-02 12:01"}, T0)
+    harness.engine.control.add_job(
+        {"name": "j", "service": "test.counter", "every": "1m", "start": "2026-03-02 12:01"}, T0
+    )
     fire = T0 + timedelta(minutes=1)
     harness.tick(fire - timedelta(milliseconds=300))
     harness.now = fire - timedelta(milliseconds=200)
-    harness.engine.pause("j", "", harness.now)
+    harness.engine.control.pause("j", "", harness.now)
     harness.tick(fire)
     harness.now = fire + timedelta(seconds=10)
-    harness.engine.resume("j", harness.now)
+    harness.engine.control.resume("j", harness.now)
     assert harness.tick(fire + timedelta(minutes=1)) == 1
     harness.finish_all()
     assert harness.summary("j") == [("schedule", "skipped", fire), ("schedule", "ok", fire + timedelta(minutes=1))]
 
 
 def test_an_update_inside_the_claim_window_does_not_point_the_job_at_its_claimed_fire(harness):
-    harness.engine.add_job({"name": "j", "service": "test.counter", "every": "1m", "start": "2026-03-02 12:01"}, T0)
+    harness.engine.control.add_job(
+        {"name": "j", "service": "test.counter", "every": "1m", "start": "2026-03-02 12:01"}, T0
+    )
     fire = T0 + timedelta(minutes=1)
     harness.tick(fire - timedelta(milliseconds=500))
     harness.now = fire - timedelta(milliseconds=400)
-    harness.engine.update_job("j", {"every": "1m", "extra": '{"v": 2}'}, harness.now)
+    harness.engine.control.update_job("j", {"every": "1m", "extra": '{"v": 2}'}, harness.now)
     assert harness.engine.jobs["j"].state.next_fire == fire + timedelta(minutes=1)
     harness.tick(fire)
     harness.finish_all()
@@ -296,7 +302,7 @@ def test_an_update_inside_the_claim_window_does_not_point_the_job_at_its_claimed
 
 
 def test_a_fire_claimed_before_is_stepped_over_once_instead_of_claimed_on_every_tick(harness):
-    harness.engine.add_job({"name": "j", "service": "test.counter", "every": "1m"}, T0)
+    harness.engine.control.add_job({"name": "j", "service": "test.counter", "every": "1m"}, T0)
     harness.tick(T0)
     harness.finish_all()
     # The job pointed back at its claimed fire, as a store edited by hand (or an older nbsched) leaves it.
@@ -315,7 +321,7 @@ def test_a_fire_claimed_before_is_stepped_over_once_instead_of_claimed_on_every_
 
 # -- row 9: a restart while a retry waits --------------------------------------------------------
 def test_a_retry_waiting_at_a_restart_is_stored_and_runs_after_it(harness):
-    harness.engine.add_job({"name": "flaky", "service": "test.counter", "every": "1h", "retries": 3}, T0)
+    harness.engine.control.add_job({"name": "flaky", "service": "test.counter", "every": "1h", "retries": 3}, T0)
     harness.tick(T0)
     harness.finish_all("error")  # attempt 1
     harness.now = T0 + timedelta(seconds=1)
@@ -340,7 +346,7 @@ def test_a_retry_waiting_at_a_restart_is_stored_and_runs_after_it(harness):
 
 
 def test_stopping_the_engine_starts_no_retry_and_leaves_it_stored(harness):
-    harness.engine.add_job({"name": "flaky", "service": "test.counter", "every": "1h", "retries": 1}, T0)
+    harness.engine.control.add_job({"name": "flaky", "service": "test.counter", "every": "1h", "retries": 1}, T0)
     harness.tick(T0)
     harness.finish_all("error")
     assert harness.engine.flush()
@@ -352,7 +358,7 @@ def test_stopping_the_engine_starts_no_retry_and_leaves_it_stored(harness):
 
 # -- row 10: the store's file deleted under the engine -------------------------------------------
 def test_a_deleted_store_file_stops_firing_and_every_change_is_refused_with_the_reason(harness):
-    harness.engine.add_job({"name": "j", "service": "test.counter", "every": "10s"}, T0)
+    harness.engine.control.add_job({"name": "j", "service": "test.counter", "every": "10s"}, T0)
     harness.tick(T0)
     harness.finish_all()
     harness.path.unlink()
@@ -363,11 +369,11 @@ def test_a_deleted_store_file_stops_firing_and_every_change_is_refused_with_the_
     assert harness.tick(T0 + timedelta(seconds=20)) == 0
     assert harness.dispatched == []
     with pytest.raises(StoreGone, match=r"was deleted.*nbsched runner restart"):
-        harness.engine.add_job({"name": "k", "service": "test.counter", "every": "10s"}, T0)
+        harness.engine.control.add_job({"name": "k", "service": "test.counter", "every": "10s"}, T0)
     with pytest.raises(StoreGone):
-        harness.engine.invoke("test.counter", None, "invoke", T0)
+        harness.engine.ondemand.invoke("test.counter", None, "invoke", T0)
     with pytest.raises(StoreGone):
-        harness.engine.pause("j", "", T0)
+        harness.engine.control.pause("j", "", T0)
     assert set(harness.engine.jobs) == {"j"} and harness.engine.jobs["j"].spec.active
     assert not harness.path.exists()  # nothing made a new file there
 

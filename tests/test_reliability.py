@@ -63,7 +63,7 @@ class Harness:
         self.path = path
         self.now = now
         self._boot(now)
-        self.engine.deploy([{"source": CHAOS_SOURCE, "origin": "<string>"}], now)
+        self.engine.catalog.deploy([{"source": CHAOS_SOURCE, "origin": "<string>"}], now)
 
     def _boot(self, now: datetime) -> None:
         self.dispatched: list[dict] = []
@@ -86,7 +86,7 @@ class Harness:
 
     def schedule(self, **job) -> dict:
         job.setdefault("service", "test.chaos")
-        return self.engine.add_job(job, self.now)
+        return self.engine.control.add_job(job, self.now)
 
     def tick(self, now: datetime) -> int:
         self.now = now
@@ -245,22 +245,22 @@ def test_one_time_job_missed_while_down_is_recorded_as_missed_and_never_fires_ag
 def test_backfill_runs_the_fires_of_a_past_window_oldest_first_and_only_once(harness):
     harness.now = T0 + timedelta(days=1)
     harness.schedule(name="hourly", cron="0 * * * *")
-    ids = harness.engine.backfill("hourly", "2026-01-05 09:00", "2026-01-05 12:00", harness.now)["run_ids"]
+    ids = harness.engine.ondemand.backfill("hourly", "2026-01-05 09:00", "2026-01-05 12:00", harness.now)["run_ids"]
     rows = harness.rows(job="hourly")
     assert [(r["trigger"], r["scheduled_at"].hour) for r in rows] == [("backfill", h) for h in (9, 10, 11, 12)]
     assert [r["run_id"] for r in rows] == ids
     with pytest.raises(InvalidInput, match="backfilled already"):
-        harness.engine.backfill("hourly", "2026-01-05 12:00", "2026-01-05 13:00", harness.now)
+        harness.engine.ondemand.backfill("hourly", "2026-01-05 12:00", "2026-01-05 13:00", harness.now)
     with pytest.raises(InvalidInput, match="start <= end <= now"):
-        harness.engine.backfill("hourly", "2026-01-05 13:00", "2026-01-05 12:00", harness.now)
+        harness.engine.ondemand.backfill("hourly", "2026-01-05 13:00", "2026-01-05 12:00", harness.now)
 
 
 def test_pause_keeps_its_note_in_the_list_and_stops_fires(harness):
     harness.schedule(name="j", every="10s")
-    record = harness.engine.pause("j", "waiting for the vendor", T0)
+    record = harness.engine.control.pause("j", "waiting for the vendor", T0)
     assert (record["active"], record["note"]) == (False, "waiting for the vendor")
     assert harness.tick(T0 + timedelta(minutes=5)) == 0
-    assert harness.engine.resume("j", T0 + timedelta(minutes=5))["note"] == ""
+    assert harness.engine.control.resume("j", T0 + timedelta(minutes=5))["note"] == ""
 
 
 # -- retries ----------------------------------------------------------------------------------

@@ -18,41 +18,31 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 import random
 import secrets
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .. import config
-from .. import connections as conns
 from ..errors import (
-    ConnectionNotFound,
-    InvalidInput,
-    InvalidJob,
     JobNotFound,
-    RunNotFound,
-    ServiceNotFound,
     StoreError,
     StoreGone,
     did_you_mean,
 )
-from ..model import cron
-from ..model.jobs import JobSpec, JobState, validate_extra, validate_note
-from ..model.runs import RUN_FIELDS, STATUSES
-from ..model.timeparse import parse_datetime, parse_duration, zone
-from ..model.triggers import Interval, preview
+from ..model.jobs import JobSpec
 from ..store import Claim, Store, StoredJob
 from ..store.base import PendingRetry
-from ..worker.loading import SourceUnit, parse_services
+from .catalog import Catalog
+from .claims import fire_claim, misfire_claim
+from .control import JobControl, JobStats
+from .ondemand import OnDemand
+from .reading import Reader
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
-#: Most fires counted one by one when catching up after downtime.
-MAX_MISSED_COUNT = 10_000
 #: Longest pause between retries, in seconds.
 MAX_RETRY_BACKOFF = 300.0
 #: Seconds between tries to write to a store that failed (due fires and results wait meanwhile).
@@ -104,13 +94,6 @@ class StoreTrouble:
 
 
 @dataclass
-class _JobStats:
-    runs: int = 0
-    last_run: datetime | None = None
-    last_status: str | None = None
-
-
-@dataclass
 class Engine:
     store: Store
     hooks: Hooks
@@ -119,14 +102,12 @@ class Engine:
     in_loop_grace: timedelta = timedelta(seconds=60)
     jobs: dict[str, StoredJob] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)
-    services: dict[str, dict] = field(default_factory=dict)
     active: dict[int, ActiveRun] = field(default_factory=dict)
     running_by_job: dict[str, list[int]] = field(default_factory=dict)
     queued_by_job: dict[str, deque] = field(default_factory=dict)
-    stats: dict[str, _JobStats] = field(default_factory=dict)
+    stats: dict[str, JobStats] = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
-    connections: dict[str, dict] = field(default_factory=dict)
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
     waiting_ahead: dict[str, dict[int, dict]] = field(default_factory=dict)  # job -> its runs in ``ahead``
@@ -139,6 +120,16 @@ class Engine:
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     _cid_count: Iterator[int] = field(default_factory=itertools.count)
+    catalog: Catalog = field(init=False)
+    control: JobControl = field(init=False)
+    ondemand: OnDemand = field(init=False)
+    reader: Reader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = Catalog(self.store, self.hooks.registry_changed, self.hooks.connections_changed)
+        self.control = JobControl(self)
+        self.ondemand = OnDemand(self)
+        self.reader = Reader(self.store, self.flush, self.default_tz)
 
     def _new_cid(self) -> str:
         return f"{self._cid_prefix}{next(self._cid_count):012x}"
@@ -149,41 +140,15 @@ class Engine:
         interrupted = self.store.interrupt_running(now)
         if interrupted:
             log.warning("marked %d run(s) left running by a previous runner as interrupted", interrupted)
-        self._load_services()
-        self._load_connections()
-        self.stats = {name: _JobStats(**values) for name, values in self.store.job_stats().items()}
+        self.catalog.load()
+        self.stats = {name: JobStats(**values) for name, values in self.store.job_stats().items()}
         self.jobs = {job.spec.name: job for job in self.store.jobs()}
         for job in self.jobs.values():
             if job.spec.kind == "cron":
-                self._check_cron_line(job, now)
-            self._reschedule(job)
+                self.control.check_cron_line(job, now)
+            self.reschedule(job)
         self.tick(now, grace=timedelta(seconds=config.MISFIRE_GRACE_SECONDS))
         self._resume_retries(now)
-
-    def _check_cron_line(self, job: StoredJob, now: datetime) -> None:
-        """At start: list a job whose line Debian's cron reads otherwise than nbsched 0.1 did, and move
-        its next fire to the new reading; pause a job whose line is refused now (``R``)."""
-        spec = job.spec
-        try:
-            spec.trigger()
-        except InvalidJob as exc:
-            log.error("job %r is paused: its cron line is refused since nbsched 0.2: %s", spec.name, exc)
-            job.spec = replace(spec, active=False, note="cron line refused since nbsched 0.2; update it")
-            job.state.paused_note = job.spec.note
-            self.store.save_job(job)
-            return
-        reason = cron.meaning_changes(spec.cron, spec.tz)
-        if reason is None:
-            return
-        log.warning(
-            "job %r: cron line %r fires as Debian's cron reads it since nbsched 0.2: %s",
-            spec.name,
-            spec.cron,
-            reason,
-        )
-        if job.state.next_fire is not None and job.state.next_fire > now:
-            job.state.next_fire = spec.next_fire(now, job.state.fires)
-            self.store.save_job(job)
 
     def _resume_retries(self, now: datetime) -> None:
         """Schedule again the retries that a previous runner stored and did not start."""
@@ -194,16 +159,34 @@ class Engine:
             delay = max(0.0, (retry.due_at - now).total_seconds())
             self.hooks.call_later(delay, lambda retry=retry: self._start_retry(retry))
 
-    def _load_services(self) -> None:
-        self.services = {service["name"]: service for service in self.store.services()}
-        sources = self.store.sources()
-        self.hooks.registry_changed(
-            {v: (self._origin_of(v), text) for v, text in sources.items()},
-            {name: (s["version"], s["class_name"]) for name, s in self.services.items()},
-        )
+    def reschedule(self, job: StoredJob) -> None:
+        active = job.spec.active and job.state.next_fire is not None
+        self.schedule.set(job.spec.name, job.state.next_fire if active else None)
 
-    def _origin_of(self, version: str) -> str:
-        return next((s["origin"] for s in self.services.values() if s["version"] == version), "<string>")
+    def refresh(self, name: str) -> None:
+        job = self.store.job(name)
+        if job is None:
+            self.jobs.pop(name, None)
+            self.schedule.remove(name)
+        else:
+            self.jobs[name] = job
+            self.reschedule(job)
+
+    def job(self, name: object) -> StoredJob:
+        if not isinstance(name, str) or name not in self.jobs:
+            known = sorted(self.jobs)
+            shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+            raise JobNotFound(
+                f"No job named {name!r}.{did_you_mean(str(name), known)} Jobs: {shown or 'none'}. See %schedule list."
+            )
+        return self.jobs[name]
+
+    def is_finished(self, run_id: int) -> bool:
+        return (
+            run_id not in self.active
+            and not any(rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue)
+            and not any(run_id in waiting for waiting in self.waiting_ahead.values())
+        )
 
     # -- firing -----------------------------------------------------------------
     def tick(self, now: datetime, grace: timedelta | None = None) -> int:
@@ -258,21 +241,21 @@ class Engine:
             self.schedule.set(job.spec.name, claim.new_next)
             for run_id, run in zip(run_ids, claim.runs, strict=True):
                 created += 1
-                if run["scheduled_at"] > now and run["status"] == "running" and self._may_predispatch(job):
+                if run["scheduled_at"] > now and run["status"] == "running" and self.may_predispatch(job):
                     self.predispatched[run_id] = job.spec.name
-                    self._dispatch(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
+                    self.dispatch_run(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
                 elif run["scheduled_at"] > now and run["status"] == "running":
                     heapq.heappush(self.ahead, (run["scheduled_at"], run_id, job.spec.name, run))
                     self.waiting_ahead.setdefault(job.spec.name, {})[run_id] = run
                 else:
-                    self._start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
+                    self.start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
         self._forget_outage()
         return created
 
     def _reschedule_all(self, due: list[StoredJob]) -> None:
         """Put jobs taken from the schedule as due back in: their fires were not claimed, they are due still."""
         for job in due:
-            self._reschedule(job)
+            self.reschedule(job)
 
     def _claims(self, due: list[StoredJob], now: datetime, grace: timedelta) -> list[tuple[StoredJob, Claim]]:
         claims = []
@@ -280,7 +263,9 @@ class Engine:
             if not job.spec.active or job.state.next_fire is None:
                 continue
             reason = self._missed_reason(job, now, grace)
-            claims.append((job, self._misfire_claim(job, now, reason) if reason else self._fire_claim(job)))
+            claims.append(
+                (job, misfire_claim(job, now, self.new_run, reason) if reason else fire_claim(job, self.new_run))
+            )
         return claims
 
     def _missed_reason(self, job: StoredJob, now: datetime, grace: timedelta) -> str | None:
@@ -307,7 +292,7 @@ class Engine:
         """
         name = job.spec.name
         try:
-            self._refresh(name)
+            self.refresh(name)
             current = self.jobs.get(name)
             if current is None or claim.expected_next is None or current.state.next_fire != claim.expected_next:
                 return
@@ -315,12 +300,12 @@ class Engine:
             after = current.spec.next_fire(claim.expected_next, current.state.fires)
             if self.store.claim([Claim(current.uid, claim.expected_next, after, current.state.fires)])[0] is not None:
                 current.state.next_fire = after
-                self._reschedule(current)
+                self.reschedule(current)
         except Exception as exc:
-            self._reschedule(job)
+            self.reschedule(job)
             self._store_failed(exc)
 
-    def _may_predispatch(self, job: StoredJob) -> bool:
+    def may_predispatch(self, job: StoredJob) -> bool:
         """A fire claimed ahead goes to a worker at once (to start at its time) when nothing can change the
         decision to run it: the job has no run in progress or queued, no jitter, and no run may be killed."""
         spec, name = job.spec, job.spec.name
@@ -328,7 +313,7 @@ class Engine:
             spec.jitter or spec.timeout or spec.overlap == "replace" or self.running_by_job.get(name)
         ) and not self.queued_by_job.get(name)
 
-    def _recall(self, name: str, reason: str, keep: bool = False) -> None:
+    def recall(self, name: str, reason: str, keep: bool = False) -> None:
         """Take back the runs of job ``name`` that wait in a worker for their time: they end as skipped, or,
         with ``keep``, wait in the runner again (``_hold_again``)."""
         for run_id, job in list(self.predispatched.items()):
@@ -352,68 +337,15 @@ class Engine:
                 reason = "deleted" if job is None else "paused"
                 self._finish_now(run_id, run, "skipped", f"Job {name!r} was {reason} before this run started.")
             else:
-                self._start_claimed(job, run_id, run)
+                self.start_claimed(job, run_id, run)
 
-    def _fire_claim(self, job: StoredJob) -> Claim:
-        scheduled_at = job.state.next_fire
-        fires = job.state.fires + 1
-        return Claim(
-            job_uid=job.uid,
-            expected_next=scheduled_at,
-            new_next=job.spec.next_fire(scheduled_at, fires),
-            fires=fires,
-            runs=[self._new_run(job.spec, "schedule", scheduled_at)],
-        )
-
-    def _misfire_claim(self, job: StoredJob, now: datetime, reason: str = "while no runner was up") -> Claim:
-        spec, state = job.spec, job.state
-        window_start = max(state.next_fire, now - timedelta(seconds=spec.catchup))
-        older, older_capped = self._count_fires(spec, state, state.next_fire, window_start)
-        recent, recent_capped = self._list_fires(spec, state, window_start, now)
-        to_run = {"skip": [], "once": recent[-1:], "all": recent}[spec.misfire]
-        if spec.repeats is not None:  # fires run now count towards repeats; the rest are only missed
-            to_run = to_run[: max(0, spec.repeats - state.fires)]
-        missed = older + len(recent) - len(to_run)
-        new_next = spec.next_fire(now, state.fires + len(to_run))
-        runs = []
-        if missed:
-            at_least = "at least " if (older_capped or recent_capped) else ""
-            unrun = [fire for fire in recent if fire not in to_run]
-            first_missed = unrun[0] if unrun and not older else state.next_fire  # never the key of a run below
-            runs.append(
-                {
-                    **self._new_run(spec, "misfire", first_missed),
-                    "status": "missed",
-                    "finished_at": now,
-                    "error": f"Missed {at_least}{missed} fire(s) from {first_missed.isoformat()} {reason} "
-                    f"(misfire={spec.misfire}, catchup={int(spec.catchup)}s).",
-                }
-            )
-        runs.extend(self._new_run(spec, "misfire", fire) for fire in to_run)
-        return Claim(job.uid, state.next_fire, new_next, state.fires + len(to_run), runs)
-
-    def _count_fires(self, spec, state, start, end) -> tuple[int, bool]:
-        count, fire = 0, start
-        while fire is not None and fire < end and count < MAX_MISSED_COUNT:
-            count += 1
-            fire = spec.next_fire(fire, state.fires)
-        return count, count >= MAX_MISSED_COUNT
-
-    def _list_fires(self, spec, state, start, end) -> tuple[list[datetime], bool]:
-        fires: list[datetime] = []
-        fire = start if start == state.next_fire else spec.next_fire(start - timedelta(microseconds=1), state.fires)
-        while fire is not None and fire <= end and len(fires) < MAX_MISSED_COUNT:
-            fires.append(fire)
-            fire = spec.next_fire(fire, state.fires)
-        return fires, len(fires) >= MAX_MISSED_COUNT
-
-    def _new_run(self, spec: JobSpec | None, trigger: str, scheduled_at: datetime, service: str | None = None) -> dict:
+    def new_run(self, spec: JobSpec | None, trigger: str, scheduled_at: datetime, service: str | None = None) -> dict:
         service = service or spec.service
         return {
             "cid": self._new_cid(),
             "job": spec.name if spec else None,
             "service": service,
-            "service_version": self.services.get(service, {}).get("version"),
+            "service_version": self.catalog.version_of(service),
             "trigger": trigger,
             "attempt": 1,
             "status": "running",
@@ -421,7 +353,7 @@ class Engine:
             "runner": self.runner_id,
         }
 
-    def _start_claimed(self, job: StoredJob, run_id: int, run: dict, force_queue: bool = False) -> None:
+    def start_claimed(self, job: StoredJob, run_id: int, run: dict, force_queue: bool = False) -> None:
         if run["status"] != "running":
             self._count(job.spec.name, run["status"], run["scheduled_at"])
             return
@@ -447,7 +379,7 @@ class Engine:
         elif queue and policy in ("queue", "queue_all"):
             queue.append((run_id, run))
             return
-        self._dispatch(run_id, run, job.spec, channel="scheduler")
+        self.dispatch_run(run_id, run, job.spec, channel="scheduler")
 
     def _finish_now(self, run_id: int, run: dict, status: str, error: str) -> None:
         now = self.hooks.clock()
@@ -455,7 +387,7 @@ class Engine:
         self._count(run["job"], status, run["scheduled_at"])
         self._notify(run_id)
 
-    def _dispatch(
+    def dispatch_run(
         self,
         run_id: int,
         run: dict,
@@ -568,8 +500,8 @@ class Engine:
         heapq.heappush(self.ahead, (active.scheduled_at, run_id, name, run))
         self.waiting_ahead.setdefault(name, {})[run_id] = run
         job = self.jobs.get(name)
-        if job is not None and job.spec.active and self._may_predispatch(job):
-            self._predispatch_waiting(job)
+        if job is not None and job.spec.active and self.may_predispatch(job):
+            self.predispatch_waiting(job)
         self.hooks.wake()
 
     def _job_run_ended(self, name: str, run_id: int) -> None:
@@ -583,11 +515,11 @@ class Engine:
             if job is None:
                 self._finish_now(next_id, run, "skipped", f"Job {name!r} was deleted before this queued run started.")
             else:
-                self._dispatch(next_id, run, job.spec, channel="scheduler")
-        elif name in self.waiting_ahead and job is not None and job.spec.active and self._may_predispatch(job):
-            self._predispatch_waiting(job)
+                self.dispatch_run(next_id, run, job.spec, channel="scheduler")
+        elif name in self.waiting_ahead and job is not None and job.spec.active and self.may_predispatch(job):
+            self.predispatch_waiting(job)
 
-    def _predispatch_waiting(self, job: StoredJob) -> None:
+    def predispatch_waiting(self, job: StoredJob) -> None:
         """The job's run before ended while its next one, claimed, waits for its time: hand that one to a
         worker now, to start at its time, as if no run had been in progress when it was claimed."""
         name = job.spec.name
@@ -597,7 +529,7 @@ class Engine:
         if not waiting:
             del self.waiting_ahead[name]
         self.predispatched[run_id] = name
-        self._dispatch(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
+        self.dispatch_run(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
 
     def _retry_later(self, active: ActiveRun, finished: datetime) -> None:
         """Run a failed run again after a backoff. The retry is stored with the failed run's result (``flush``),
@@ -628,7 +560,7 @@ class Engine:
             job = self.jobs.get(retry.job) if retry.job else None
             spec = job.spec if job else None
             run = {
-                **self._new_run(spec, "retry", retry.scheduled_at, service=retry.service),
+                **self.new_run(spec, "retry", retry.scheduled_at, service=retry.service),
                 "attempt": retry.attempt + 1,
             }
             try:
@@ -636,7 +568,7 @@ class Engine:
             except Exception as exc:
                 self._store_failed(exc)
             else:
-                self._dispatch(run_id, run, spec, channel=retry.channel, attempt=retry.attempt + 1)
+                self.dispatch_run(run_id, run, spec, channel=retry.channel, attempt=retry.attempt + 1)
                 self.active[run_id].retries = retry.retries
                 return
         self.hooks.call_later(STORE_RETRY_SECONDS, lambda: self._start_retry(retry))
@@ -644,7 +576,7 @@ class Engine:
     def _count(self, job: str | None, status: str, when: datetime | None) -> None:
         if job is None:
             return
-        stats = self.stats.setdefault(job, _JobStats())
+        stats = self.stats.setdefault(job, JobStats())
         stats.runs += 1
         stats.last_status = status
         stats.last_run = when
@@ -730,318 +662,6 @@ class Engine:
         log.warning("the store works again; it failed from %s: %s", trouble.since.isoformat(), trouble.error)
         self.store_trouble = None
         self.recovered_at = now
-
-    # -- services ---------------------------------------------------------------
-    def deploy(self, units: list[dict], now: datetime) -> dict:
-        deployed, warnings = [], []
-        parsed_units = []
-        for unit in units:
-            if not isinstance(unit, dict) or not isinstance(unit.get("source"), str):
-                raise InvalidInput("Each deploy unit needs 'source' (text) and 'origin' (a file name or '<cell>').")
-            source_unit = SourceUnit(unit["source"], str(unit.get("origin") or "<string>"))
-            parsed_units.append((source_unit, parse_services(source_unit)))
-        for source_unit, parsed in parsed_units:
-            self.store.save_source(source_unit.version, source_unit.origin, source_unit.source, parsed.services, now)
-            warnings.extend(parsed.warnings)
-            deployed.extend({"name": name, "version": source_unit.version} for name in parsed.services)
-        self._load_services()
-        return {"services": deployed, "warnings": warnings}
-
-    def service_records(self) -> list[dict]:
-        return list(self.services.values())
-
-    def _require_service(self, name: str) -> None:
-        if not isinstance(name, str) or name not in self.services:
-            known = sorted(self.services)
-            raise ServiceNotFound(
-                f"No service named {name!r} is deployed.{did_you_mean(str(name), known)} "
-                f"Services: {', '.join(known) or 'none'}. Deploy it first (nbsched deploy services/ or %%service)."
-            )
-
-    # -- connections ------------------------------------------------------------
-    def _load_connections(self) -> None:
-        """Read the connections; when they changed, hand them to the workers (via ``connections_changed``).
-
-        This engine is the only writer of its store's connections (one runner per SQLite home), so it reads
-        them at start and after its own changes, never on the path of a run.
-        """
-        try:
-            records = {c["name"]: c for c in self.store.connections()}
-        except Exception:  # a store hiccup must not fail a run; the next read retries
-            log.exception("reading connections failed; keeping the ones read before")
-            return
-        if records != self.connections:
-            self.connections = records
-            self.hooks.connections_changed(
-                {name: {"kind": c["kind"], "definition": c["definition"]} for name, c in records.items()}
-            )
-
-    def save_connection(self, name: str, kind: str, fields: dict, now: datetime) -> dict:
-        """Add or replace a connection (validated; a name keeps its kind); return it as listed."""
-        definition = conns.definition(kind, name, **fields)
-        existing = self.connections.get(name)
-        if existing and existing["kind"] != kind:
-            raise InvalidInput(
-                f"A {existing['kind']} connection named {name!r} exists; delete it first or pick another name."
-            )
-        self.store.save_connection(name, kind, definition, now)
-        self._load_connections()
-        return conns.public_record(self.connections[name])
-
-    def delete_connection(self, name: str) -> dict:
-        self.connection(name)
-        self.store.delete_connection(name)
-        self._load_connections()
-        return {"deleted": name}
-
-    def connection(self, name: str) -> dict:
-        """One stored connection (with its secrets: for the runner's own use only)."""
-        if name not in self.connections:
-            known = sorted(self.connections)
-            raise ConnectionNotFound(
-                f"No connection named {name!r}.{did_you_mean(str(name), known)} "
-                f"Connections: {', '.join(known) or 'none'}. See nbsched connection list."
-            )
-        return self.connections[name]
-
-    def connection_records(self) -> list[dict]:
-        return [conns.public_record(self.connections[name]) for name in sorted(self.connections)]
-
-    # -- jobs -------------------------------------------------------------------
-    def add_job(self, args: dict, now: datetime) -> dict:
-        spec = JobSpec.from_user(now=now, default_tz=self.default_tz, **args)
-        self._require_service(spec.service)
-        job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(created_at=now))
-        job.state.next_fire = spec.first_fire(now, 0)
-        self.store.add_job(job)
-        self.jobs[spec.name] = job
-        self._reschedule(job)
-        return self.job_record(spec.name)
-
-    def update_job(self, name: str, changes: dict, now: datetime) -> dict:
-        job = self._job(name)
-        if "name" in changes and changes["name"] != name:
-            raise InvalidJob("A job cannot be renamed; delete it and schedule it again under the new name.")
-        spec = job.spec.changed(now, self.default_tz, **changes)
-        self._require_service(spec.service)
-        timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
-        state = job.state
-        if timing & set(changes):
-            state = replace(state, next_fire=self._first_fire(job, spec, now))
-        updated = StoredJob(job.uid, spec, state)
-        self.store.save_job(updated)
-        self.jobs[name] = updated
-        self._reschedule(updated)
-        return self.job_record(name)
-
-    def pause(self, name: str, note: str, now: datetime) -> dict:
-        return self._set_active(name, False, validate_note(note))
-
-    def resume(self, name: str, now: datetime) -> dict:
-        job = self._job(name)
-        return self._set_active(name, True, "", replace(job.state, next_fire=self._first_fire(job, job.spec, now)))
-
-    def _first_fire(self, job: StoredJob, spec: JobSpec, now: datetime) -> datetime | None:
-        """The first fire of ``spec`` from ``now`` on and after every fire ``job`` claimed already.
-
-        A fire claimed ahead of its time (within ``claim_ahead``) is kept: its run starts at that time if the
-        job is active then, and is skipped if not. The job goes on after it: pointed at it again, the job
-        would have its every claim refused by the fire's unique key.
-        """
-        last = job.state.last_fire
-        after = now if last is None or last < now else last + timedelta(microseconds=1)
-        return spec.first_fire(after, job.state.fires)
-
-    def _set_active(self, name: str, active: bool, note: str, state: JobState | None = None) -> dict:
-        job = self._job(name)
-        updated = StoredJob(job.uid, replace(job.spec, active=active, note=note), replace(state or job.state))
-        updated.state.paused_note = note
-        self.store.save_job(updated)  # first: a store error leaves the job as it was
-        self.jobs[name] = updated
-        if not active:
-            self._recall(name, "paused", keep=True)  # its claimed runs wait in the runner for its resume
-        elif name in self.waiting_ahead and self._may_predispatch(updated):
-            self._predispatch_waiting(updated)
-        self._reschedule(updated)
-        return self.job_record(name)
-
-    def delete(self, name: str) -> dict:
-        self._job(name)
-        self.store.delete_job(name)
-        del self.jobs[name]
-        self.schedule.remove(name)
-        # After the job is gone: a run taken back ends, and the end of a run hands the job's next
-        # claimed run to a worker only while the job exists.
-        self._recall(name, "deleted")
-        return {"deleted": name}
-
-    def _reschedule(self, job: StoredJob) -> None:
-        active = job.spec.active and job.state.next_fire is not None
-        self.schedule.set(job.spec.name, job.state.next_fire if active else None)
-
-    def _refresh(self, name: str) -> None:
-        job = self.store.job(name)
-        if job is None:
-            self.jobs.pop(name, None)
-            self.schedule.remove(name)
-        else:
-            self.jobs[name] = job
-            self._reschedule(job)
-
-    def _job(self, name: object) -> StoredJob:
-        if not isinstance(name, str) or name not in self.jobs:
-            known = sorted(self.jobs)
-            shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-            raise JobNotFound(
-                f"No job named {name!r}.{did_you_mean(str(name), known)} Jobs: {shown or 'none'}. See %schedule list."
-            )
-        return self.jobs[name]
-
-    def job_record(self, name: str, detail: bool = False) -> dict:
-        job = self._job(name)
-        spec, state = job.spec, job.state
-        stats = self.stats.get(name, _JobStats())
-        record = {
-            "name": name,
-            "type": spec.kind,
-            "definition": spec.definition(),
-            "service": spec.service,
-            "active": spec.active,
-            "next_run": state.next_fire if spec.active else None,
-            "last_run": stats.last_run,
-            "last_status": stats.last_status,
-            "runs": stats.runs,
-            "note": state.paused_note,
-        }
-        if detail:
-            record.update(spec.to_record(), fires=state.fires, created_at=state.created_at, uid=job.uid)
-            record["type"] = spec.kind
-        return record
-
-    def job_records(self) -> list[dict]:
-        return [self.job_record(name) for name in sorted(self.jobs)]
-
-    # -- on demand --------------------------------------------------------------
-    def execute(self, name: str, channel: str, now: datetime) -> int:
-        job = self._job(name)
-        run = self._new_run(job.spec, "manual", now)
-        (run_id,) = self.store.add_runs([run])
-        self._dispatch(run_id, run, job.spec, channel=channel)
-        return run_id
-
-    def invoke(self, service: str, extra, channel: str, now: datetime) -> int:
-        self._require_service(service)
-        validate_extra(extra)
-        run = {**self._new_run(None, "invoke", now, service=service), "job": None}
-        (run_id,) = self.store.add_runs([run])
-        self._dispatch(run_id, run, None, channel=channel, extra=extra)
-        return run_id
-
-    def backfill(self, name: str, start, end, now: datetime) -> dict:
-        """Run the fires the job would have had in [start, end], oldest first: ``run_ids``, and ``capped`` with a
-        ``message`` when the window holds more than ``MAX_MISSED_COUNT`` fires (only the first ones run)."""
-        job = self._job(name)
-        first = parse_datetime(start, job.spec.tz, now, "backfill start")
-        last = parse_datetime(end, job.spec.tz, now, "backfill end")
-        if last < first or last > now:
-            raise InvalidInput(
-                "A backfill window needs start <= end <= now, e.g. start='2026-11-01', end='2026-11-02'."
-            )
-        fires, capped = _backfill_fires(job.spec, first, last)
-        runs = [self._new_run(job.spec, "backfill", fire) for fire in fires]
-        ids = self.store.claim([Claim(job.uid, job.state.next_fire, job.state.next_fire, job.state.fires, runs)])[0]
-        if ids is None:
-            raise InvalidInput(
-                f"Part of that window was backfilled already for job {name!r}; pick a window not backfilled yet."
-            )
-        for run_id, run in zip(ids, runs, strict=True):
-            self._start_claimed(job, run_id, run, force_queue=True)
-        if not capped:
-            return {"run_ids": ids}
-        upto = fires[-1].astimezone(zone(job.spec.tz)).isoformat()
-        message = (
-            f"Backfilled only the first {MAX_MISSED_COUNT:,} fires of that window of job {name!r} (the most one "
-            f"backfill runs), up to {upto}; backfill the rest with a start after {upto}."
-        )
-        return {"run_ids": ids, "capped": True, "message": message}
-
-    # -- reading ----------------------------------------------------------------
-    def history(self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None) -> dict:
-        """Run history, newest first, as columns and rows (times as UTC ISO text)."""
-        query = self.history_query(job, service, status, since, limit, now)
-        return {"columns": list(RUN_FIELDS), "rows": self.store.runs(**query)}
-
-    def history_query(self, job=None, service=None, status=None, since=None, limit=None, now=None) -> dict:
-        """Check history filters and write buffered results; return the arguments for ``Store.runs``."""
-        if isinstance(status, str) and status not in STATUSES:  # not text: checked below with the other filters
-            hint = did_you_mean(status, STATUSES)
-            raise InvalidInput(f"Unknown status {status!r}.{hint} Use one of {', '.join(STATUSES)}.")
-        self.flush()
-        since_at = None
-        if since not in (None, ""):
-            try:
-                since_at = now - parse_duration(since, "since")
-            except InvalidInput:
-                since_at = parse_datetime(since, self.default_tz, now, "since")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise InvalidInput(f"Invalid limit {limit!r}: use a whole number, 0 or more.")
-        for what, value in (("job", job), ("service", service), ("status", status)):
-            if value is not None and not isinstance(value, str):
-                raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
-        return dict(
-            job=job, service=service, status=status, since=since_at, limit=limit, times_as_text=True, due_by=now
-        )
-
-    def run(self, run_id) -> dict:
-        self.flush()
-        record = self.store.run(_run_id(run_id))
-        if record is None:
-            raise RunNotFound(f"No run with id {run_id!r}; see %schedule history or nbsched history for run ids.")
-        return record
-
-    def is_finished(self, run_id: int) -> bool:
-        return (
-            run_id not in self.active
-            and not any(rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue)
-            and not any(run_id in waiting for waiting in self.waiting_ahead.values())
-        )
-
-    def preview(
-        self, now: datetime, cron=None, every=None, at=None, tz=None, count=5, after=None, start=None, name=None
-    ) -> dict:
-        """``triggers.preview`` for the socket: times in UTC, with the time zone they are read in."""
-        tz = tz or self.default_tz
-        args = dict(cron=cron, every=every, at=at, count=count, after=after, start=start, name=name)
-        result = preview(now=now, tz=tz, **args)
-        times = [moment.astimezone(UTC) for moment in result.times]
-        return {"times": times, "description": result.description, "tz": tz}
-
-
-def _backfill_fires(spec: JobSpec, first: datetime, last: datetime) -> tuple[list[datetime], bool]:
-    """The fires the job's trigger has in [first, last], before its start too (an interval's grid runs backwards),
-    at most ``MAX_MISSED_COUNT``; and whether the window holds more."""
-    trigger = spec.trigger()
-    if spec.kind == "interval" and first < spec.start:
-        every = timedelta(seconds=spec.every)
-        trigger = Interval(every, spec.start - every * math.ceil((spec.start - first) / every))
-    fires, fire = [], trigger.first_fire(first)
-    while fire is not None and fire <= last and len(fires) < MAX_MISSED_COUNT:
-        if fire >= first:
-            fires.append(fire)
-        fire = trigger.next_fire(fire)
-    return fires, fire is not None and fire <= last
-
-
-def _run_id(value) -> int:
-    try:
-        run_id = int(value)
-        if not 0 < run_id < 2**63:  # what SQLite can hold
-            raise ValueError
-        return run_id
-    except (TypeError, ValueError, OverflowError):
-        raise RunNotFound(
-            f"Invalid run id {value!r}: run ids are whole numbers, as shown by %schedule history."
-        ) from None
 
 
 def _from_epoch(value) -> datetime | None:

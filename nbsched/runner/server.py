@@ -445,53 +445,53 @@ class Runner:
     async def op_deploy(self, units: list) -> dict:
         if not isinstance(units, list):
             raise InvalidInput("deploy needs 'units': a list of {'source': ..., 'origin': ...}.")
-        return self.engine.deploy(units, self.clock())
+        return self.engine.catalog.deploy(units, self.clock())
 
     async def op_services(self) -> list:
-        return self.engine.service_records()
+        return self.engine.catalog.service_records()
 
     async def op_schedule(self, **job) -> dict:
-        record = self.engine.add_job(job, self.clock())
+        record = self.engine.control.add_job(job, self.clock())
         self._wake.set()
         return record
 
     async def op_update(self, name: str, changes: dict) -> dict:
         if not isinstance(changes, dict):
             raise InvalidInput("update needs 'changes': an object of job options, e.g. {'every': '10m'}.")
-        record = self.engine.update_job(name, changes, self.clock())
+        record = self.engine.control.update_job(name, changes, self.clock())
         self._wake.set()
         return record
 
     async def op_jobs(self) -> list:
-        return self.engine.job_records()
+        return self.engine.control.job_records()
 
     async def op_job(self, name: str) -> dict:
-        return self.engine.job_record(name, detail=True)
+        return self.engine.control.job_record(name, detail=True)
 
     async def op_execute(self, name: str, channel: str = "manual") -> dict:
-        return {"run_id": self.engine.execute(name, _channel(channel), self.clock())}
+        return {"run_id": self.engine.ondemand.execute(name, _channel(channel), self.clock())}
 
     async def op_invoke(self, service: str, extra=None, channel: str = "invoke") -> dict:
-        return {"run_id": self.engine.invoke(service, extra, _channel(channel), self.clock())}
+        return {"run_id": self.engine.ondemand.invoke(service, extra, _channel(channel), self.clock())}
 
     async def op_pause(self, name: str, note: str = "") -> dict:
-        return self.engine.pause(name, note, self.clock())
+        return self.engine.control.pause(name, note, self.clock())
 
     async def op_resume(self, name: str) -> dict:
-        record = self.engine.resume(name, self.clock())
+        record = self.engine.control.resume(name, self.clock())
         self._wake.set()
         return record
 
     async def op_delete(self, name: str) -> dict:
-        return self.engine.delete(name)
+        return self.engine.control.delete(name)
 
     async def op_backfill(self, name: str, start, end) -> dict:
-        return self.engine.backfill(name, start, end, self.clock())
+        return self.engine.ondemand.backfill(name, start, end, self.clock())
 
     async def op_history(self, job=None, service=None, status=None, since=None, limit=None, format="json"):
         if format not in HISTORY_FORMATS:
             raise InvalidInput(f"Invalid history format {format!r}: use one of {', '.join(HISTORY_FORMATS)}.")
-        query = self.engine.history_query(job, service, status, since, limit, now=self.clock())
+        query = self.engine.reader.history_query(job, service, status, since, limit, now=self.clock())
 
         def read_and_encode() -> protocol.Encoded | protocol.Binary:
             # On its own connection, in a thread: a long history does not hold up firing.
@@ -509,10 +509,10 @@ class Runner:
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
 
     async def op_run(self, run_id) -> dict:
-        return self.engine.run(run_id)
+        return self.engine.reader.run(run_id)
 
     async def op_wait(self, run_id, timeout: float = 30.0) -> dict:
-        self.engine.run(run_id)  # raises RunNotFound early
+        self.engine.reader.run(run_id)  # raises RunNotFound early
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < 10**9:
             raise InvalidInput(f"Invalid timeout {timeout!r}: use seconds to wait, 0 or more, e.g. 30.")
         run_id = int(run_id)
@@ -525,26 +525,26 @@ class Runner:
                 raise WaitTimeout(
                     f"Run {run_id} did not finish within {float(timeout):g}s; it is still running."
                 ) from None
-        return self.engine.run(run_id)
+        return self.engine.reader.run(run_id)
 
     async def op_preview(self, **args) -> dict:
-        return self.engine.preview(self.clock(), **args)
+        return self.engine.reader.preview(self.clock(), **args)
 
     async def op_connection_save(self, name: str, kind: str, definition: dict) -> dict:
         if not isinstance(definition, dict):
             raise InvalidInput("connection_save needs 'definition': an object of settings, e.g. {'address': ...}.")
-        return self.engine.save_connection(name, kind, definition, self.clock())
+        return self.engine.catalog.save_connection(name, kind, definition, self.clock())
 
     async def op_connections(self) -> list:
-        return self.engine.connection_records()
+        return self.engine.catalog.connection_records()
 
     async def op_connection_delete(self, name: str) -> dict:
-        return self.engine.delete_connection(name)
+        return self.engine.catalog.delete_connection(name)
 
     async def op_connection_test(self, name: str) -> dict:
         from ..connections import check
 
-        record = self.engine.connection(name)
+        record = self.engine.catalog.connection(name)
         return await asyncio.to_thread(check, name, record["kind"], record["definition"])
 
     async def op_shutdown(self) -> dict:

@@ -1,0 +1,156 @@
+"""Job control: what users do to jobs through the runner (add, change, pause, resume, delete, list).
+
+Each change is written to the store first, then to the engine's view of the job, so a store error leaves
+the job as it was. Pausing takes back the job's runs that wait in a worker for their time; they wait in
+the runner again, and run at their time if the job was resumed meanwhile (skipped if not).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidJob
+from ..model import cron
+from ..model.jobs import JobSpec, JobState, validate_note
+from ..store import StoredJob
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class JobStats:
+    """What listings show of a job's runs: how many, the last one's time and status."""
+
+    runs: int = 0
+    last_run: datetime | None = None
+    last_status: str | None = None
+
+
+@dataclass
+class JobControl:
+    """The job operations of one engine."""
+
+    engine: Engine
+
+    def check_cron_line(self, job: StoredJob, now: datetime) -> None:
+        """At start: list a job whose line Debian's cron reads otherwise than nbsched 0.1 did, and move
+        its next fire to the new reading; pause a job whose line is refused now (``R``)."""
+        spec = job.spec
+        try:
+            spec.trigger()
+        except InvalidJob as exc:
+            log.error("job %r is paused: its cron line is refused since nbsched 0.2: %s", spec.name, exc)
+            job.spec = replace(spec, active=False, note="cron line refused since nbsched 0.2; update it")
+            job.state.paused_note = job.spec.note
+            self.engine.store.save_job(job)
+            return
+        reason = cron.meaning_changes(spec.cron, spec.tz)
+        if reason is None:
+            return
+        log.warning(
+            "job %r: cron line %r fires as Debian's cron reads it since nbsched 0.2: %s",
+            spec.name,
+            spec.cron,
+            reason,
+        )
+        if job.state.next_fire is not None and job.state.next_fire > now:
+            job.state.next_fire = spec.next_fire(now, job.state.fires)
+            self.engine.store.save_job(job)
+
+    def add_job(self, args: dict, now: datetime) -> dict:
+        spec = JobSpec.from_user(now=now, default_tz=self.engine.default_tz, **args)
+        self.engine.catalog.require_service(spec.service)
+        job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(created_at=now))
+        job.state.next_fire = spec.first_fire(now, 0)
+        self.engine.store.add_job(job)
+        self.engine.jobs[spec.name] = job
+        self.engine.reschedule(job)
+        return self.job_record(spec.name)
+
+    def update_job(self, name: str, changes: dict, now: datetime) -> dict:
+        job = self.engine.job(name)
+        if "name" in changes and changes["name"] != name:
+            raise InvalidJob("A job cannot be renamed; delete it and schedule it again under the new name.")
+        spec = job.spec.changed(now, self.engine.default_tz, **changes)
+        self.engine.catalog.require_service(spec.service)
+        timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
+        state = job.state
+        if timing & set(changes):
+            state = replace(state, next_fire=self._first_fire(job, spec, now))
+        updated = StoredJob(job.uid, spec, state)
+        self.engine.store.save_job(updated)
+        self.engine.jobs[name] = updated
+        self.engine.reschedule(updated)
+        return self.job_record(name)
+
+    def pause(self, name: str, note: str, now: datetime) -> dict:
+        return self._set_active(name, False, validate_note(note))
+
+    def resume(self, name: str, now: datetime) -> dict:
+        job = self.engine.job(name)
+        return self._set_active(name, True, "", replace(job.state, next_fire=self._first_fire(job, job.spec, now)))
+
+    def _first_fire(self, job: StoredJob, spec: JobSpec, now: datetime) -> datetime | None:
+        """The first fire of ``spec`` from ``now`` on and after every fire ``job`` claimed already.
+
+        A fire claimed ahead of its time (within ``claim_ahead``) is kept: its run starts at that time if the
+        job is active then, and is skipped if not. The job goes on after it: pointed at it again, the job
+        would have its every claim refused by the fire's unique key.
+        """
+        last = job.state.last_fire
+        after = now if last is None or last < now else last + timedelta(microseconds=1)
+        return spec.first_fire(after, job.state.fires)
+
+    def _set_active(self, name: str, active: bool, note: str, state: JobState | None = None) -> dict:
+        job = self.engine.job(name)
+        updated = StoredJob(job.uid, replace(job.spec, active=active, note=note), replace(state or job.state))
+        updated.state.paused_note = note
+        self.engine.store.save_job(updated)  # first: a store error leaves the job as it was
+        self.engine.jobs[name] = updated
+        if not active:
+            self.engine.recall(name, "paused", keep=True)  # its claimed runs wait in the runner for its resume
+        elif name in self.engine.waiting_ahead and self.engine.may_predispatch(updated):
+            self.engine.predispatch_waiting(updated)
+        self.engine.reschedule(updated)
+        return self.job_record(name)
+
+    def delete(self, name: str) -> dict:
+        self.engine.job(name)
+        self.engine.store.delete_job(name)
+        del self.engine.jobs[name]
+        self.engine.schedule.remove(name)
+        # After the job is gone: a run taken back ends, and the end of a run hands the job's next
+        # claimed run to a worker only while the job exists.
+        self.engine.recall(name, "deleted")
+        return {"deleted": name}
+
+    def job_record(self, name: str, detail: bool = False) -> dict:
+        job = self.engine.job(name)
+        spec, state = job.spec, job.state
+        stats = self.engine.stats.get(name, JobStats())
+        record = {
+            "name": name,
+            "type": spec.kind,
+            "definition": spec.definition(),
+            "service": spec.service,
+            "active": spec.active,
+            "next_run": state.next_fire if spec.active else None,
+            "last_run": stats.last_run,
+            "last_status": stats.last_status,
+            "runs": stats.runs,
+            "note": state.paused_note,
+        }
+        if detail:
+            record.update(spec.to_record(), fires=state.fires, created_at=state.created_at, uid=job.uid)
+            record["type"] = spec.kind
+        return record
+
+    def job_records(self) -> list[dict]:
+        return [self.job_record(name) for name in sorted(self.engine.jobs)]
