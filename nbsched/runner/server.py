@@ -9,143 +9,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import gc
 import hmac
 import logging
 import os
-import re
 import resource
-import secrets
 import signal
 import socket
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
 from .. import config, protocol
 from ..connections import masked_url
-from ..errors import AuthError, InvalidInput, NbschedError, ProtocolError, RunnerError, WaitTimeout
-from ..model.runs import RUN_FIELDS
+from ..errors import AuthError, NbschedError, ProtocolError, RunnerError
 from ..model.timeparse import utcnow
 from ..store import open_store
 from .engine import Engine, Hooks
+from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_token
 from .logfilter import RateLimit
+from .operations import Operations, checked_args
 from .pool import WorkerPool
 
 log = logging.getLogger("nbsched.runner")
-#: History as JSON rows (any client) or as an Arrow IPC stream (for a DataFrame of many runs).
-HISTORY_FORMATS = ("json", "arrow")
-CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
 #: Seconds a stopping runner keeps trying to write its last results to a store that fails.
 STORE_WRITE_AT_EXIT_SECONDS = 5.0
-
-
-#: What a token the runner made looks like (``secrets.token_urlsafe(32)``: 43 such characters).
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
-
-
-def read_or_create_token(path: Path) -> str:
-    """The socket token, from ``path``; made anew (mode 0600) when the file is missing, empty or holds no
-    token (what a disk that filled up while it was first written leaves), so no runner serves without one."""
-    try:
-        token = path.read_bytes().decode("ascii", "replace").strip()
-    except FileNotFoundError:
-        token = ""
-    except OSError as exc:
-        raise RunnerError(
-            f"Cannot read the token file {path} ({exc.strerror or exc}); remove it, and the runner makes a new one "
-            "when it starts."
-        ) from None
-    if _TOKEN.fullmatch(token):
-        return token
-    if token:
-        log.warning("the token file %s held no token; making a new one", path)
-    return _write_token(path)
-
-
-def _write_token(path: Path) -> str:
-    """A new token, written aside and renamed into place: the file holds a whole token or none."""
-    token = secrets.token_urlsafe(32)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        raise RunnerError(
-            f"Cannot write the token file {path} ({exc.strerror or exc}); free some disk space in "
-            f"{path.parent} and start the runner again."
-        ) from None
-    return token
-
-
-class AlreadyRunning(RunnerError):
-    """Another runner holds the home's pid lock."""
-
-
-class PidLock:
-    """An exclusive lock on ``runner.pid``, held while the runner lives.
-
-    A runner that holds it but no longer accepts connections on ``socket_path`` is stopping (or still
-    starting): wait up to ``wait`` seconds for it to let go, so that a start right after a stop starts.
-    """
-
-    def __init__(self, path: Path, socket_path: Path | None = None, wait: float = 0.0):
-        self.path = path
-        deadline = time.monotonic() + wait
-        while (handle := self._lock()) is None:
-            serving = socket_path is None or _accepts(socket_path)
-            if serving or time.monotonic() > deadline:
-                still = "" if serving else f", still stopping after {wait:g}s"
-                raise AlreadyRunning(f"A runner is already running for {path.parent} (pid {self.holder}){still}.")
-            time.sleep(0.1)
-        self.handle = handle
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
-        os.chmod(path, 0o600)
-
-    def _lock(self):
-        """The pid file, open and locked; None while another process holds it (``self.holder``: its pid)."""
-        while True:
-            handle = open(self.path, "a+")  # noqa: SIM115 - held open for the runner's lifetime
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                self.holder = handle.read().strip() or "unknown"
-                handle.close()
-                return None
-            try:  # the runner before may have removed the file as it let go: lock the file at the path now
-                if os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino:
-                    return handle
-            except FileNotFoundError:
-                pass
-            handle.close()
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-        self.handle.close()
-
-
-def _accepts(path: Path) -> bool:
-    """Whether a runner accepts connections on the socket at ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(2)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 class Runner:
@@ -157,13 +45,14 @@ class Runner:
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}"
         self.started_at: datetime | None = None
         self.stopping = False
-        self._wake: asyncio.Event | None = None
+        self.wake: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
-        self._waiters: dict[int, list[asyncio.Future]] = {}
+        self.waiters: dict[int, list[asyncio.Future]] = {}
         self._client_tasks: set[asyncio.Task] = set()
         self.max_clients = client_cap(self.settings.workers)
         self._clients: set[asyncio.StreamWriter] = set()
         self._idle: dict[asyncio.StreamWriter, None] = {}  # waiting for a request, the longest idle first
+        self.operations = Operations(self)
 
     # -- lifecycle --------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -182,9 +71,9 @@ class Runner:
 
     async def _start(self, home: Path) -> None:
         loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self.wake = asyncio.Event()
         self._stopped = asyncio.Event()
-        _private_store_files(self.settings.store_url)
+        private_store_files(self.settings.store_url)
         self.store = open_store(self.settings.store_url)
         self.pool = WorkerPool(self.settings.workers, on_result=self._on_result)
         self.engine = Engine(
@@ -198,7 +87,7 @@ class Runner:
                 registry_changed=self.pool.set_registry,
                 connections_changed=self.pool.set_connections,
                 clock=self.clock,
-                wake=self._wake.set,
+                wake=self.wake.set,
             ),
             runner_id=self.runner_id,
             default_tz=self.settings.timezone,
@@ -240,7 +129,7 @@ class Runner:
             log.info("stopping: no new fires; waiting for running runs")
             self.stopping = True
             self.engine.stop()  # no retry starts either: a stored one waits for the next runner
-            self._wake.set()
+            self.wake.set()
             self._stopped.set()
 
     async def _shutdown(self) -> None:
@@ -280,7 +169,7 @@ class Runner:
     # -- loops ------------------------------------------------------------------
     async def _schedule_loop(self) -> None:
         while not self.stopping:
-            self._wake.clear()
+            self.wake.clear()
             try:
                 self.engine.tick(self.clock())
             except Exception:  # a store error must not stop the schedule for good
@@ -291,7 +180,7 @@ class Runner:
             timeout = 3600.0 if due is None else max(0.0, (due - self.clock()).total_seconds())
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    await asyncio.wait_for(self.wake.wait(), timeout=timeout)
             else:
                 # Behind schedule: still let results, the socket and the flush loop run between ticks,
                 # or a runner with more due fires than it can claim starves everything else.
@@ -309,12 +198,8 @@ class Runner:
         """Keep the store's read caches up to date, so a long history reads fast the first time it is asked for."""
 
         def refresh() -> None:
-            reader = self.store.reader()
-            try:
-                reader.refresh_caches()
-            finally:
-                if reader is not self.store:
-                    reader.close()
+            with self.store.history() as history:
+                history.refresh()
 
         await asyncio.sleep(config.CACHE_FIRST_REFRESH_SECONDS)
         while True:
@@ -328,7 +213,7 @@ class Runner:
         self.engine.on_result(result)
 
     def _run_finished(self, run_id: int) -> None:
-        for future in self._waiters.pop(run_id, []):
+        for future in self.waiters.pop(run_id, []):
             if not future.done():
                 future.set_result(None)
 
@@ -411,10 +296,10 @@ class Runner:
             op = message["op"]
             if op not in protocol.OPERATIONS:
                 raise ProtocolError(f"Unknown operation {op!r}; known: {', '.join(sorted(protocol.OPERATIONS))}.")
-            handler = getattr(self, f"op_{op}", None)
+            handler = getattr(self.operations, f"op_{op}", None)
             if handler is None:
                 raise ProtocolError(f"Operation {op!r} is not available on this runner yet.")
-            result = await handler(**_checked_args(message.get("args") or {}, handler))
+            result = await handler(**checked_args(message.get("args") or {}, handler))
             if isinstance(result, protocol.Binary):  # header line, then the bytes as they are (no copy)
                 return [result.header(request_id), memoryview(result.data)]
             return [protocol.reply(request_id, result)]
@@ -425,144 +310,6 @@ class Runner:
             return [
                 protocol.error_reply(request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log."))
             ]
-
-    # -- operations (each: arguments in, JSON-able result out) --------------------
-    async def op_ping(self) -> dict:
-        return {
-            "runner": self.runner_id,
-            "pid": os.getpid(),
-            "version": protocol.VERSION,
-            "started_at": self.started_at,
-            "store": masked_url(self.settings.store_url),
-            "home": str(self.settings.home),
-            "timezone": self.settings.timezone,
-            "jobs": len(self.engine.jobs),
-            "running": len(self.engine.active),
-            "workers": len(self.pool.workers),
-            "store_error": self.engine.store_status(),  # None, or what fails: error, since, gone
-        }
-
-    async def op_deploy(self, units: list) -> dict:
-        if not isinstance(units, list):
-            raise InvalidInput("deploy needs 'units': a list of {'source': ..., 'origin': ...}.")
-        return self.engine.catalog.deploy(units, self.clock())
-
-    async def op_services(self) -> list:
-        return self.engine.catalog.service_records()
-
-    async def op_schedule(self, **job) -> dict:
-        record = self.engine.control.add_job(job, self.clock())
-        self._wake.set()
-        return record
-
-    async def op_update(self, name: str, changes: dict) -> dict:
-        if not isinstance(changes, dict):
-            raise InvalidInput("update needs 'changes': an object of job options, e.g. {'every': '10m'}.")
-        record = self.engine.control.update_job(name, changes, self.clock())
-        self._wake.set()
-        return record
-
-    async def op_jobs(self) -> list:
-        return self.engine.control.job_records()
-
-    async def op_job(self, name: str) -> dict:
-        return self.engine.control.job_record(name, detail=True)
-
-    async def op_execute(self, name: str, channel: str = "manual") -> dict:
-        return {"run_id": self.engine.ondemand.execute(name, _channel(channel), self.clock())}
-
-    async def op_invoke(self, service: str, extra=None, channel: str = "invoke") -> dict:
-        return {"run_id": self.engine.ondemand.invoke(service, extra, _channel(channel), self.clock())}
-
-    async def op_pause(self, name: str, note: str = "") -> dict:
-        return self.engine.control.pause(name, note, self.clock())
-
-    async def op_resume(self, name: str) -> dict:
-        record = self.engine.control.resume(name, self.clock())
-        self._wake.set()
-        return record
-
-    async def op_delete(self, name: str) -> dict:
-        return self.engine.control.delete(name)
-
-    async def op_backfill(self, name: str, start, end) -> dict:
-        return self.engine.ondemand.backfill(name, start, end, self.clock())
-
-    async def op_history(self, job=None, service=None, status=None, since=None, limit=None, format="json"):
-        if format not in HISTORY_FORMATS:
-            raise InvalidInput(f"Invalid history format {format!r}: use one of {', '.join(HISTORY_FORMATS)}.")
-        query = self.engine.reader.history_query(job, service, status, since, limit, now=self.clock())
-
-        def read_and_encode() -> protocol.Encoded | protocol.Binary:
-            # On its own connection, in a thread: a long history does not hold up firing.
-            reader = self.store.reader()
-            try:
-                if format == "arrow":
-                    query.pop("times_as_text", None)
-                    return protocol.Binary(reader.runs_table(**query))
-                rows = reader.runs(**query)
-            finally:
-                if reader is not self.store:
-                    reader.close()
-            return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
-
-        return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
-
-    async def op_run(self, run_id) -> dict:
-        return self.engine.reader.run(run_id)
-
-    async def op_wait(self, run_id, timeout: float = 30.0) -> dict:
-        self.engine.reader.run(run_id)  # raises RunNotFound early
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < 10**9:
-            raise InvalidInput(f"Invalid timeout {timeout!r}: use seconds to wait, 0 or more, e.g. 30.")
-        run_id = int(run_id)
-        if not self.engine.is_finished(run_id):
-            future = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(run_id, []).append(future)
-            try:
-                await asyncio.wait_for(future, timeout=float(timeout))
-            except TimeoutError:
-                raise WaitTimeout(
-                    f"Run {run_id} did not finish within {float(timeout):g}s; it is still running."
-                ) from None
-        return self.engine.reader.run(run_id)
-
-    async def op_preview(self, **args) -> dict:
-        return self.engine.reader.preview(self.clock(), **args)
-
-    async def op_connection_save(self, name: str, kind: str, definition: dict) -> dict:
-        if not isinstance(definition, dict):
-            raise InvalidInput("connection_save needs 'definition': an object of settings, e.g. {'address': ...}.")
-        return self.engine.catalog.save_connection(name, kind, definition, self.clock())
-
-    async def op_connections(self) -> list:
-        return self.engine.catalog.connection_records()
-
-    async def op_connection_delete(self, name: str) -> dict:
-        return self.engine.catalog.delete_connection(name)
-
-    async def op_connection_test(self, name: str) -> dict:
-        from ..connections import check
-
-        record = self.engine.catalog.connection(name)
-        return await asyncio.to_thread(check, name, record["kind"], record["definition"])
-
-    async def op_shutdown(self) -> dict:
-        asyncio.get_running_loop().call_soon(self.request_stop)
-        return {"stopping": self.runner_id}
-
-
-def _private_store_files(url: str) -> None:
-    """A SQLite store's file, and its WAL and shared-memory files, readable by their owner only (SQLite
-    gives the WAL and shared-memory files it makes the mode of the store's file)."""
-    if not url.startswith("sqlite:///"):
-        return
-    path = Path(url.removeprefix("sqlite:///"))
-    with contextlib.suppress(FileNotFoundError):  # no such folder: SQLite says so when it opens the store
-        config.private_file(path)
-    for suffix in ("-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(f"{path}{suffix}", 0o600)
 
 
 def _tune_gc() -> None:
@@ -620,32 +367,6 @@ async def _discard_rest_of_line(reader: asyncio.StreamReader) -> None:
             return
         except (ValueError, asyncio.LimitOverrunError):
             continue
-
-
-def _channel(value: str) -> str:
-    if value not in CHANNELS_FROM_CLIENTS:
-        raise InvalidInput(f"Invalid channel {value!r}: use one of {', '.join(CHANNELS_FROM_CLIENTS)}.")
-    return value
-
-
-def _checked_args(args: dict, handler) -> dict:
-    import inspect
-
-    parameters = inspect.signature(handler).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    unknown = [key for key in args if key not in parameters]
-    if unknown and not takes_any:
-        raise InvalidInput(
-            f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(parameters) or 'none'}."
-        )
-    missing = [
-        name
-        for name, p in parameters.items()
-        if p.default is inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in args
-    ]
-    if missing:
-        raise InvalidInput(f"Missing argument(s): {', '.join(missing)}.")
-    return args
 
 
 def configure_logging(foreground: bool, settings: config.Settings) -> None:

@@ -1,0 +1,180 @@
+"""The runner's operations: one method per socket request (arguments in, a JSON-able result out).
+
+``Runner`` reads a request, checks its token and its arguments against the method's signature
+(``checked_args``), and calls ``op_<name>``; errors a user caused come back as error replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from typing import TYPE_CHECKING
+
+from .. import protocol
+from ..connections import masked_url
+from ..errors import InvalidInput, WaitTimeout
+from ..model.runs import RUN_FIELDS
+
+if TYPE_CHECKING:
+    from .server import Runner
+
+#: History as JSON rows (any client) or as an Arrow IPC stream (for a DataFrame of many runs).
+HISTORY_FORMATS = ("json", "arrow")
+CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
+
+
+class Operations:
+    """The socket operations of one runner."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+
+    async def op_ping(self) -> dict:
+        return {
+            "runner": self.runner.runner_id,
+            "pid": os.getpid(),
+            "version": protocol.VERSION,
+            "started_at": self.runner.started_at,
+            "store": masked_url(self.runner.settings.store_url),
+            "home": str(self.runner.settings.home),
+            "timezone": self.runner.settings.timezone,
+            "jobs": len(self.runner.engine.jobs),
+            "running": len(self.runner.engine.active),
+            "workers": len(self.runner.pool.workers),
+            "store_error": self.runner.engine.store_status(),  # None, or what fails: error, since, gone
+        }
+
+    async def op_deploy(self, units: list) -> dict:
+        if not isinstance(units, list):
+            raise InvalidInput("deploy needs 'units': a list of {'source': ..., 'origin': ...}.")
+        return self.runner.engine.catalog.deploy(units, self.runner.clock())
+
+    async def op_services(self) -> list:
+        return self.runner.engine.catalog.service_records()
+
+    async def op_schedule(self, **job) -> dict:
+        record = self.runner.engine.control.add_job(job, self.runner.clock())
+        self.runner.wake.set()
+        return record
+
+    async def op_update(self, name: str, changes: dict) -> dict:
+        if not isinstance(changes, dict):
+            raise InvalidInput("update needs 'changes': an object of job options, e.g. {'every': '10m'}.")
+        record = self.runner.engine.control.update_job(name, changes, self.runner.clock())
+        self.runner.wake.set()
+        return record
+
+    async def op_jobs(self) -> list:
+        return self.runner.engine.control.job_records()
+
+    async def op_job(self, name: str) -> dict:
+        return self.runner.engine.control.job_record(name, detail=True)
+
+    async def op_execute(self, name: str, channel: str = "manual") -> dict:
+        return {"run_id": self.runner.engine.ondemand.execute(name, _channel(channel), self.runner.clock())}
+
+    async def op_invoke(self, service: str, extra=None, channel: str = "invoke") -> dict:
+        return {"run_id": self.runner.engine.ondemand.invoke(service, extra, _channel(channel), self.runner.clock())}
+
+    async def op_pause(self, name: str, note: str = "") -> dict:
+        return self.runner.engine.control.pause(name, note, self.runner.clock())
+
+    async def op_resume(self, name: str) -> dict:
+        record = self.runner.engine.control.resume(name, self.runner.clock())
+        self.runner.wake.set()
+        return record
+
+    async def op_delete(self, name: str) -> dict:
+        return self.runner.engine.control.delete(name)
+
+    async def op_backfill(self, name: str, start, end) -> dict:
+        return self.runner.engine.ondemand.backfill(name, start, end, self.runner.clock())
+
+    async def op_history(self, job=None, service=None, status=None, since=None, limit=None, format="json"):
+        if format not in HISTORY_FORMATS:
+            raise InvalidInput(f"Invalid history format {format!r}: use one of {', '.join(HISTORY_FORMATS)}.")
+        query = self.runner.engine.reader.history_query(job, service, status, since, limit, now=self.runner.clock())
+
+        def read_and_encode() -> protocol.Encoded | protocol.Binary:
+            # On its own connection, in a thread: a long history does not hold up firing.
+            reader = self.runner.store.reader()
+            try:
+                if format == "arrow":
+                    query.pop("times_as_text", None)
+                    return protocol.Binary(reader.runs_table(**query))
+                rows = reader.runs(**query)
+            finally:
+                if reader is not self.runner.store:
+                    reader.close()
+            return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
+
+        return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
+
+    async def op_run(self, run_id) -> dict:
+        return self.runner.engine.reader.run(run_id)
+
+    async def op_wait(self, run_id, timeout: float = 30.0) -> dict:
+        self.runner.engine.reader.run(run_id)  # raises RunNotFound early
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < 10**9:
+            raise InvalidInput(f"Invalid timeout {timeout!r}: use seconds to wait, 0 or more, e.g. 30.")
+        run_id = int(run_id)
+        if not self.runner.engine.is_finished(run_id):
+            future = asyncio.get_running_loop().create_future()
+            self.runner.waiters.setdefault(run_id, []).append(future)
+            try:
+                await asyncio.wait_for(future, timeout=float(timeout))
+            except TimeoutError:
+                raise WaitTimeout(
+                    f"Run {run_id} did not finish within {float(timeout):g}s; it is still running."
+                ) from None
+        return self.runner.engine.reader.run(run_id)
+
+    async def op_preview(self, **args) -> dict:
+        return self.runner.engine.reader.preview(self.runner.clock(), **args)
+
+    async def op_connection_save(self, name: str, kind: str, definition: dict) -> dict:
+        if not isinstance(definition, dict):
+            raise InvalidInput("connection_save needs 'definition': an object of settings, e.g. {'address': ...}.")
+        return self.runner.engine.catalog.save_connection(name, kind, definition, self.runner.clock())
+
+    async def op_connections(self) -> list:
+        return self.runner.engine.catalog.connection_records()
+
+    async def op_connection_delete(self, name: str) -> dict:
+        return self.runner.engine.catalog.delete_connection(name)
+
+    async def op_connection_test(self, name: str) -> dict:
+        from ..connections import check
+
+        record = self.runner.engine.catalog.connection(name)
+        return await asyncio.to_thread(check, name, record["kind"], record["definition"])
+
+    async def op_shutdown(self) -> dict:
+        asyncio.get_running_loop().call_soon(self.runner.request_stop)
+        return {"stopping": self.runner.runner_id}
+
+
+def _channel(value: str) -> str:
+    if value not in CHANNELS_FROM_CLIENTS:
+        raise InvalidInput(f"Invalid channel {value!r}: use one of {', '.join(CHANNELS_FROM_CLIENTS)}.")
+    return value
+
+
+def checked_args(args: dict, handler) -> dict:
+    """``args`` if ``handler`` takes them: unknown and missing arguments are refused by name."""
+    parameters = inspect.signature(handler).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = [key for key in args if key not in parameters]
+    if unknown and not takes_any:
+        raise InvalidInput(
+            f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(parameters) or 'none'}."
+        )
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in args
+    ]
+    if missing:
+        raise InvalidInput(f"Missing argument(s): {', '.join(missing)}.")
+    return args
