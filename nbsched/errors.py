@@ -3,7 +3,8 @@
 Every leaf also inherits the builtin a caller would naturally catch, so
 ``except LookupError`` works for a missing job as well as ``except JobNotFound``.
 Errors cross the runner's socket by class name and are raised again on the client
-side with the same class and message.
+side with the same class, message and ``field``: the option or form field the error is
+about (``"cron"``, ``"every"``, ``"name"``, ...), so a form can show it next to that field.
 """
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ from __future__ import annotations
 
 class NbschedError(Exception):
     """Base of every error nbsched raises on purpose."""
+
+    #: The job option (or connection setting) the error is about, e.g. ``"cron"``; None when it is about none.
+    field: str | None = None
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field
 
 
 class InvalidInput(NbschedError, ValueError):
@@ -24,6 +33,8 @@ class InvalidJob(InvalidInput):
 class JobExists(InvalidInput):
     """A job with that name exists already."""
 
+    field = "name"
+
 
 class DeployError(InvalidInput):
     """Service source that cannot be deployed (syntax error, no Service subclass, ...)."""
@@ -35,6 +46,8 @@ class JobNotFound(NbschedError, LookupError):
 
 class ServiceNotFound(NbschedError, LookupError):
     """No deployed service has that name."""
+
+    field = "service"
 
 
 class RunNotFound(NbschedError, LookupError):

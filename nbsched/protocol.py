@@ -2,21 +2,21 @@
 
 Request:  ``{"v": 1, "id": 7, "token": "...", "op": "jobs", "args": {...}}``
 Reply:    ``{"v": 1, "id": 7, "ok": true, "result": ...}``
-Error:    ``{"v": 1, "id": 7, "ok": false, "error": {"type": "JobNotFound", "message": "..."}}``
+Error:    ``{"v": 1, "id": 7, "ok": false, "error": {"type": "JobNotFound", "message": "...", "field": "name"}}``
+          (``field``, the option the error is about, only when it is about one)
 
 Every request gets exactly one reply. Datetimes travel as ISO 8601 text with an offset.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 from datetime import datetime, timedelta
 
 import orjson
 
-from .errors import InvalidInput, NbschedError, ProtocolError
+from .errors import InvalidInput, NbschedError, ProtocolError, error_types
+from .gcpause import gc_paused
 
 VERSION = 1
 
@@ -114,7 +114,20 @@ def reply(request_id, result) -> bytes:
 
 def error_reply(request_id, error: BaseException) -> bytes:
     kind = type(error).__name__ if isinstance(error, NbschedError) else "NbschedError"
-    return dumps({"v": VERSION, "id": request_id, "ok": False, "error": {"type": kind, "message": str(error)}})
+    body = {"type": kind, "message": str(error)}
+    field = getattr(error, "field", None) if isinstance(error, NbschedError) else None
+    if isinstance(field, str):
+        body["field"] = field
+    return dumps({"v": VERSION, "id": request_id, "ok": False, "error": body})
+
+
+def remote_error(error: object) -> NbschedError:
+    """The error an error reply carries, as its own class (``ProtocolError`` for a class this side does not know)."""
+    if not isinstance(error, dict):
+        error = {}
+    cls = error_types().get(error.get("type"), ProtocolError)
+    field = error.get("field")
+    return cls(error.get("message", "unknown error"), field=field if isinstance(field, str) else None)
 
 
 def parse_request(line: bytes) -> dict:
@@ -138,22 +151,6 @@ def parse_request(line: bytes) -> dict:
 
 #: Replies longer than this are decoded with the cyclic GC paused.
 LARGE_REPLY_BYTES = 1 << 20
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic GC while building millions of small containers (it cannot free any of them).
-
-    Decoding a 1,000,000-row history allocates ~1M lists; with the GC on, each gen-2 pass walks
-    all of them again, which makes the decode several times slower.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def parse_reply(line: bytes) -> dict:

@@ -364,8 +364,8 @@ def test_cli_connection_commands_and_their_one_line_errors(client, home, smtp_se
         assert result.returncode != 0
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Invalid URL 'not-a-url' for REST connection 'api'" in bad_url.stderr
-    assert "invalid HOST:PORT 'localhost'" in bad_address.stderr
-    assert "invalid HOST:PORT 'localhost:99999'" in bad_port.stderr
+    assert "Invalid SMTP address 'localhost': use HOST:PORT, e.g. smtp.example.com:587." in bad_address.stderr
+    assert "Invalid SMTP address 'localhost:99999': use HOST:PORT" in bad_port.stderr
     assert failed.stderr.startswith("nbsched: error: connection 'api' failed: ConnectionError")
     for result in (added, rest, tested, listed, deleted):
         assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import wait_until
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from servers import SMTP_PASSWORD, SMTP_USER
 
@@ -34,8 +34,9 @@ class Flaky(Service):
 
 @pytest.fixture(scope="module")
 def shell():
-    ip = start_ipython()
-    ip.run_line_magic("load_ext", "nbsched")
+    globalipapp.start_ipython()  # once per test session; later calls return None
+    ip = globalipapp.get_ipython()
+    ip.extension_manager.load_extension("nbsched")
     return ip
 
 
@@ -465,10 +466,13 @@ CONNECTION_MISTAKES = [
         "See %connection help.",
     ),
     ("smtp mail nohost", "Invalid SMTP address 'nohost': use HOST:PORT, e.g. smtp.example.com:587."),
-    ("rest src ftp://host/x", "Invalid address 'ftp://host/x': use a URL, e.g. https://api.example.com/data."),
     (
         "rest src http://h --header Accept",
-        "Invalid --header 'Accept': use KEY=VALUE, e.g. --header Accept=application/json.",
+        "Invalid --header 'Accept': use NAME:VALUE or NAME=VALUE, e.g. --header 'Accept: application/json'.",
+    ),
+    (
+        "rest src http://h --timeout soon",
+        "Invalid timeout 'soon': a duration looks like '90s', '5m', '2h', '1d', '1w' or '1h30m'.",
     ),
     (
         "kvdb localhost:6379",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, protocol
-from ..errors import DeployError, ProtocolError, RunnerError, error_types
+from ..errors import DeployError, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.triggers import Preview
 
@@ -45,7 +45,7 @@ class Job:
     def from_record(cls, record: dict, tz: str) -> Job:
         values = {key: record.get(key) for key in cls.__dataclass_fields__}
         for key in JOB_TIME_COLUMNS:
-            values[key] = _local_time(values[key], tz)
+            values[key] = local_time(values[key], tz)
         return cls(**values)
 
 
@@ -123,8 +123,7 @@ class Client:
                         ) from None
         if reply.get("ok"):
             return reply.get("result")
-        error = reply.get("error") or {}
-        raise error_types().get(error.get("type"), ProtocolError)(error.get("message", "unknown error"))
+        raise protocol.remote_error(reply.get("error"))
 
     def _read_binary(self, size, op: str) -> bytes:
         """The raw bytes that follow a reply header announcing ``binary``: N."""
@@ -220,7 +219,7 @@ class Client:
         args = {"cron": cron, "every": every, "at": at, "tz": tz, "count": count, "after": after, "start": start}
         args = _wire({**args, "name": name})
         result = self.call("preview", **{k: v for k, v in args.items() if v is not None})
-        times = [_local_time(moment, result["tz"]) for moment in result["times"]]
+        times = [local_time(moment, result["tz"]) for moment in result["times"]]
         return Preview(times=times, description=result["description"])
 
     # -- runs -------------------------------------------------------------------
@@ -388,7 +387,8 @@ def _wire(args: dict) -> dict:
     return {key: _wire_value(value) for key, value in args.items() if value is not None}
 
 
-def _local_time(value: Any, tz: str):
+def local_time(value: Any, tz: str) -> datetime | None:
+    """A time from the runner (aware, or ISO text with an offset) in the time zone ``tz``; None stays None."""
     if value is None:
         return None
     from ..model.timeparse import zone
@@ -398,7 +398,7 @@ def _local_time(value: Any, tz: str):
 
 
 def _run_record(record: dict, tz: str) -> dict:
-    return {key: _local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
+    return {key: local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
 
 
 def _frame(records: list[dict], columns, tz: str, time_columns):

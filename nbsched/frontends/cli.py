@@ -1,7 +1,8 @@
 """The ``nbsched`` command: a thin layer that parses, calls the client and prints.
 
-Exit status 0 on success; 1 with a one-line message on stderr when the runner refused
-something; 2 for a command line that does not parse.
+Options, their spellings and their messages come from ``commands``, the vocabulary the magics
+and the dashboard share. Exit status 0 on success; 1 with a one-line message on stderr when a
+value was refused (by the runner or here); 2 for a command line that does not parse.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
-import time
 from collections.abc import Sequence
 
 from .. import config
-from ..client.api import RUN_TIME_COLUMNS, Client, connect, status_text
+from ..client.api import RUN_TIME_COLUMNS, Client, connect, local_time
 from ..errors import NbschedError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.runs import RUN_FIELDS
+from . import commands
+from .commands import TRIGGERS, add_history_filters, add_preview_options, add_wait_options, fmt_time, one_line
 
 HISTORY_TABLE_COLUMNS = (
     "run_id",
@@ -33,21 +36,7 @@ HISTORY_TABLE_COLUMNS = (
     "duration_ms",
     "error",
 )
-SCHEDULE_OPTIONS = (
-    "name",
-    "start",
-    "end",
-    "repeats",
-    "tz",
-    "extra",
-    "jitter",
-    "timeout",
-    "retries",
-    "overlap",
-    "misfire",
-    "catchup",
-    "isolation",
-)
+SERVICE_COLUMNS = ("name", "version", "class_name", "origin", "deployed_at")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,114 +46,80 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nbsched", description="A scheduler for Jupyter users: services, jobs, runs.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subcommands.required = True
 
-    runner = commands.add_parser("runner", help="start, stop or check the runner")
-    runner.add_argument("action", choices=("start", "stop", "status", "restart"))
+    runner = subcommands.add_parser("runner", help="start, stop or check the runner")
+    runner.add_argument("action", choices=commands.RUNNER_ACTIONS)
     runner.add_argument("--foreground", action="store_true", help="run in this terminal (start only)")
 
-    deploy = commands.add_parser("deploy", help="deploy service files or folders")
+    deploy = subcommands.add_parser("deploy", help="deploy service files or folders")
     deploy.add_argument("paths", nargs="+", metavar="PATH")
 
-    _with_format(commands.add_parser("services", help="list deployed services"))
+    _with_format(subcommands.add_parser("services", help="list deployed services"))
 
-    schedule = commands.add_parser("schedule", help="create a job")
+    schedule = subcommands.add_parser("schedule", help="create a job")
     schedule.add_argument("service")
     trigger = schedule.add_mutually_exclusive_group(required=True)
-    trigger.add_argument("--every", help="interval, e.g. 90s, 5m, 1h30m")
-    trigger.add_argument("--cron", help="cron line, e.g. '*/5 9-17 * * mon-fri'")
-    trigger.add_argument("--at", help="one-time date, e.g. '2026-11-25 10:00' or 'in 10m'")
-    for option in SCHEDULE_OPTIONS:
-        schedule.add_argument(f"--{option}", type=int if option in ("repeats", "retries") else str)
-    schedule.add_argument("--paused", action="store_true", help="create the job inactive")
-    schedule.add_argument("--allow-subsecond", action="store_true", help="allow an interval shorter than 1s")
+    for key, text in TRIGGERS.items():
+        trigger.add_argument(f"--{key}", help=text)
+    commands.add_job_options(schedule)
 
-    _with_format(commands.add_parser("jobs", help="list jobs"))
-    show = commands.add_parser("show", help="every setting of one job")
+    _with_format(subcommands.add_parser("jobs", help="list jobs"))
+    show = subcommands.add_parser("show", help="every setting of one job")
     show.add_argument("job")
 
-    run = commands.add_parser("run", help="execute a job now")
+    run = subcommands.add_parser("run", help="execute a job now")
     run.add_argument("job")
-    run.add_argument("--wait", action="store_true", help="wait for the run and show it")
-    run.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (with --wait)")
+    add_wait_options(run)
 
-    pause = commands.add_parser("pause", help="pause a job")
+    pause = subcommands.add_parser("pause", help="pause a job")
     pause.add_argument("job")
     pause.add_argument("--note", default="", help="why, shown in the job list")
     for action in ("resume", "delete"):
-        commands.add_parser(action, help=f"{action} a job").add_argument("job")
+        subcommands.add_parser(action, help=f"{action} a job").add_argument("job")
 
-    history = _with_format(commands.add_parser("history", help="run history, newest first"))
-    for option in ("job", "service", "status", "since"):
-        history.add_argument(f"--{option}")
-    history.add_argument("--limit", type=int, default=100)
+    history = _with_format(subcommands.add_parser("history", help="run history, newest first"))
+    history.add_argument("--job", help="only this job's runs")
+    add_history_filters(history)
 
-    logs = commands.add_parser("logs", help="a run's logs, output and traceback")
+    logs = subcommands.add_parser("logs", help="a run's logs, output and traceback")
     logs.add_argument("run_id", type=int)
 
-    invoke = commands.add_parser("invoke", help="run a service once, now")
+    invoke = subcommands.add_parser("invoke", help="run a service once, now")
     invoke.add_argument("service")
-    invoke.add_argument("--extra")
-    invoke.add_argument("--wait", action="store_true")
-    invoke.add_argument("--timeout", type=float, default=60.0)
+    invoke.add_argument("--extra", help="text or JSON the service gets as self.request")
+    add_wait_options(invoke)
 
-    preview = commands.add_parser("preview", help="next fire times of a cron line (computed here, no runner)")
+    preview = subcommands.add_parser("preview", help="next fire times of a cron line (computed here, no runner)")
     preview.add_argument("cron")
-    preview.add_argument("--tz")
-    preview.add_argument("--count", type=int, default=5)
-    preview.add_argument("--after", help="fire times at or after this date (default: now), e.g. '2026-03-28'")
-    preview.add_argument("--name", help="the job's name, which H in the line hashes")
+    add_preview_options(preview)
 
-    _add_connection_parser(commands)
-    commands.add_parser("demo", help="start a runner, deploy a demo service, schedule it and show its runs")
+    _add_connection_parser(subcommands)
+    subcommands.add_parser("demo", help="start a runner, deploy a demo service, schedule it and show its runs")
     return parser
 
 
-def _add_connection_parser(commands) -> None:
-    connection = commands.add_parser("connection", help="outgoing connections: REST, SMTP, kvdb")
+def _add_connection_parser(subcommands) -> None:
+    connection = subcommands.add_parser("connection", help="outgoing connections: REST, SMTP, kvdb")
     actions = connection.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     actions.required = True
-    secret = "as it is or env:VARIABLE (read from the runner's environment; keeps it out of shell history)"
     rest = actions.add_parser("rest", help="add or replace a REST connection")
     rest.add_argument("name")
     rest.add_argument("url", help="e.g. https://api.example.com/v1/data")
-    rest.add_argument("--header", action="append", type=_header, default=[], metavar="NAME:VALUE")
-    rest.add_argument("--username", help="basic auth user")
-    rest.add_argument("--password", help=f"basic auth password, {secret}")
-    rest.add_argument("--token", help=f"bearer token, {secret}")
-    rest.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
-    rest.add_argument("--no-verify", action="store_true", help="do not verify the server's TLS certificate")
+    commands.add_connection_options(rest, "rest")
     smtp = actions.add_parser("smtp", help="add or replace an SMTP connection")
     smtp.add_argument("name")
-    smtp.add_argument("address", type=_host_port, metavar="HOST:PORT", help="e.g. smtp.example.com:587")
-    smtp.add_argument("--username")
-    smtp.add_argument("--password", help=secret)
-    smtp.add_argument("--tls", choices=("none", "starttls", "ssl"), default="none")
-    smtp.add_argument("--sender", help="default From address, e.g. me@example.com")
-    smtp.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    smtp.add_argument("address", metavar="HOST:PORT", help="e.g. smtp.example.com:587")
+    commands.add_connection_options(smtp, "smtp")
     actions.add_parser("kvdb", help="set the Redis behind self.kvdb").add_argument("url", help="redis://host:port/db")
     _with_format(actions.add_parser("list", help="list connections (secrets masked)"))
     actions.add_parser("delete", help="delete a connection").add_argument("name")
     actions.add_parser("test", help="reach a connection's endpoint once").add_argument("name")
 
 
-def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid HOST:PORT {text!r}: use a host and a port, e.g. smtp.example.com:25")
-    return host, int(port)
-
-
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"invalid header {text!r}: use NAME:VALUE, e.g. 'Accept: application/json'")
-    return name.strip(), value.strip()
-
-
 def _with_format(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    parser.add_argument("--format", choices=commands.LIST_FORMATS, default="table")
     return parser
 
 
@@ -173,14 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[options.command](options) or 0
     except NbschedError as exc:
-        print(f"nbsched: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"nbsched: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _client() -> Client:
@@ -191,21 +142,18 @@ def _client() -> Client:
 def cmd_runner(options) -> int:
     settings = config.settings()
     if options.action == "status":
-        try:
-            info = Client(settings, autostart=False).ping()
-        except RunnerError:
+        status = commands.runner_status(settings)
+        if status is None:
             print(f"nbsched: no runner is running for {settings.home}", file=sys.stderr)
             return 1
-        print(status_text(info))
+        print(status)
         return 0
     if options.action in ("stop", "restart"):
-        _stop_runner(settings)
+        print(commands.stop_runner(settings))
         if options.action == "stop":
             return 0
-    if options.foreground:
-        from ..runner.server import main as runner_main
-
-        return runner_main([])
+    if options.foreground:  # this process becomes the runner (python -m nbsched.runner)
+        os.execv(sys.executable, [sys.executable, "-m", "nbsched.runner"])
     try:
         info = Client(settings, autostart=False).ping()
         print(f"A runner is already running for {settings.home} (pid {info['pid']}).")
@@ -217,26 +165,11 @@ def cmd_runner(options) -> int:
     return 0
 
 
-def _stop_runner(settings: config.Settings) -> None:
-    try:
-        client = Client(settings, autostart=False)
-        info = client.shutdown()
-    except RunnerError:
-        print(f"No runner was running for {settings.home}.")
-        return
-    deadline = time.monotonic() + config.SHUTDOWN_GRACE_SECONDS + 10
-    while settings.socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if settings.socket_path.exists():
-        raise RunnerError(f"The runner {info['stopping']} did not stop in time; see {settings.log_path}.")
-    print(f"runner {info['stopping']} stopped")
-
-
 def cmd_deploy(options) -> int:
     client = _client()
     names = client.deploy(list(options.paths))
     for warning in client.last_deploy.get("warnings", []):
-        print(f"warning: {_one_line(warning)}", file=sys.stderr)
+        print(f"warning: {one_line(warning)}", file=sys.stderr)
     versions = {s["name"]: s["version"] for s in client.last_deploy["services"]}
     for name in names:
         print(f"deployed {name} (version {versions[name]})")
@@ -245,18 +178,13 @@ def cmd_deploy(options) -> int:
 
 def cmd_services(options) -> int:
     records = _client().call("services")
-    _print_records(records, ("name", "version", "class_name", "origin", "deployed_at"), options.format)
+    _print_records(records, SERVICE_COLUMNS, options.format)
     return 0
 
 
 def cmd_schedule(options) -> int:
-    args = {key: getattr(options, key) for key in SCHEDULE_OPTIONS if getattr(options, key) is not None}
-    if options.paused:
-        args["active"] = False
-    if options.allow_subsecond:
-        args["allow_subsecond"] = True
-    client = _client()
-    job = client.schedule(options.service, every=options.every, cron=options.cron, at=options.at, **args)
+    args = commands.job_arguments(vars(options), default_tz=config.settings().timezone)
+    job = _client().schedule(options.service, every=options.every, cron=options.cron, at=options.at, **args)
     next_run = job.next_run.isoformat() if job.next_run else "never"
     print(f"scheduled {job.name}: {job.definition}; next run {next_run}")
     return 0
@@ -273,22 +201,26 @@ def cmd_show(options) -> int:
 
 
 def cmd_run(options) -> int:
+    timeout = commands.seconds(options.timeout)
     client = _client()
     run_id = client.execute(options.job, channel="cli")
-    return _report_run(client, run_id, options)
+    return _report_run(client, run_id, timeout if options.wait else None)
 
 
 def cmd_invoke(options) -> int:
+    timeout = commands.seconds(options.timeout)
+    extra = commands.check_extra(options.extra) if options.extra is not None else None
     client = _client()
-    run_id = client.invoke(options.service, extra=options.extra, channel="cli")
-    return _report_run(client, run_id, options)
+    run_id = client.invoke(options.service, extra=extra, channel="cli")
+    return _report_run(client, run_id, timeout if options.wait else None)
 
 
-def _report_run(client: Client, run_id: int, options) -> int:
-    if not options.wait:
+def _report_run(client: Client, run_id: int, wait: float | None) -> int:
+    """Say the run started, or (``wait``: seconds) wait for it and show it."""
+    if not wait:
         print(f"run {run_id} started")
         return 0
-    record = client.wait(run_id, timeout=options.timeout)
+    record = client.wait(run_id, timeout=wait)
     print(f"run {run_id}: {record['status']} in {record['duration_ms'] or 0:.1f} ms")
     _print_run_details(record)
     return 0 if record["status"] == "ok" else 1
@@ -313,6 +245,7 @@ def cmd_delete(options) -> int:
 
 
 def cmd_history(options) -> int:
+    commands.check_status(options.status)
     filters = {key: getattr(options, key) for key in ("job", "service", "status", "since", "limit")}
     result = _client().history_rows(**filters)
     records = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
@@ -342,37 +275,35 @@ def cmd_preview(options) -> int:
 
 
 def cmd_connection(options) -> int:
-    client = _client()
     action = options.action
     if action == "list":
+        client = _client()
         _print_records(client.call("connections"), client.connections.COLUMNS, options.format)
     elif action == "delete":
-        client.connections.delete(options.name)
+        _client().connections.delete(options.name)
         print(f"deleted connection {options.name}")
     elif action == "test":
-        result = client.connections.test(options.name)
+        result = _client().connections.test(options.name)
         if not result["ok"]:
-            print(f"nbsched: error: connection {options.name!r} failed: {_one_line(result['detail'])}", file=sys.stderr)
+            print(f"nbsched: error: connection {options.name!r} failed: {one_line(result['detail'])}", file=sys.stderr)
             return 1
-        print(f"ok: {options.name}: {_one_line(result['detail'])}")
+        print(f"ok: {options.name}: {one_line(result['detail'])}")
     else:
-        record = _save_connection(client, options)
+        record = _save_connection(options)
         print(f"saved {record['kind']} connection {record['name']}: {record['address']}")
     return 0
 
 
-def _save_connection(client: Client, options) -> dict:
-    connections = client.connections
+def _save_connection(options) -> dict:
+    """Read the options (refusing bad ones before a runner is asked), then save the connection."""
     if options.action == "kvdb":
-        return connections.set_kvdb(options.url)
-    common = {"username": options.username, "password": options.password, "timeout": options.timeout}
+        url = commands.check_kvdb_url(options.url)
+        return _client().connections.set_kvdb(url)
     if options.action == "rest":
-        headers = dict(options.header)
-        return connections.add_rest(
-            options.name, options.url, headers=headers, token=options.token, verify=not options.no_verify, **common
-        )
-    host, port = options.address
-    return connections.add_smtp(options.name, host, port, tls=options.tls, sender=options.sender, **common)
+        args = commands.rest_arguments(options)  # the runner checks the URL, naming the connection
+        return _client().connections.add_rest(options.name, options.url, **args)
+    (host, port), args = commands.host_port(options.address), commands.smtp_arguments(options)
+    return _client().connections.add_smtp(options.name, host, port, **args)
 
 
 def cmd_demo(options) -> int:
@@ -413,10 +344,8 @@ def _cell(column: str, value) -> str:
     if value is None:
         return ""
     if column in RUN_TIME_COLUMNS or column in ("next_run", "last_run"):
-        from ..client.api import _local_time
-
-        return _local_time(value, config.settings().timezone).strftime("%Y-%m-%d %H:%M:%S%z")
+        return fmt_time(local_time(value, config.settings().timezone))
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = _one_line(str(value))
+    text = one_line(value)
     return text if len(text) <= 60 else text[:57] + "..."

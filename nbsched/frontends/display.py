@@ -5,16 +5,9 @@ matplotlib is imported only when a plot is asked for; without it the error says 
 
 from __future__ import annotations
 
-#: Marker colour per run status.
-STATUS_COLOURS = {
-    "ok": "#2ca02c",
-    "error": "#d62728",
-    "timeout": "#ff7f0e",
-    "running": "#1f77b4",
-    "skipped": "#7f7f7f",
-    "missed": "#9467bd",
-    "interrupted": "#8c564b",
-}
+from .commands import STATUS_COLOURS
+
+__all__ = ["STATUS_COLOURS", "png", "show_timeline", "timeline"]
 
 
 def _pyplot_free_figure():

@@ -164,16 +164,18 @@ def _last_workday(first_weekday: int, length: int) -> int:
 def normalize(expression: object) -> str:
     """The line with spaces tidied and an alias expanded, or InvalidJob saying what is wrong."""
     if not isinstance(expression, str) or not expression.strip():
-        raise InvalidJob(f"Invalid cron expression {expression!r}: it is empty. {HELP}.")
+        raise InvalidJob(f"Invalid cron expression {expression!r}: it is empty. {HELP}.", field="cron")
     text = " ".join(expression.split())
     if text.startswith("@"):
         try:
             return ALIASES[text.lower()]
         except KeyError:
-            raise InvalidJob(f"Unknown cron alias {expression!r}: use one of {', '.join(ALIASES)}. {HELP}.") from None
+            raise InvalidJob(
+                f"Unknown cron alias {expression!r}: use one of {', '.join(ALIASES)}. {HELP}.", field="cron"
+            ) from None
     count = len(text.split())
     if count not in (5, 6):
-        raise InvalidJob(f"Invalid cron expression {expression!r}: it has {count} fields. {HELP}.")
+        raise InvalidJob(f"Invalid cron expression {expression!r}: it has {count} fields. {HELP}.", field="cron")
     return text
 
 
@@ -181,14 +183,14 @@ def compile_line(expression: str, seed: str | None = None) -> CronLine:
     """Compile a normalized line; ``seed`` (the job's name) is what ``H`` hashes."""
     fields = expression.upper().split()
     if len(fields) not in (5, 6):
-        raise InvalidJob(f"Invalid cron expression {expression!r}: it has {len(fields)} fields. {HELP}.")
+        raise InvalidJob(f"Invalid cron expression {expression!r}: it has {len(fields)} fields. {HELP}.", field="cron")
     if len(fields) == 5:
         fields.insert(0, "0")
     try:
         fields = [_expand_hash(text, index, seed) for index, text in enumerate(fields)]
         return _compile(expression, fields, seconds_given=len(expression.split()) == 6)
     except _Refused as exc:
-        raise InvalidJob(f"Invalid cron expression {expression!r}: {exc}. {HELP}.") from None
+        raise InvalidJob(f"Invalid cron expression {expression!r}: {exc}. {HELP}.", field="cron") from None
 
 
 def _compile(expression: str, fields: list[str], seconds_given: bool) -> CronLine:

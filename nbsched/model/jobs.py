@@ -179,21 +179,24 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InvalidJob(f"Unknown job option(s) {', '.join(unknown)}; valid options are {', '.join(sorted(known))}.")
-    name = _name(raw.get("name"), "job name")
-    service = _name(raw.get("service"), "service name")
+    name = _name(raw.get("name"), "job name", "name")
+    service = _name(raw.get("service"), "service name", "service")
     tz = _tz(raw.get("tz"), default_tz)
     triggers = [key for key in ("every", "cron", "at") if raw.get(key) not in (None, "")]
     if len(triggers) != 1:
         given = " and ".join(triggers) if triggers else "none"
         raise InvalidJob(
             f"Job {name!r} needs exactly one of every, cron or at (got {given}), "
-            "e.g. every='5m', cron='0 9 * * mon' or at='2026-11-25 10:00'."
+            "e.g. every='5m', cron='0 9 * * mon' or at='2026-11-25 10:00'.",
+            field="kind",
         )
     kind = {"every": "interval", "cron": "cron", "at": "one_time"}[triggers[0]]
     start = _when(raw.get("start"), tz, now, "start") or now
     end = _when(raw.get("end"), tz, now, "end")
     if end is not None and end <= start:
-        raise InvalidJob(f"Job {name!r}: end {end.isoformat()} is not after start {start.isoformat()}; move end later.")
+        raise InvalidJob(
+            f"Job {name!r}: end {end.isoformat()} is not after start {start.isoformat()}; move end later.", field="end"
+        )
     values = dict(
         name=name,
         service=service,
@@ -218,17 +221,19 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
         try:
             every = parse_duration(raw["every"], what="interval")
         except InvalidInput as exc:
-            raise InvalidJob(str(exc)) from None
+            raise InvalidJob(str(exc), field="every") from None
         if every <= timedelta(0):
             raise InvalidJob(
                 f"Invalid interval {format_duration(every)!r} for job {name!r}: "
-                "it must be positive, e.g. '90s', '5m', '1h30m' or {'minutes': 5}."
+                "it must be positive, e.g. '90s', '5m', '1h30m' or {'minutes': 5}.",
+                field="every",
             )
         if every.total_seconds() < config.MIN_INTERVAL_SECONDS and not values["allow_subsecond"]:
             raise InvalidJob(
                 f"Invalid interval {format_duration(every)!r} for job {name!r}: the shortest is "
                 f"{config.MIN_INTERVAL_SECONDS:g}s, e.g. '1s' or '5m'; for a shorter one pass allow_subsecond=True "
-                "(--allow-subsecond)."
+                "(--allow-subsecond).",
+                field="every",
             )
         values["every"] = every.total_seconds()
     elif kind == "cron":
@@ -258,12 +263,14 @@ def _check_jitter(spec: JobSpec, given: object) -> None:
             what = "the time between two of the job's fires"
     if spec.jitter > limit:
         most = format_duration(timedelta(seconds=limit))
-        raise InvalidJob(f"Invalid jitter {given!r} for job {spec.name!r}: use at most {what} ({most}), e.g. '5s'.")
+        raise InvalidJob(
+            f"Invalid jitter {given!r} for job {spec.name!r}: use at most {what} ({most}), e.g. '5s'.", field="jitter"
+        )
 
 
-def _name(value: object, what: str) -> str:
+def _name(value: object, what: str, field: str) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
-        raise InvalidJob(f"Invalid {what} {value!r}: {NAME_HELP}, e.g. 'sync' or 'api.scheduler.sync'.")
+        raise InvalidJob(f"Invalid {what} {value!r}: {NAME_HELP}, e.g. 'sync' or 'api.scheduler.sync'.", field=field)
     return value
 
 
@@ -272,7 +279,7 @@ def _tz(value: object, default_tz: str) -> str:
     try:
         zone(name)
     except InvalidInput as exc:
-        raise InvalidJob(str(exc)) from None
+        raise InvalidJob(str(exc), field="tz") from None
     return name
 
 
@@ -282,7 +289,7 @@ def _when(value: object, tz: str, now: datetime, what: str) -> datetime | None:
     try:
         return parse_datetime(value, tz, now, what=what)
     except InvalidInput as exc:
-        raise InvalidJob(str(exc)) from None
+        raise InvalidJob(str(exc), field=what) from None
 
 
 def _seconds(value: object, what: str, allow_zero: bool = False) -> float | None:
@@ -291,9 +298,9 @@ def _seconds(value: object, what: str, allow_zero: bool = False) -> float | None
     try:
         seconds = parse_duration(value, what=what).total_seconds()
     except InvalidInput as exc:
-        raise InvalidJob(str(exc)) from None
+        raise InvalidJob(str(exc), field=what) from None
     if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise InvalidJob(f"Invalid {what} {value!r}: it must be a positive duration, e.g. '5s' or '2m'.")
+        raise InvalidJob(f"Invalid {what} {value!r}: it must be a positive duration, e.g. '5s' or '2m'.", field=what)
     return seconds
 
 
@@ -305,9 +312,9 @@ def _count(value: object, what: str, minimum: int) -> int | None:
         if isinstance(value, bool) or number != float(value):
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.") from None
+        raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.", field=what) from None
     if number < minimum:
-        raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.")
+        raise InvalidJob(f"Invalid {what} {value!r}: use a whole number, {minimum} or more.", field=what)
     return number
 
 
@@ -316,12 +323,12 @@ def _flag(value: object, what: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
         return value.lower() in ("true", "yes", "1")
-    raise InvalidJob(f"Invalid {what} {value!r}: use true or false.")
+    raise InvalidJob(f"Invalid {what} {value!r}: use true or false.", field=what)
 
 
 def _choice(value: object, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
-        raise InvalidJob(f"Invalid {what} policy {value!r}: use one of {', '.join(choices)}.")
+        raise InvalidJob(f"Invalid {what} policy {value!r}: use one of {', '.join(choices)}.", field=what)
     return value
 
 
@@ -331,12 +338,14 @@ def validate_note(value: object) -> str:
         return ""
     if not isinstance(value, str) or not value.isprintable():
         raise InvalidJob(
-            f"Invalid note {value!r:.60}: use one line of plain text, e.g. 'paused until the API is back'."
+            f"Invalid note {value!r:.60}: use one line of plain text, e.g. 'paused until the API is back'.",
+            field="note",
         )
     if len(value) > config.MAX_NOTE_CHARS:
         raise InvalidJob(
             f"The note is too long ({len(value)} characters); keep it to {config.MAX_NOTE_CHARS}, "
-            "e.g. 'paused until the API is back'."
+            "e.g. 'paused until the API is back'.",
+            field="note",
         )
     return value
 
@@ -349,12 +358,14 @@ def validate_extra(value: object) -> object:
         encoded = json.dumps(value)
     except (TypeError, ValueError):
         raise InvalidJob(
-            f"Invalid extra of type {type(value).__name__}: use text, or JSON-serialisable data such as a dict."
+            f"Invalid extra of type {type(value).__name__}: use text, or JSON-serialisable data such as a dict.",
+            field="extra",
         ) from None
     if len(encoded.encode()) > config.MAX_EXTRA_BYTES:
         raise InvalidJob(
             f"Extra is too large ({len(encoded.encode())} bytes); the limit is {config.MAX_EXTRA_BYTES} bytes. "
-            "Keep large data in a file or the kvdb and pass its name."
+            "Keep large data in a file or the kvdb and pass its name.",
+            field="extra",
         )
     return value
 

@@ -58,7 +58,8 @@ class Interval:
         _require_aware(self.anchor, "start")
         if self.every <= timedelta(0):
             raise InvalidJob(
-                f"Invalid interval {format_duration(self.every)}: it must be positive, e.g. '90s', '5m' or '1h30m'."
+                f"Invalid interval {format_duration(self.every)}: it must be positive, e.g. '90s', '5m' or '1h30m'.",
+                field="every",
             )
 
     def first_fire(self, start: datetime) -> datetime | None:
@@ -179,7 +180,7 @@ def normalize_cron(expression: object) -> str:
 
 def _require_aware(moment: datetime, what: str) -> None:
     if not isinstance(moment, datetime) or moment.tzinfo is None:
-        raise InvalidJob(f"Invalid {what} {moment!r}: expected a time-zone-aware datetime.")
+        raise InvalidJob(f"Invalid {what} {moment!r}: expected a time-zone-aware datetime.", field=what)
 
 
 Trigger = OneTime | Interval | Cron
@@ -221,7 +222,7 @@ def preview(
     local = zone(tz)
     now = now or utcnow()
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
-        raise InvalidInput(f"Invalid count {count!r}: use a whole number from 1 to 1000.")
+        raise InvalidInput(f"Invalid count {count!r}: use a whole number from 1 to 1000.", field="count")
     moment = parse_datetime(after, tz, now, "after") if after not in (None, "") else now
     given = [key for key, value in (("cron", cron), ("every", every), ("at", at)) if value not in (None, "")]
     if len(given) != 1:

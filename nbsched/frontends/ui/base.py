@@ -9,34 +9,25 @@ import html
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import ipywidgets as W
 
+from .. import commands
+from ..commands import STATUS_COLOURS, is_missing
+
 log = logging.getLogger(__name__)
 
-#: Colours of run statuses (history rows, the jobs table's last status).
-STATUS_COLOURS = {
-    "ok": "#1a7f37",
-    "running": "#0969da",
-    "error": "#cf222e",
-    "timeout": "#bc4c00",
-    "interrupted": "#bc4c00",
-    "skipped": "#6e7781",
-    "missed": "#8250df",
-}
 #: Button styles of run statuses, so a run's button carries its colour.
 STATUS_BUTTON_STYLES = {
-    "ok": "success",
     "running": "info",
+    "ok": "success",
     "error": "danger",
     "timeout": "warning",
-    "interrupted": "warning",
     "skipped": "",
     "missed": "",
+    "interrupted": "warning",
 }
-STATUSES = tuple(STATUS_COLOURS)
 _KIND_COLOURS = {"error": "#cf222e", "ok": "#1a7f37", "info": "#57606a", "busy": "#0969da"}
 
 
@@ -61,22 +52,9 @@ def status_html(status: str | None) -> str:
     return f'<b style="color:{colour}">{html.escape(status)}</b>'
 
 
-def is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return value != value  # NaN and NaT are not equal to themselves
-    except (TypeError, ValueError):
-        return False
-
-
 def fmt_time(value: Any, seconds: bool = True) -> str:
-    """A time from a listing (already in the user's time zone) as ``2026-11-25 10:00:00 CET``."""
-    if is_missing(value):
-        return "\u2014"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z").strip()
+    """A time from a listing (already in the user's time zone) as ``2026-11-25 10:00:00 CET``; a dash if none."""
+    return commands.fmt_time(value, missing="\u2014", seconds=seconds)
 
 
 def fmt_ms(value: Any) -> str:

@@ -1,14 +1,15 @@
 """The dashboard's job form: create a job, or edit one picked in the Jobs tab.
 
 The form only collects what the user typed and passes it to ``client.schedule`` or
-``client.update``; the runner validates, and its message is shown next to the field it
-is about. The cron field previews itself as the user types (``client.preview``).
+``client.update``; the runner validates, and its message is shown next to the field the
+error names (``error.field``, which crosses the socket). The options under "More options"
+are the command line's job options (``commands.JOB_OPTIONS``), spelled the same way.
+The cron field previews itself as the user types (``client.preview``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -16,14 +17,16 @@ from typing import Any
 
 import ipywidgets as W
 
-from ...errors import JobExists, NbschedError, ServiceNotFound
+from ...errors import NbschedError
+from .. import commands
+from ..commands import JOB_OPTIONS, Option, duration_text
 from .base import fmt_time, guarded, say, show
 
 KINDS = (("one-time", "one_time"), ("interval", "interval"), ("cron", "cron"))
 INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
-OVERLAP = ("skip", "queue", "queue_all", "replace", "allow")
-MISFIRE = ("skip", "once", "all")
-#: Fields that can carry an inline error message.
+#: The job options under "More options", in the vocabulary's order.
+MORE_OPTIONS = tuple(option for option in JOB_OPTIONS if option.advanced)
+#: Fields that can carry an inline error message (``form``: about none in particular).
 FIELDS = (
     "name",
     "service",
@@ -36,45 +39,19 @@ FIELDS = (
     "repeats",
     "tz",
     "extra",
-    "jitter",
-    "timeout",
-    "retries",
-    "overlap",
-    "misfire",
+    *(option.key for option in MORE_OPTIONS),
     "form",
 )
-MORE_OPTIONS = ("jitter", "timeout", "retries", "overlap", "misfire")
-_INVALID_WHAT = re.compile(
-    r"^Invalid (cron|interval|time zone|job name|service name|start|end|at|extra|jitter|timeout|retries|repeats"
-    r"|overlap|misfire|catchup)\b"
-)
-_WHAT_TO_FIELD = {"cron": "cron", "interval": "every", "time zone": "tz", "job name": "name", "service name": "service"}
-_LOOSE = (
-    (re.compile(r"^Unknown cron alias|cron expression"), "cron"),
-    (re.compile(r"exactly one of every, cron or at"), "kind"),
-    (re.compile(r"\bend\b.*\bnot after start\b"), "end"),
-    (re.compile(r"^Extra "), "extra"),
-    (re.compile(r"\bservice\b", re.IGNORECASE), "service"),
-    (re.compile(r"\bname\b|exists", re.IGNORECASE), "name"),
-)
+#: Error fields shown next to another field of the form.
+_SHOWN_AT = {"allow_subsecond": "every"}
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def field_of_error(error: Exception) -> str:
-    """The form field an error from the runner is about (``form`` when it is about none in particular)."""
-    if isinstance(error, ServiceNotFound):
-        return "service"
-    if isinstance(error, JobExists):
-        return "name"
-    message = str(error)
-    match = _INVALID_WHAT.match(message)
-    if match:
-        what = match.group(1)
-        return "form" if what == "catchup" else _WHAT_TO_FIELD.get(what, what)
-    for pattern, field in _LOOSE:
-        if pattern.search(message):
-            return field
-    return "form"
+    """The form field an error is about: the field it names (``form`` when it names none the form has)."""
+    field = getattr(error, "field", None)
+    field = _SHOWN_AT.get(field, field)
+    return field if field in FIELDS else "form"
 
 
 def _zones() -> list[str]:
@@ -83,8 +60,29 @@ def _zones() -> list[str]:
     return sorted(zone for zone in available_timezones() if "/" in zone or zone == "UTC")
 
 
-def _seconds_text(value: Any) -> str:
-    return "" if value in (None, 0, 0.0) else f"{float(value):g}s"
+def _option_widget(option: Option) -> W.Widget:
+    """The input of one of the "More options": a dropdown of its choices, a whole number, or text."""
+    label = option.key.replace("_", " ").capitalize()
+    if option.kind == "choice":
+        return W.Dropdown(description=label, options=option.choices, value=option.default)
+    if option.kind == "count":
+        return W.BoundedIntText(value=option.default or 0, min=0, max=100, description=label)
+    return W.Text(description=label, placeholder=f"e.g. {option.usage}")
+
+
+def _option_value(widget: W.Widget) -> Any:
+    if isinstance(widget, W.Text):
+        return widget.value.strip() or None
+    return widget.value
+
+
+def _option_text(option: Option, value: Any) -> Any:
+    """A stored option's value as its widget holds it."""
+    if option.kind == "duration":
+        return duration_text(value)
+    if option.kind == "count":
+        return value or 0
+    return value or option.default
 
 
 def _split_seconds(total: float) -> dict[str, int]:
@@ -128,11 +126,10 @@ class JobForm:
         self.extra = W.Textarea(
             description="Extra", placeholder='{"region": "eu"}  or  key=value lines  or any text', layout=wide
         )
-        self.jitter = W.Text(description="Jitter", placeholder="e.g. 5s")
-        self.timeout = W.Text(description="Timeout", placeholder="e.g. 30s")
-        self.retries = W.BoundedIntText(value=0, min=0, max=100, description="Retries")
-        self.overlap = W.Dropdown(description="Overlap", options=OVERLAP, value="skip")
-        self.misfire = W.Dropdown(description="Misfire", options=MISFIRE, value="skip")
+        self.options = {option.key: _option_widget(option) for option in MORE_OPTIONS}
+        for key, widget in self.options.items():  # form.jitter, form.overlap, ... like the other fields
+            setattr(self, key, widget)
+        self.allow_subsecond = W.Checkbox(value=False, description="Allow an interval shorter than 1s")
         self.active = W.Checkbox(value=True, description="Active")
         self.save = W.Button(description="Create job", button_style="primary", icon="check")
         self.new = W.Button(description="New job", icon="plus")
@@ -165,20 +162,8 @@ class JobForm:
         self.interval_box.children = [*self.interval_box.children, err["every"]]
         self.cron_box = W.VBox([self.cron, err["cron"], self.cron_preview])
         self.window_box = W.VBox([self.start, err["start"], self.end, err["end"], self.repeats, err["repeats"]])
-        more = W.VBox(
-            [
-                self.jitter,
-                err["jitter"],
-                self.timeout,
-                err["timeout"],
-                self.retries,
-                err["retries"],
-                self.overlap,
-                err["overlap"],
-                self.misfire,
-                err["misfire"],
-            ]
-        )
+        pairs = [(widget, err[key]) for key, widget in self.options.items()]
+        more = W.VBox([*(part for pair in pairs for part in pair), self.allow_subsecond])
         self.more = W.Accordion(children=[more], titles=("More options",), selected_index=None)
         return W.VBox(
             [
@@ -245,13 +230,11 @@ class JobForm:
 
     def check_extra(self) -> bool:
         """Extra that looks like JSON must parse as JSON; anything else goes to the service as text."""
-        text = self.extra.value.strip()
-        if text[:1] in ("{", "["):
-            try:
-                json.loads(text)
-            except ValueError as exc:
-                say(self.errors["extra"], f"Extra looks like JSON but is not valid JSON: {exc}.", "error")
-                return False
+        try:
+            commands.check_extra(self.extra.value.strip(), on_command_line=False)
+        except NbschedError as exc:
+            say(self.errors["extra"], str(exc), "error")
+            return False
         say(self.errors["extra"], "")
         return True
 
@@ -265,12 +248,9 @@ class JobForm:
             "tz": self.tz.value,
             "extra": self.extra.value if self.extra.value.strip() else None,
             "active": self.active.value,
-            "jitter": self.jitter.value.strip() or None,
-            "timeout": self.timeout.value.strip() or None,
-            "retries": self.retries.value,
-            "overlap": self.overlap.value,
-            "misfire": self.misfire.value,
+            "allow_subsecond": self.allow_subsecond.value,
         }
+        args.update((key, _option_value(widget)) for key, widget in self.options.items())
         if kind == "one_time":
             args["at"] = _date_text(self.at.value)
             return args
@@ -324,7 +304,7 @@ class JobForm:
     def show_error(self, error: Exception) -> str:
         field = field_of_error(error)
         say(self.errors[field], str(error), "error")
-        if field in MORE_OPTIONS:
+        if field in self.options:
             self.more.selected_index = 0
         return field
 
@@ -367,11 +347,9 @@ class JobForm:
         self.repeats.value = record.get("repeats") or 0
         extra = record.get("extra")
         self.extra.value = "" if extra is None else extra if isinstance(extra, str) else json.dumps(extra)
-        self.jitter.value = _seconds_text(record.get("jitter"))
-        self.timeout.value = _seconds_text(record.get("timeout"))
-        self.retries.value = record.get("retries") or 0
-        self.overlap.value = record.get("overlap") or "skip"
-        self.misfire.value = record.get("misfire") or "skip"
+        for option in MORE_OPTIONS:
+            self.options[option.key].value = _option_text(option, record.get(option.key))
+        self.allow_subsecond.value = bool(record.get("allow_subsecond"))
         self.active.value = bool(record["active"])
         self.save.description = "Save changes"
         self.baseline = self.values()

@@ -8,13 +8,12 @@ import threading
 
 import ipywidgets as W
 
+from ..commands import STATUSES, is_missing
 from .base import (
     STATUS_BUTTON_STYLES,
-    STATUSES,
     fmt_ms,
     fmt_time,
     guarded,
-    is_missing,
     records,
     row_box,
     say,

@@ -13,10 +13,10 @@ import threading
 
 import ipywidgets as W
 
-from .base import fmt_time, guarded, in_background, is_missing, say, show
+from ..commands import TLS_MODES, is_missing
+from .base import fmt_time, guarded, in_background, say, show
 
 KIND_LABELS = (("REST", "rest"), ("SMTP", "smtp"), ("kvdb", "kvdb"))
-TLS_MODES = ("none", "starttls", "ssl")
 _MASK = "***"
 
 

@@ -1,0 +1,366 @@
+"""The front ends' one vocabulary: job options, statuses, TLS modes, durations, headers and their help texts.
+
+The command line (``nbsched``), the magics (``%schedule``, ``%connection``) and the dashboard's
+job form take their options, spellings and messages from here, so all three accept the same input
+and refuse it in the same words. A job's values travel as typed (``5m``, ``'2026-11-25 10:00'``,
+``queue``) and the model reads them, once, in the runner. What this module reads itself never
+reaches a runner as typed: JSON extra, headers, ``HOST:PORT``, a timeout in seconds, a status.
+
+Spellings every front end accepts:
+
+* durations: ``90s``, ``5m``, ``1h30m``, ``2d``, or a bare number of seconds (``10`` is ``10s``);
+* headers: ``NAME:VALUE`` or ``NAME=VALUE`` (split at the first ``:`` or ``=``);
+* switches: ``--paused``, ``--allow-subsecond``; a list format: ``table``, ``json`` or ``csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import config
+from ..client.api import Client, status_text
+from ..connections.definitions import TLS_MODES
+from ..errors import InvalidInput, RunnerError, did_you_mean
+from ..model.jobs import MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
+from ..model.runs import STATUSES
+from ..model.timeparse import format_duration, parse_duration
+from ..service import ISOLATION
+
+#: The three ways to say when a job fires: the keyword of ``client.schedule`` and what it takes.
+TRIGGERS = {
+    "every": "interval, e.g. 90s, 5m, 1h30m",
+    "cron": "cron line, e.g. '*/5 9-17 * * mon-fri'",
+    "at": "one-time date, e.g. '2026-11-25 10:00' or 'in 10m'",
+}
+#: Formats of listings (``nbsched jobs --format``).
+LIST_FORMATS = ("table", "json", "csv")
+#: What ``runner`` does (``nbsched runner ...``, ``%schedule runner ...``).
+RUNNER_ACTIONS = ("start", "stop", "status", "restart")
+#: How long ``run --wait`` and ``invoke --wait`` wait for the run, unless told.
+WAIT_TIMEOUT = "60s"
+#: Colour of each run status (history tables, the dashboard, the timeline plot).
+STATUS_COLOURS = {
+    "running": "#0969da",
+    "ok": "#1a7f37",
+    "error": "#cf222e",
+    "timeout": "#bc4c00",
+    "skipped": "#6e7781",
+    "missed": "#8250df",
+    "interrupted": "#8c564b",
+}
+#: How a secret may be given (REST password and token, SMTP password).
+SECRET_HELP = "as it is or env:VARIABLE (read from the runner's environment; keeps it out of shell history)"
+
+
+# -- job options ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Option:
+    """One job option: ``--flag VALUE`` on a command line, a field of the form, a keyword of ``client.schedule``."""
+
+    key: str  #: keyword of ``client.schedule``, field of ``JobSpec`` and the ``field`` of errors about it
+    help: str
+    kind: str = "text"  #: text, date, count, zone, json, duration or choice: how a form lets you type it
+    choices: tuple[str, ...] = ()
+    usage: str = ".."  #: the value in one-line usage texts: ``[--jitter 5s]``
+    advanced: bool = False  #: in the form's "More options"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        """The value a job gets when the option is not given."""
+        return JobSpec.__dataclass_fields__[self.key].default
+
+    @property
+    def help_text(self) -> str:
+        return f"{self.help}: {' | '.join(self.choices)}" if self.choices else self.help
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A job option that is a flag without a value: ``--paused`` sets ``active`` to False."""
+
+    flag: str
+    key: str
+    value: bool
+    help: str
+
+
+JOB_OPTIONS = (
+    Option("name", "job name (default: the service name)", usage="sync"),
+    Option("start", "first fire no earlier than this date", kind="date"),
+    Option("end", "no fires after this date", kind="date"),
+    Option("repeats", "stop after this many runs", kind="count", usage="N"),
+    Option("tz", "time zone of the schedule and of typed dates", kind="zone"),
+    Option("extra", "text or JSON the service gets as self.request", kind="json", usage="'{\"a\": 1}'"),
+    Option("jitter", "random delay added to each fire, e.g. 5s", kind="duration", usage="5s", advanced=True),
+    Option("timeout", "stop a run that takes longer, e.g. 30s", kind="duration", usage="30s", advanced=True),
+    Option("retries", "re-run a failed run up to N times", kind="count", usage="N", advanced=True),
+    Option(
+        "overlap",
+        "what a fire does while the previous run runs",
+        kind="choice",
+        choices=OVERLAP_POLICIES,
+        usage="skip",
+        advanced=True,
+    ),
+    Option(
+        "misfire",
+        "what a runner does with fires it missed",
+        kind="choice",
+        choices=MISFIRE_POLICIES,
+        usage="skip",
+        advanced=True,
+    ),
+    Option("catchup", "how far back missed fires are caught up, e.g. 1h", kind="duration", usage="1h", advanced=True),
+    Option(
+        "isolation",
+        "where each run runs (process: a fresh one each time)",
+        kind="choice",
+        choices=ISOLATION,
+        usage="process",
+        advanced=True,
+    ),
+)
+SWITCHES = (
+    Switch("--paused", "active", False, "create the job inactive"),
+    Switch("--allow-subsecond", "allow_subsecond", True, "allow an interval shorter than 1s"),
+)
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """Add every job option and switch to a command line's parser (values are kept as typed)."""
+    for option in JOB_OPTIONS:
+        parser.add_argument(option.flag, dest=option.key, help=option.help_text)
+    for switch in SWITCHES:
+        parser.add_argument(switch.flag, dest=switch.key, action="store_const", const=switch.value, help=switch.help)
+
+
+def job_arguments(values: Mapping[str, Any], default_tz: str) -> dict:
+    """Keyword arguments of ``client.schedule`` from parsed options; dates are read in ``default_tz`` unless --tz.
+
+    Extra is checked here (text that looks like JSON must be JSON); everything else the runner reads.
+    """
+    keys = [option.key for option in JOB_OPTIONS] + [switch.key for switch in SWITCHES]
+    args = {key: values[key] for key in keys if values.get(key) is not None}
+    if "extra" in args:
+        args["extra"] = check_extra(args["extra"])
+    args.setdefault("tz", default_tz)  # the caller's zone, even if the runner has another
+    return args
+
+
+def job_options_usage() -> list[str]:
+    """Every job option as ``[--flag VALUE]`` and switch as ``[--flag]``: the words of a usage text."""
+    words = [f"[{option.flag} {option.usage}]" for option in JOB_OPTIONS]
+    return words + [f"[{switch.flag}]" for switch in SWITCHES]
+
+
+def check_extra(text: str, on_command_line: bool = True) -> str:
+    """Extra is passed as typed; text that looks like JSON must be valid JSON."""
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            where = f"{exc.msg} at column {exc.colno}"
+            if not on_command_line:
+                raise InvalidInput(f"Extra looks like JSON but is not valid JSON: {where}.", field="extra") from None
+            raise InvalidInput(
+                f'Invalid JSON in --extra: {where}. Quote it whole, e.g. --extra \'{{"region": "eu"}}\'.',
+                field="extra",
+            ) from None
+    return text
+
+
+# -- history ---------------------------------------------------------------------------
+def add_history_filters(parser: argparse.ArgumentParser) -> None:
+    """``--service``, ``--status``, ``--since`` and ``--limit`` of a history command."""
+    parser.add_argument("--service", help="only this service's runs")
+    parser.add_argument("--status", help=f"one of {', '.join(STATUSES)}")
+    parser.add_argument("--since", help="e.g. 1h, 2d or '2026-11-25 10:00'")
+    parser.add_argument("--limit", type=int, default=100, help="newest N runs (default 100)")
+
+
+def check_status(status: str | None) -> str | None:
+    if status is not None and status not in STATUSES:
+        hint = did_you_mean(status, STATUSES)
+        raise InvalidInput(f"Unknown status {status!r}.{hint} Statuses: {', '.join(STATUSES)}.", field="status")
+    return status
+
+
+# -- runs and previews -----------------------------------------------------------------
+def add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="wait for the run and show it")
+    parser.add_argument("--timeout", default=WAIT_TIMEOUT, help="how long to wait (with --wait), e.g. 60 or 2m")
+
+
+def add_preview_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tz", help="the time zone of the line (default: yours)")
+    parser.add_argument("--count", type=int, default=5, help="how many fire times (default 5)")
+    parser.add_argument("--after", help="fire times at or after this date (default: now), e.g. '2026-03-28'")
+    parser.add_argument("--name", help="the job's name, which H in the line hashes")
+
+
+def seconds(value: str | float, what: str = "timeout") -> float:
+    """A duration as typed (``10``, ``10s``, ``1m30s``) in seconds; positive."""
+    amount = parse_duration(value, what).total_seconds()
+    if amount <= 0:
+        raise InvalidInput(f"Invalid {what} {value!r}: it must be positive, e.g. '10s' or '2m'.", field=what)
+    return amount
+
+
+def duration_text(amount: float | None) -> str:
+    """Seconds as a duration a user types again: 3600 -> '1h'; nothing for none or zero."""
+    return "" if not amount else format_duration(timedelta(seconds=float(amount)))
+
+
+# -- connections -------------------------------------------------------------------------
+def add_connection_options(parser: argparse.ArgumentParser, kind: str) -> None:
+    """The options of a REST or SMTP connection (after its NAME and address)."""
+    parser.add_argument("--username", help="user to log in as")
+    parser.add_argument("--password", help=f"password, {SECRET_HELP}")
+    parser.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+    parser.add_argument("--ask-password", action="store_true", help="prompt for the password")
+    parser.add_argument("--timeout", help="e.g. 10 or 10s (default 10s)")
+    if kind == "rest":
+        parser.add_argument(
+            "--header", action="append", default=[], metavar="NAME:VALUE", help="a default header (or NAME=VALUE)"
+        )
+        parser.add_argument("--token", help=f"a bearer token, {SECRET_HELP}")
+        parser.add_argument("--no-verify", action="store_true", help="do not check the server's TLS certificate")
+    else:
+        parser.add_argument("--tls", choices=TLS_MODES, help=f"{', '.join(TLS_MODES)} (default none)")
+        parser.add_argument("--sender", help="the From address when a message sets none")
+
+
+def rest_arguments(options: argparse.Namespace) -> dict:
+    """Keyword arguments of ``client.connections.add_rest`` (after name and address) from parsed options."""
+    args = _given(
+        headers=headers(options.header), username=options.username, password=secret(options), token=options.token
+    )
+    if options.timeout is not None:
+        args["timeout"] = seconds(options.timeout)
+    if options.no_verify:
+        args["verify"] = False
+    return args
+
+
+def smtp_arguments(options: argparse.Namespace) -> dict:
+    """Keyword arguments of ``client.connections.add_smtp`` (after name, host and port) from parsed options."""
+    args = _given(username=options.username, password=secret(options), tls=options.tls, sender=options.sender)
+    if options.timeout is not None:
+        args["timeout"] = seconds(options.timeout)
+    return args
+
+
+def _given(**values) -> dict:
+    return {key: value for key, value in values.items() if value not in (None, [], {})}
+
+
+def secret(options: argparse.Namespace) -> str | None:
+    """The password from --password-env VAR, --ask-password (a hidden prompt) or --password; never printed."""
+    if options.password_env:
+        if options.password_env not in os.environ:
+            raise InvalidInput(
+                f"No environment variable {options.password_env!r}; set it, or use --ask-password.", field="password"
+            )
+        return os.environ[options.password_env]
+    if options.ask_password:
+        import getpass
+
+        return getpass.getpass("password: ")
+    return options.password
+
+
+def header(text: str) -> tuple[str, str]:
+    """``NAME:VALUE`` or ``NAME=VALUE`` (split at the first ``:`` or ``=``) as (name, value)."""
+    split = min((at for at in (text.find("="), text.find(":")) if at > 0), default=-1)
+    if split < 0 or not text[:split].strip():
+        raise InvalidInput(
+            f"Invalid --header {text!r}: use NAME:VALUE or NAME=VALUE, e.g. --header 'Accept: application/json'.",
+            field="headers",
+        )
+    return text[:split].strip(), text[split + 1 :].strip()
+
+
+def headers(pairs: list[str]) -> dict[str, str]:
+    return dict(header(pair) for pair in pairs)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidInput(f"Invalid SMTP address {text!r}: use HOST:PORT, e.g. smtp.example.com:587.", field="address")
+    return host, int(port)
+
+
+def check_kvdb_url(url: str) -> str:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise InvalidInput(
+            f"Invalid kvdb URL {url!r}: use redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0.", field="url"
+        )
+    return url
+
+
+# -- what the front ends say ------------------------------------------------------------
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or NaT (what a DataFrame holds where a value is missing)."""
+    if value is None:
+        return True
+    try:
+        return value != value  # NaN and NaT are not equal to themselves
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_time(moment: Any, missing: str = "never", seconds: bool = True) -> str:
+    """A time (already in the user's zone) as ``2026-11-25 10:00:00 CET``; ``missing`` when there is none."""
+    if is_missing(moment):
+        return missing
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z").strip()
+
+
+# -- the runner --------------------------------------------------------------------------
+def runner_status(settings: config.Settings) -> str | None:
+    """The runner's status line, or None when no runner runs for ``settings.home``."""
+    try:
+        client = Client(settings, autostart=False)
+    except RunnerError:
+        return None
+    try:
+        return status_text(client.ping())
+    finally:
+        client.close()
+
+
+def stop_runner(settings: config.Settings) -> str:
+    """Ask the runner of ``settings.home`` to stop, wait until it has, and say so."""
+    try:
+        client = Client(settings, autostart=False)
+    except RunnerError:
+        return f"no runner was running for {settings.home}"
+    try:
+        info = client.shutdown()
+    finally:
+        client.close()
+    deadline = time.monotonic() + config.SHUTDOWN_GRACE_SECONDS + 10
+    while settings.socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if settings.socket_path.exists():
+        raise RunnerError(f"The runner {info['stopping']} did not stop in time; see {settings.log_path}.")
+    return f"runner {info['stopping']} stopped"
