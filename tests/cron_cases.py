@@ -7,7 +7,7 @@ every row against ``nbsched.model.triggers.Cron``.
 Sources (bare snapshots in /work/.mirror):
 
 * cronsim 2.7, ``tests/test_cronsim.py`` (commit fd2e617787e9)
-* croniter 6.0.x, ``src/croniter/tests/test_croniter*.py`` (commit d81350205c65)
+* croniter 6.0.1.dev0, ``src/croniter/tests/test_croniter*.py`` (commit d81350205c65)
 
 Row shapes:
 
@@ -42,7 +42,7 @@ Not ported, by design:
   values differ by design): see the ``SKIPPED`` list at the end.
 
 Where the peers disagree, Debian's cron decides (cronsim implements it) and the comment says why.
-nbsched's deliberate differences from cronsim (see ``nbsched/cron.py``): ``5-5/15`` is minute 5; a
+nbsched's deliberate differences from cronsim (see ``nbsched/model/cron.py``): ``5-5/15`` is minute 5; a
 6-field line with fixed second, minute and hour keeps wall-clock times across DST like a 5-field
 one; DST answers are the brute-force reading (real-time lines fire at every real instant whose
 wall time matches; wall-clock lines fire at the first occurrence of a repeated time and at the end
