@@ -16,7 +16,6 @@ CHANNELS = ("scheduler", "manual", "invoke", "cli")
 #: Where a service's runs execute: ``"worker"``, a long-lived worker process shared with other runs (its
 #: working directory, environment, umask and logging are put back after each run); ``"process"``, a fresh
 #: process for each run, for code that patches modules or leaves other process-wide state behind.
-ISOLATION = ("worker", "process")
 # The worker's own references: a service that patches json.dumps does not change how outputs are stored.
 _json_dumps, _json_loads = json.dumps, json.loads
 
@@ -63,7 +62,7 @@ class Service:
     """
 
     name: str | None = None
-    #: ``"process"`` runs each run of this service in a fresh process (see ``ISOLATION``); a job's
+    #: ``"process"`` runs each run of this service in a fresh process (see ``model.jobs.ISOLATION``); a job's
     #: ``isolation="process"`` does the same for that job's runs. Read from the source when deployed,
     #: so set it in the class body (or in a base class defined in the same source).
     isolation: str = "worker"

@@ -17,6 +17,7 @@ from nbsched.model.runs import RUN_FIELDS
 from nbsched.model.triggers import Cron
 from nbsched.runner.engine import Engine, Hooks
 from nbsched.store.sqlite import SQLiteStore
+from nbsched.worker.pipe import Result, RunMessage
 
 WARSAW, NEW_YORK, LORD_HOWE = "Europe/Warsaw", "America/New_York", "Australia/Lord_Howe"
 #: Noon on the local day before each 2026 transition: (zone, day, kind).
@@ -201,7 +202,7 @@ class Clocked:
     """An Engine on a temp store; ``run_until`` jumps the clock to each next fire and finishes the run."""
 
     def __init__(self, path, now: datetime):
-        self.dispatched: list[dict] = []
+        self.dispatched: list[RunMessage] = []
         self.store = SQLiteStore(path)
         self.engine = Engine(self.store, Hooks(dispatch=self.dispatched.append), runner_id="test:1")
         self.engine.load(now)
@@ -213,9 +214,9 @@ class Clocked:
             self.now = due
             self.engine.tick(due)
             for message in self.dispatched:
-                self.engine.on_result({"run_id": message["run_id"], "status": "ok"})
+                self.engine.results.on_result(Result(message.run_id, "ok"))
             self.dispatched.clear()
-        self.engine.flush()
+        self.engine.results.flush()
         rows = [dict(zip(RUN_FIELDS, row, strict=True)) for row in self.store.runs()]
         return sorted(row["scheduled_at"] for row in rows if row["status"] == "ok")
 

@@ -2,41 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import HELLO_SERVICE
 
 from nbsched.errors import JobNotFound, ServiceNotFound
+from nbsched.model.runs import RUN_FIELDS
 from nbsched.model.timeparse import from_iso
 from nbsched.runner.engine import Engine, Hooks
+from nbsched.store import Store
+from nbsched.store.memory import MemoryStore
 from nbsched.store.sqlite import SQLiteStore
+from nbsched.worker.pipe import Result, RunMessage
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 class Harness:
-    """An engine on a real SQLite file whose dispatched runs are collected, not executed."""
+    """An engine whose dispatched runs are collected, not executed, on the store ``open_store`` opens:
+    each test runs on a store in memory and on a real SQLite file."""
 
-    def __init__(self, path):
-        self.path = path
-        self.dispatched: list[dict] = []
+    def __init__(self, open_store: Callable[[], Store]):
+        self.open_store = open_store
+        self.dispatched: list[RunMessage] = []
         self.engine = self._engine()
 
     def _engine(self) -> Engine:
-        store = SQLiteStore(self.path)
+        store = self.open_store()
         hooks = Hooks(dispatch=self.dispatched.append, cancel=self._cancel)
         return Engine(store=store, hooks=hooks, runner_id="test:1")
 
     def _cancel(self, run_id: int, error: str) -> bool:
         """As the pool does: a run held by a worker for later is given back and recorded as skipped."""
-        self.dispatched[:] = [m for m in self.dispatched if m["run_id"] != run_id]
-        self.engine.on_result({"run_id": run_id, "status": "skipped", "error": error, "finished_at": T0.timestamp()})
+        self.dispatched[:] = [m for m in self.dispatched if m.run_id != run_id]
+        self.engine.results.on_result(Result(run_id, "skipped", error, finished_at=T0.timestamp()))
         return True
 
     def restart(self, now: datetime) -> None:
-        """A new engine on the same file, as after a runner restart."""
-        self.engine.flush()
+        """A new engine on the same store, as after a runner restart."""
+        self.engine.results.flush()
         self.engine.store.close()
         self.dispatched.clear()
         self.engine = self._engine()
@@ -44,16 +50,11 @@ class Harness:
 
     def finish_all(self, now: datetime, status: str = "ok") -> None:
         for message in list(self.dispatched):
-            if message["run_id"] in self.engine.active:
-                self.engine.on_result(
-                    {
-                        "run_id": message["run_id"],
-                        "status": status,
-                        "started_at": now.timestamp(),
-                        "finished_at": now.timestamp(),
-                    }
+            if message.run_id in self.engine.active:
+                self.engine.results.on_result(
+                    Result(message.run_id, status, started_at=now.timestamp(), finished_at=now.timestamp())
                 )
-        self.engine.flush()
+        self.engine.results.flush()
 
     def rows(self, job: str) -> list[dict]:
         result = self.engine.reader.history(job=job, now=T0 + timedelta(days=365))
@@ -64,9 +65,11 @@ class Harness:
         return rows
 
 
-@pytest.fixture
-def harness(tmp_path):
-    h = Harness(tmp_path / "nbsched.db")
+@pytest.fixture(params=["memory", "sqlite"])
+def harness(request, tmp_path):
+    memory = MemoryStore()  # a restart finds what the engine before it stored, as in a file
+    opened = {"memory": lambda: memory, "sqlite": lambda: SQLiteStore(tmp_path / "nbsched.db")}
+    h = Harness(opened[request.param])
     h.engine.load(T0)
     h.engine.catalog.deploy([{"source": HELLO_SERVICE.read_text(), "origin": str(HELLO_SERVICE)}], T0)
     yield h
@@ -91,7 +94,7 @@ def test_nothing_fires_before_its_time(harness):
     # claimed a little ahead of time and handed to a worker to hold until its time
     assert harness.engine.tick(T0 + timedelta(minutes=4, seconds=59, milliseconds=600)) == 1
     (message,) = harness.dispatched
-    assert message["not_before"] == message["scheduled_at"] == (T0 + timedelta(minutes=5)).timestamp()
+    assert message.not_before == message.scheduled_at == (T0 + timedelta(minutes=5)).timestamp()
 
 
 def test_history_leaves_out_a_fire_claimed_ahead_until_its_time(harness):
@@ -114,8 +117,8 @@ def test_a_fire_claimed_ahead_for_a_busy_job_waits_in_the_runner_until_the_run_b
     # The first run ends before the second's time: the second goes to a worker now, to start at its time.
     harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))
     assert len(harness.dispatched) == 2
-    assert harness.dispatched[1]["run_id"] == second_id
-    assert harness.dispatched[1]["not_before"] == (T0 + timedelta(minutes=1)).timestamp()
+    assert harness.dispatched[1].run_id == second_id
+    assert harness.dispatched[1].not_before == (T0 + timedelta(minutes=1)).timestamp()
     harness.engine.tick(T0 + timedelta(minutes=1))
     assert len(harness.dispatched) == 2  # not handed over twice
     harness.finish_all(T0 + timedelta(minutes=1))
@@ -140,7 +143,7 @@ def test_a_job_paused_while_its_claimed_fire_waits_for_the_run_before_skips_it(h
     harness.engine.control.pause("busy", "", T0 + timedelta(seconds=59, milliseconds=700))
     harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))  # a paused job hands nothing over
     harness.engine.tick(T0 + timedelta(minutes=1))
-    harness.engine.flush()
+    harness.engine.results.flush()
     assert len(harness.dispatched) == 1
     assert [row["status"] for row in harness.rows("busy")] == ["ok", "skipped"]
 
@@ -153,7 +156,7 @@ def test_a_job_paused_after_its_fire_was_claimed_skips_that_run(harness):
     harness.engine.control.pause("hello", "", T0 + timedelta(seconds=59, milliseconds=900))
     harness.engine.tick(T0 + timedelta(minutes=1))
     assert harness.dispatched == []
-    harness.engine.flush()
+    harness.engine.results.flush()
     rows = harness.rows("hello")
     assert [row["status"] for row in rows] == ["skipped"]
     assert rows[0]["error"] == "Job 'hello' was paused before this run started."
@@ -165,9 +168,9 @@ def test_a_run_message_carries_the_job_extra_and_fire_number(harness):
     )
     harness.engine.tick(T0)
     (message,) = harness.dispatched
-    assert message["extra"] == '{"who": "me"}'
-    assert message["channel"] == "scheduler"
-    assert message["job"] == {"name": "hello", "type": "interval", "run_number": 1}
+    assert message.extra == '{"who": "me"}'
+    assert message.channel == "scheduler"
+    assert message.job == ("hello", "interval", 1)
 
 
 def test_repeats_stop_the_job_and_survive_a_restart(harness):
@@ -228,7 +231,7 @@ def test_overlap_skip_records_a_skipped_row(harness):
     harness.engine.control.add_job({"name": "slow", "service": "api.hello", "every": "1m"}, T0)
     harness.engine.tick(T0)
     harness.engine.tick(T0 + timedelta(minutes=1))  # the first run has not finished
-    harness.engine.flush()
+    harness.engine.results.flush()
     assert [row["status"] for row in harness.rows("slow")] == ["running", "skipped"]
 
 
@@ -236,7 +239,7 @@ def test_execute_runs_a_paused_job_without_changing_its_schedule(harness):
     harness.engine.control.add_job({"name": "hello", "service": "api.hello", "every": "1h"}, T0)
     harness.engine.control.pause("hello", "until Monday", T0)
     run_id = harness.engine.ondemand.execute("hello", "manual", T0)
-    assert harness.dispatched[-1]["run_id"] == run_id
+    assert harness.dispatched[-1].run_id == run_id
     assert harness.engine.tick(T0 + timedelta(hours=3)) == 0
     record = harness.engine.control.job_record("hello")
     assert record["active"] is False and record["note"] == "until Monday"
@@ -282,8 +285,9 @@ def test_a_job_deleted_while_its_claimed_fire_waits_for_the_run_before_never_sta
     (held,) = harness.dispatched
     (waiting_id,) = harness.engine.waiting_ahead["j"]
     harness.engine.control.delete("j")  # takes back the held run; its end must not hand over the waiting one
-    assert [m["run_id"] for m in harness.dispatched] == []
+    assert [m.run_id for m in harness.dispatched] == []
     harness.engine.tick(T0 + timedelta(minutes=2))
-    harness.engine.flush()
-    statuses = dict(harness.engine.store.db.execute("SELECT run_id, status FROM runs").fetchall())
-    assert statuses == {held["run_id"]: "skipped", waiting_id: "skipped"}
+    harness.engine.results.flush()
+    runs = [dict(zip(RUN_FIELDS, row, strict=True)) for row in harness.engine.store.runs()]
+    statuses = {run["run_id"]: run["status"] for run in runs}
+    assert statuses == {held.run_id: "skipped", waiting_id: "skipped"}

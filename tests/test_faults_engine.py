@@ -24,9 +24,11 @@ from conftest import HELLO_SERVICE, run_cli, stop_runner, utc, wait_until
 import nbsched
 from nbsched.errors import StoreGone
 from nbsched.model.runs import RUN_FIELDS
-from nbsched.runner.engine import STORE_RETRY_SECONDS, Engine, Hooks
-from nbsched.store import StoredJob
+from nbsched.runner.engine import Engine, Hooks
+from nbsched.runner.outage import STORE_RETRY_SECONDS
+from nbsched.store import RunQuery, StoredJob
 from nbsched.store.sqlite import SQLiteStore
+from nbsched.worker.pipe import Result, RunMessage
 
 #: Services for these tests: one lists a folder (as a data integration would), one counts its calls.
 SOURCE = """
@@ -78,7 +80,7 @@ class Harness:
         self.engine.catalog.deploy([{"source": SOURCE, "origin": "<string>"}], T0)
 
     def _boot(self) -> None:
-        self.dispatched: list[dict] = []
+        self.dispatched: list[RunMessage] = []
         self.timers: list[tuple[float, object]] = []
         self.store = SQLiteStore(self.path, busy_timeout=0.05)
         hooks = Hooks(
@@ -91,18 +93,16 @@ class Harness:
         self.engine.load(self.now)
 
     def _cancel(self, run_id: int, error: str) -> bool:
-        held = [message for message in self.dispatched if message["run_id"] == run_id]
+        held = [message for message in self.dispatched if message.run_id == run_id]
         if not held:
             return False
         self.dispatched.remove(held[0])
-        self.engine.on_result(
-            {"run_id": run_id, "status": "skipped", "error": error, "finished_at": self.now.timestamp()}
-        )
+        self.engine.results.on_result(Result(run_id, "skipped", error, finished_at=self.now.timestamp()))
         return True
 
     def restart(self, now: datetime) -> None:
         """Stop this engine as a runner stops (its results written) and load a new one on the same file."""
-        assert self.engine.flush()
+        assert self.engine.results.flush()
         self.store.close()
         self.now = now
         self._boot()
@@ -113,14 +113,12 @@ class Harness:
 
     def finish(self, run_id: int, status: str = "ok", **fields) -> None:
         moment = self.now.timestamp()
-        self.engine.on_result(
-            {"run_id": run_id, "status": status, "started_at": moment, "finished_at": moment, **fields}
-        )
+        self.engine.results.on_result(Result(run_id, status, started_at=moment, finished_at=moment, **fields))
 
     def finish_all(self, status: str = "ok") -> None:
         for message in list(self.dispatched):
-            if message["run_id"] in self.engine.active:
-                self.finish(message["run_id"], status)
+            if message.run_id in self.engine.active:
+                self.finish(message.run_id, status)
         self.dispatched.clear()
 
     def run_timers(self) -> list[float]:
@@ -131,8 +129,8 @@ class Harness:
         return [delay for delay, _ in timers]
 
     def rows(self, **filters) -> list[dict]:
-        self.engine.flush()
-        return [dict(zip(RUN_FIELDS, row, strict=True)) for row in reversed(self.store.runs(**filters))]
+        self.engine.results.flush()
+        return [dict(zip(RUN_FIELDS, row, strict=True)) for row in reversed(self.store.runs(RunQuery(**filters)))]
 
     def summary(self, job: str) -> list[tuple]:
         return [(r["trigger"], r["status"], r["scheduled_at"]) for r in self.rows(job=job)]
@@ -163,7 +161,7 @@ def test_a_lone_surrogate_in_output_and_logs_is_stored_escaped_and_the_rest_of_t
     other = harness.engine.ondemand.invoke("test.counter", None, "invoke", T0)
     harness.finish(listing, output=f"{LATIN1_NAME}, b.csv", logs=f"found {LATIN1_NAME}, b.csv")
     harness.finish(other, output="plain")
-    assert harness.engine.flush() is True
+    assert harness.engine.results.flush() is True
     stored = harness.store.run(listing)
     assert (stored["status"], stored["output"], stored["logs"]) == (
         "ok",
@@ -171,7 +169,7 @@ def test_a_lone_surrogate_in_output_and_logs_is_stored_escaped_and_the_rest_of_t
         "found caf\\xe9.csv, b.csv",
     )
     assert (harness.store.run(other)["status"], harness.store.run(other)["output"]) == ("ok", "plain")
-    assert harness.engine.store_status() is None
+    assert harness.engine.health.status() is None
 
 
 def test_a_store_error_on_flush_keeps_the_results_and_writes_them_once_the_store_works(harness):
@@ -179,16 +177,16 @@ def test_a_store_error_on_flush_keeps_the_results_and_writes_them_once_the_store
     with locked(harness.path):
         for run_id in run_ids:
             harness.finish(run_id)
-        assert harness.engine.flush() is False
-        trouble = harness.engine.store_status()
+        assert harness.engine.results.flush() is False
+        trouble = harness.engine.health.status()
         assert "database is locked" in trouble["error"]
         assert (trouble["since"], trouble["gone"]) == (T0, False)
-        assert harness.engine.flush(T0) is False  # not tried again before its retry time
+        assert harness.engine.results.flush(T0) is False  # not tried again before its retry time
     assert [harness.store.run(run_id)["status"] for run_id in run_ids] == ["running"] * 3
     harness.now = T0 + timedelta(seconds=STORE_RETRY_SECONDS)
-    assert harness.engine.flush(harness.now) is True
+    assert harness.engine.results.flush(harness.now) is True
     assert [harness.store.run(run_id)["status"] for run_id in run_ids] == ["ok"] * 3
-    assert harness.engine.store_status() is None
+    assert harness.engine.health.status() is None
 
 
 # -- row 2: a store error while claiming ---------------------------------------------------------
@@ -210,10 +208,10 @@ def test_fires_due_while_the_store_is_locked_stay_due_and_those_missed_follow_th
         assert harness.engine.schedule.get("j") == T0 + timedelta(seconds=10)  # still due, not dropped
         assert harness.engine.next_due() == T0 + timedelta(seconds=10 + STORE_RETRY_SECONDS)
         assert harness.tick(T0 + timedelta(seconds=20)) == 0
-        assert "database is locked" in harness.engine.store_status()["error"]
+        assert "database is locked" in harness.engine.health.status()["error"]
     harness.tick(T0 + timedelta(seconds=25))
     harness.finish_all()
-    assert harness.engine.store_status() is None
+    assert harness.engine.health.status() is None
     assert harness.engine.jobs["j"].state.next_fire == T0 + timedelta(seconds=30)
     assert harness.tick(T0 + timedelta(seconds=30)) == 1
     harness.finish_all()
@@ -241,7 +239,7 @@ def test_pause_and_resume_inside_the_claim_window_keep_the_claimed_fire_and_the_
     harness.now = fire - timedelta(milliseconds=100)
     harness.engine.control.resume("j", harness.now)
     assert harness.engine.jobs["j"].state.next_fire == fire + timedelta(minutes=1)
-    assert [message["run_id"] for message in harness.dispatched] == [held["run_id"]]  # the claimed fire is kept
+    assert [message.run_id for message in harness.dispatched] == [held.run_id]  # the claimed fire is kept
     harness.tick(fire)
     harness.finish_all()
     assert harness.tick(fire + timedelta(minutes=1)) == 1
@@ -349,7 +347,7 @@ def test_stopping_the_engine_starts_no_retry_and_leaves_it_stored(harness):
     harness.engine.control.add_job({"name": "flaky", "service": "test.counter", "every": "1h", "retries": 1}, T0)
     harness.tick(T0)
     harness.finish_all("error")
-    assert harness.engine.flush()
+    assert harness.engine.results.flush()
     harness.engine.stop()
     harness.run_timers()
     assert harness.dispatched == [] and len(harness.store.pending_retries()) == 1
@@ -363,7 +361,7 @@ def test_a_deleted_store_file_stops_firing_and_every_change_is_refused_with_the_
     harness.finish_all()
     harness.path.unlink()
     assert harness.tick(T0 + timedelta(seconds=10)) == 0
-    trouble = harness.engine.store_status()
+    trouble = harness.engine.health.status()
     assert trouble["gone"] is True and "was deleted" in trouble["error"]
     assert harness.engine.next_due() is None
     assert harness.tick(T0 + timedelta(seconds=20)) == 0

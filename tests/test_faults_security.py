@@ -28,9 +28,10 @@ import nbsched
 from nbsched import connections
 from nbsched.client.api import BackfillCapped
 from nbsched.errors import DeployError, InvalidInput, InvalidJob, RunnerError
-from nbsched.store import sqlite as sqlite_store
-from nbsched.store.base import Store
+from nbsched.store import RunQuery
+from nbsched.store.history import History
 from nbsched.store.history import cache as runs_cache
+from nbsched.store.history import sqlite as sqlite_history
 from nbsched.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -106,18 +107,20 @@ def _deploy(client, name: str, body: str) -> None:
 
 # -- row 6: a runs-cache file that changes behind the runner ------------------------------------------
 def test_a_cache_file_overwritten_in_place_is_not_served_and_is_written_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_store, "BULK_ROWS", 100)
+    monkeypatch.setattr(sqlite_history, "BULK_ROWS", 100)
     monkeypatch.setattr(runs_cache, "SEGMENT_ROWS", 150)
     store = SQLiteStore(tmp_path / "nbsched.db")
     try:
         store.add_runs(_runs(300))
-        query = {"due_by": NOW + timedelta(days=1)}
-        expected = pa.ipc.open_stream(io.BytesIO(bytes(Store.runs_table(store, **query)))).read_all()
-        assert pa.ipc.open_stream(io.BytesIO(bytes(store.runs_table(**query)))).read_all().equals(expected)
+        query = RunQuery(as_of=NOW + timedelta(days=1))
+        expected = pa.ipc.open_stream(io.BytesIO(bytes(History(store).arrow(query)))).read_all()
+        with store.history() as history:
+            assert pa.ipc.open_stream(io.BytesIO(bytes(history.arrow(query)))).read_all().equals(expected)
         (path,) = runs_cache.RunsCache.of(store.path).folder.glob("*.arrow")
 
         _overwrite(path, b"out-0000042", b"BAD-0000042")
-        served = pa.ipc.open_stream(io.BytesIO(bytes(store.runs_table(**query)))).read_all()
+        with store.history() as history:
+            served = pa.ipc.open_stream(io.BytesIO(bytes(history.arrow(query)))).read_all()
 
         assert served.to_pylist() == expected.to_pylist()
         assert b"BAD-0000042" not in path.read_bytes() and b"out-0000042" in path.read_bytes()

@@ -26,7 +26,7 @@ from nbsched.errors import InvalidJob, RunnerError
 from nbsched.model.jobs import JobSpec
 from nbsched.model.timeparse import utcnow
 from nbsched.runner.logfilter import RateLimit
-from nbsched.runner.pool import declares_process_isolation
+from nbsched.worker.loading import declares_process_isolation
 
 #: A service that forks (a multiprocessing pool, or os.fork), writes "worker-pid child-pid", then hangs.
 FORKER_SOURCE = """
@@ -323,6 +323,7 @@ def _client_or_none() -> Client | None:
 POOL_SCRIPT = """
 import asyncio, json, logging, os, resource, signal, sys, time
 from nbsched.runner.pool import WorkerPool
+from nbsched.worker.pipe import RunMessage
 
 SOURCE = (
     "from nbsched import Service\\n"
@@ -360,11 +361,10 @@ async def main():
     for fd in hog:
         os.close(fd)
     await until(lambda: pool.workers and pool.workers[0].ready, 30)
-    pool.submit({"run_id": 1, "cid": "c", "service": "hi", "extra": None, "channel": "invoke", "job": None,
-                 "scheduled_at": time.time()})
+    pool.submit(RunMessage(1, "c", "hi", channel="invoke", scheduled_at=time.time()))
     await until(lambda: results, 30)
     await pool.stop()
-    print(json.dumps({"short": short, "status": results[0]["status"], "output": results[0]["output"]}))
+    print(json.dumps({"short": short, "status": results[0].status, "output": results[0].output}))
 
 
 logging.basicConfig(level=logging.INFO)

@@ -14,9 +14,9 @@ from conftest import wait_until
 
 from nbsched.errors import InvalidInput
 from nbsched.model.jobs import JobSpec, JobState
-from nbsched.store import StoredJob
-from nbsched.store import sqlite as sqlite_store
-from nbsched.store.base import Store
+from nbsched.store import RunQuery, StoredJob
+from nbsched.store.history import History
+from nbsched.store.history import sqlite as sqlite_history
 from nbsched.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -39,10 +39,15 @@ def _table(data) -> pa.Table:
     return pa.ipc.open_stream(io.BytesIO(bytes(data))).read_all()
 
 
+def _served(store, query: RunQuery) -> pa.Table:
+    with store.history() as history:
+        return _table(history.arrow(query))
+
+
 @pytest.fixture(params=["child", "in-process"])
 def store(request, tmp_path, monkeypatch):
     """A SQLite store whose large tables are read by the ADBC child process, or all built in-process."""
-    monkeypatch.setattr(sqlite_store, "BULK_ROWS", 100 if request.param == "child" else 10**9)
+    monkeypatch.setattr(sqlite_history, "BULK_ROWS", 100 if request.param == "child" else 10**9)
     opened = SQLiteStore(tmp_path / "nbsched.db")
     yield opened
     opened.close()
@@ -62,7 +67,7 @@ def test_a_column_null_in_the_first_thousands_of_rows_keeps_its_type(store):
     runs[0].update(error="ValueError: late text", traceback="Traceback ...", delay_ms=None)
     store.add_runs(runs)  # the oldest run (read last, newest first) is the only one with text in error
 
-    table = _table(store.runs_table())
+    table = _served(store, RunQuery())
 
     assert table.num_rows == 3001
     assert table.schema.field("error").type == pa.string()
@@ -82,8 +87,8 @@ def test_the_default_arrow_table_of_a_store_matches_the_sqlite_one(store, query,
         {"cid": "b" * 24, "job": "j", "service": "s", "trigger": "manual", "attempt": 2, "status": "ok"},
     ]
     store.add_runs(runs * 200)
-    native = _table(store.runs_table(**query))
-    default = _table(Store.runs_table(store, **query))  # what a store without its own reader sends
+    native = _served(store, RunQuery(**query))
+    default = _table(History(store).arrow(RunQuery(**query)))  # what a store without its own reader sends
     assert native.num_rows == rows
     assert native.column("run_id").to_pylist() == sorted(native.column("run_id").to_pylist(), reverse=True)
     assert native.to_pylist() == default.to_pylist()

@@ -19,8 +19,11 @@ from conftest import alive, utc, wait_until
 import nbsched
 from nbsched.errors import InvalidInput
 from nbsched.model.runs import RUN_FIELDS
-from nbsched.runner.engine import MAX_RETRY_BACKOFF, Engine, Hooks
+from nbsched.runner.engine import Engine, Hooks
+from nbsched.runner.results import MAX_RETRY_BACKOFF
+from nbsched.store import RunQuery
 from nbsched.store.sqlite import SQLiteStore
+from nbsched.worker.pipe import Result, RunMessage
 
 #: A service whose behaviour the job's extra chooses: sleep, fail, exit, kill itself, record its pid.
 CHAOS_SOURCE = """
@@ -66,7 +69,7 @@ class Harness:
         self.engine.catalog.deploy([{"source": CHAOS_SOURCE, "origin": "<string>"}], now)
 
     def _boot(self, now: datetime) -> None:
-        self.dispatched: list[dict] = []
+        self.dispatched: list[RunMessage] = []
         self.killed: list[tuple[int, str, str]] = []
         self.timers: list[tuple[float, object]] = []
         self.store = SQLiteStore(self.path)
@@ -94,16 +97,14 @@ class Harness:
 
     def finish(self, run_id: int, status: str = "ok", error: str | None = None) -> None:
         moment = self.now.timestamp()
-        self.engine.on_result(
-            {"run_id": run_id, "status": status, "error": error, "started_at": moment, "finished_at": moment}
-        )
+        self.engine.results.on_result(Result(run_id, status, error, started_at=moment, finished_at=moment))
 
     def ids(self) -> list[int]:
-        return [message["run_id"] for message in self.dispatched]
+        return [message.run_id for message in self.dispatched]
 
     def rows(self, **filters) -> list[dict]:
-        self.engine.flush()
-        return [dict(zip(RUN_FIELDS, row, strict=True)) for row in reversed(self.store.runs(**filters))]
+        self.engine.results.flush()
+        return [dict(zip(RUN_FIELDS, row, strict=True)) for row in reversed(self.store.runs(RunQuery(**filters)))]
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_overlap_queue_runs_once_after_the_current_run_and_skips_further_fires(h
     assert statuses == ["running", "running", "skipped"]  # the queued one waits as 'running'
     harness.finish(harness.ids()[0])
     assert len(harness.dispatched) == 2
-    assert harness.dispatched[1]["scheduled_at"] == (T0 + timedelta(seconds=10)).timestamp()
+    assert harness.dispatched[1].scheduled_at == (T0 + timedelta(seconds=10)).timestamp()
 
 
 def test_overlap_queue_all_runs_every_fire_in_order(harness):
@@ -149,7 +150,7 @@ def test_overlap_queue_all_runs_every_fire_in_order(harness):
     assert len(harness.dispatched) == 1
     for _ in range(3):
         harness.finish(harness.ids()[-1])
-    assert [m["scheduled_at"] for m in harness.dispatched] == [
+    assert [m.scheduled_at for m in harness.dispatched] == [
         (T0 + timedelta(seconds=10 * k)).timestamp() for k in range(4)
     ]
     assert not [r for r in harness.rows(job="j") if r["status"] == "skipped"]
@@ -178,7 +179,7 @@ def _down_for(harness: Harness, minutes: int, **job) -> list[dict]:
     harness.schedule(name="j", every="1m", **job)
     harness.tick(T0)
     harness.finish(harness.ids()[0])
-    harness.engine.flush()
+    harness.engine.results.flush()
     harness.crash_and_restart(T0 + timedelta(minutes=minutes, seconds=5))
     return harness.rows(job="j")[1:]
 
@@ -207,7 +208,7 @@ def test_misfire_all_runs_each_missed_fire_oldest_first(harness):
     assert [(r["trigger"], r["scheduled_at"]) for r in rows] == [("misfire", when) for when in expected]
     for _ in range(4):  # one at a time, in order
         harness.finish(harness.ids()[-1])
-    assert [m["scheduled_at"] for m in harness.dispatched] == [when.timestamp() for when in expected]
+    assert [m.scheduled_at for m in harness.dispatched] == [when.timestamp() for when in expected]
 
 
 def test_misfire_catchup_bounds_what_runs_and_counts_the_rest_as_missed(harness):
@@ -221,7 +222,7 @@ def test_misfire_all_does_not_run_more_fires_than_repeats_allow(harness):
     harness.schedule(name="j", every="1m", misfire="all", repeats=3)
     harness.tick(T0)
     harness.finish(harness.ids()[0])
-    harness.engine.flush()
+    harness.engine.results.flush()
     harness.crash_and_restart(T0 + timedelta(minutes=10, seconds=5))
     rows = harness.rows(job="j")
     runs = [r for r in rows if r["status"] != "missed"]
@@ -283,7 +284,7 @@ def test_retries_back_off_exponentially_with_a_cap_and_each_attempt_is_its_own_r
 def test_a_timeout_counts_as_a_failure_for_retries(harness):
     harness.schedule(name="j", every="1d", retries=1, timeout="5s")
     harness.tick(T0)
-    harness.engine.on_start(harness.ids()[0])
+    harness.engine.results.on_start(harness.ids()[0])
     ((delay, kill),) = harness.timers
     assert delay == 5
     kill()
@@ -298,7 +299,7 @@ def test_restart_marks_running_runs_interrupted_keeps_fire_counts_and_never_refi
     for k in range(3):
         harness.tick(T0 + timedelta(seconds=10 * k))
     harness.finish(harness.ids()[0])
-    harness.engine.flush()
+    harness.engine.results.flush()
     harness.crash_and_restart(T0 + timedelta(seconds=20, milliseconds=500))
     rows = harness.rows(job="j")
     assert [r["status"] for r in rows] == ["ok", "interrupted", "interrupted"]

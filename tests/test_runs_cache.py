@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from nbsched.store import sqlite as sqlite_store
-from nbsched.store.base import Store
+from nbsched.store import RunQuery
+from nbsched.store.history import History
 from nbsched.store.history import cache as runs_cache
+from nbsched.store.history import sqlite as sqlite_history
 from nbsched.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -32,7 +33,7 @@ QUERIES = [
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A store whose reads of more than 100 runs go through the cache, with a file per 150 finished runs."""
-    monkeypatch.setattr(sqlite_store, "BULK_ROWS", 100)
+    monkeypatch.setattr(sqlite_history, "BULK_ROWS", 100)
     monkeypatch.setattr(runs_cache, "SEGMENT_ROWS", 150)
     opened = SQLiteStore(tmp_path / "nbsched.db")
     yield opened
@@ -70,10 +71,17 @@ def _files(store) -> list[str]:
     return sorted(path.name for path in folder.glob("*.arrow")) if folder.is_dir() else []
 
 
+def _refresh(store) -> None:
+    """What the runner does once a minute."""
+    with store.history() as history:
+        history.refresh()
+
+
 def _assert_same_as_sqlite(store, query: dict) -> pa.Table:
-    query = {"due_by": NOW + timedelta(seconds=10_000), **query}
-    cached = _table(store.runs_table(**query))
-    plain = _table(Store.runs_table(store, **query))  # built from sqlite3 rows, no cache
+    query = RunQuery(**{"as_of": NOW + timedelta(seconds=10_000), **query})
+    with store.history() as history:
+        cached = _table(history.arrow(query))
+    plain = _table(History(store).arrow(query))  # built from the store's rows, no cache
     assert cached.schema.equals(plain.schema)
     assert cached.to_pylist() == plain.to_pylist(), query
     return cached
@@ -162,7 +170,7 @@ def test_a_new_store_at_the_same_path_and_broken_files_are_not_used(store, tmp_p
 
 def test_a_refresh_writes_the_files_before_any_long_read(store):  # what the runner does once a minute
     store.add_runs(_runs(300))
-    store.refresh_caches()
+    _refresh(store)
     assert len(_files(store)) == 1
     _assert_same_as_sqlite(store, {"job": "j2"})
 
@@ -181,7 +189,7 @@ def test_a_refresh_with_nothing_to_cache_does_not_load_pyarrow(tmp_path):
     # The runner refreshes once a minute; pyarrow costs ~40 MB of its memory, so it waits for a long history.
     code = (
         "import sys; from nbsched.store.sqlite import SQLiteStore; "
-        f"store = SQLiteStore({str(tmp_path / 'nbsched.db')!r}); store.refresh_caches(); "
+        f"store = SQLiteStore({str(tmp_path / 'nbsched.db')!r}); store.history().refresh(); "
         "print('pyarrow' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -207,7 +215,7 @@ def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_
     copy = tmp_path / "copy.db"
     copy.write_bytes((tmp_path / "nbsched.db").read_bytes())
     store.add_runs(_runs(400, start=50))
-    store.refresh_caches()
+    _refresh(store)
     assert _files(store)
     store.close()
     for suffix in ("-wal", "-shm"):

@@ -28,10 +28,9 @@ from .. import config
 from ..client.api import Client, status_text
 from ..connections.definitions import TLS_MODES
 from ..errors import InvalidInput, RunnerError, did_you_mean
-from ..model.jobs import MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
+from ..model.jobs import ISOLATION, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
 from ..model.runs import STATUSES
 from ..model.timeparse import format_duration, parse_duration
-from ..service import ISOLATION
 
 #: The three ways to say when a job fires: the keyword of ``client.schedule`` and what it takes.
 TRIGGERS = {

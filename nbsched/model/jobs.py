@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 
 from .. import config
 from ..errors import InvalidInput, InvalidJob
-from ..service import ISOLATION
 from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
 from .triggers import Cron, Interval, OneTime, Trigger
 
 KINDS = ("one_time", "interval", "cron")
 OVERLAP_POLICIES = ("skip", "queue", "queue_all", "replace", "allow")
 MISFIRE_POLICIES = ("skip", "once", "all")
+#: Where a run runs: in a long-lived worker shared with other runs, or in a fresh process of its own.
+ISOLATION = ("worker", "process")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
 NAME_HELP = "names are 1-200 characters: letters, digits and . _ - : @ /, starting with a letter or digit"
 

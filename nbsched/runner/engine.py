@@ -28,25 +28,21 @@ from datetime import UTC, datetime, timedelta
 from .. import config
 from ..errors import (
     JobNotFound,
-    StoreError,
-    StoreGone,
     did_you_mean,
 )
 from ..model.jobs import JobSpec
 from ..store import Claim, Store, StoredJob
-from ..store.base import PendingRetry
+from ..worker.pipe import RunMessage
 from .catalog import Catalog
 from .claims import fire_claim, misfire_claim
 from .control import JobControl, JobStats
 from .ondemand import OnDemand
+from .outage import StoreHealth
 from .reading import Reader
+from .results import Results
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
-#: Longest pause between retries, in seconds.
-MAX_RETRY_BACKOFF = 300.0
-#: Seconds between tries to write to a store that failed (due fires and results wait meanwhile).
-STORE_RETRY_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -59,7 +55,7 @@ class ActiveRun:
     trigger: str
     attempt: int
     scheduled_at: datetime
-    message: dict
+    message: RunMessage
     timeout: float | None = None
     retries: int = 0
     timer: object = None
@@ -69,7 +65,7 @@ class ActiveRun:
 class Hooks:
     """What the engine needs from its surroundings."""
 
-    dispatch: Callable[[dict], None]
+    dispatch: Callable[[RunMessage], None]
     kill: Callable[[int, str, str], bool] = lambda run_id, status, error: False
     cancel: Callable[[int, str], bool] = lambda run_id, error: False
     call_later: Callable[[float, Callable[[], None]], object] = lambda delay, fn: None
@@ -78,19 +74,6 @@ class Hooks:
     connections_changed: Callable[[dict], None] = lambda definitions: None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # for what happens outside ``tick(now)``
     wake: Callable[[], None] = lambda: None  # a run joined ``ahead`` outside ``tick``: ask ``next_due`` again
-
-
-@dataclass(slots=True)
-class StoreTrouble:
-    """The store failed and has not worked since: the error, since when, and when to try it again."""
-
-    error: str
-    since: datetime
-    retry_at: datetime
-    gone: bool = False  # its file was deleted or replaced: never tried again
-
-    def record(self) -> dict:
-        return {"error": self.error, "since": self.since, "gone": self.gone}
 
 
 @dataclass
@@ -106,16 +89,11 @@ class Engine:
     running_by_job: dict[str, list[int]] = field(default_factory=dict)
     queued_by_job: dict[str, deque] = field(default_factory=dict)
     stats: dict[str, JobStats] = field(default_factory=dict)
-    pending: list[dict] = field(default_factory=list)
-    finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
     waiting_ahead: dict[str, dict[int, dict]] = field(default_factory=dict)  # job -> its runs in ``ahead``
     predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
     recalled: set[int] = field(default_factory=set)  # predispatched runs taken back to wait in ``ahead`` again
-    retries_to_store: list[PendingRetry] = field(default_factory=list)  # written with ``pending``
-    store_trouble: StoreTrouble | None = None
-    recovered_at: datetime | None = None  # when the store worked again: the fires it made late are misfires
     stopped: bool = False  # the runner is stopping: nothing more starts
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -124,12 +102,16 @@ class Engine:
     control: JobControl = field(init=False)
     ondemand: OnDemand = field(init=False)
     reader: Reader = field(init=False)
+    health: StoreHealth = field(init=False)
+    results: Results = field(init=False)
 
     def __post_init__(self) -> None:
+        self.health = StoreHealth(self.store, self.hooks.clock)
+        self.results = Results(self)
         self.catalog = Catalog(self.store, self.hooks.registry_changed, self.hooks.connections_changed)
         self.control = JobControl(self)
         self.ondemand = OnDemand(self)
-        self.reader = Reader(self.store, self.flush, self.default_tz)
+        self.reader = Reader(self.store, self.results.flush, self.default_tz)
 
     def _new_cid(self) -> str:
         return f"{self._cid_prefix}{next(self._cid_count):012x}"
@@ -148,16 +130,7 @@ class Engine:
                 self.control.check_cron_line(job, now)
             self.reschedule(job)
         self.tick(now, grace=timedelta(seconds=config.MISFIRE_GRACE_SECONDS))
-        self._resume_retries(now)
-
-    def _resume_retries(self, now: datetime) -> None:
-        """Schedule again the retries that a previous runner stored and did not start."""
-        retries = self.store.pending_retries()
-        if retries:
-            log.info("%d retry attempt(s) stored by a previous runner are scheduled again", len(retries))
-        for retry in retries:
-            delay = max(0.0, (retry.due_at - now).total_seconds())
-            self.hooks.call_later(delay, lambda retry=retry: self._start_retry(retry))
+        self.results.resume_retries(now)
 
     def reschedule(self, job: StoredJob) -> None:
         active = job.spec.active and job.state.next_fire is not None
@@ -197,19 +170,15 @@ class Engine:
         While the store fails, due fires stay due and are claimed at its next try; once its file
         is gone, nothing fires. Return how many runs were created.
         """
-        if self.stopped or (self.store_trouble is not None and self.store_trouble.gone):
+        if self.stopped or (self.health.trouble is not None and self.health.trouble.gone):
             return 0
-        created = self._claim_due(now, grace) if self._may_write(now) else 0
+        created = self._claim_due(now, grace) if self.health.may_write(now) else 0
         self._start_ahead(now)
         return created
 
     def stop(self) -> None:
         """Start nothing more, neither fires nor retries: the runner is stopping. Stored retries wait for the next."""
         self.stopped = True
-
-    def _may_write(self, now: datetime) -> bool:
-        trouble = self.store_trouble
-        return trouble is None or (not trouble.gone and now >= trouble.retry_at)
 
     def _claim_due(self, now: datetime, grace: timedelta | None) -> int:
         grace = self.in_loop_grace if grace is None else grace
@@ -226,9 +195,9 @@ class Engine:
             results = self.store.claim([claim for _, claim in claims])
         except Exception as exc:
             self._reschedule_all(due)
-            self._store_failed(exc)
+            self.health.failed(exc)
             return 0
-        self._store_works(now)
+        self.health.works(now)
         created = 0
         for (job, claim), run_ids in zip(claims, results, strict=True):
             if run_ids is None:
@@ -249,7 +218,7 @@ class Engine:
                     self.waiting_ahead.setdefault(job.spec.name, {})[run_id] = run
                 else:
                     self.start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
-        self._forget_outage()
+        self.health.forget_outage(self.schedule.next_due())
         return created
 
     def _reschedule_all(self, due: list[StoredJob]) -> None:
@@ -271,18 +240,13 @@ class Engine:
     def _missed_reason(self, job: StoredJob, now: datetime, grace: timedelta) -> str | None:
         """Why the job's next fire counts as missed (its misfire policy decides what runs), or None: it runs."""
         fire = job.state.next_fire
-        outage = self.store_trouble is not None or (self.recovered_at is not None and fire < self.recovered_at)
+        recovered_at = self.health.recovered_at
+        outage = self.health.trouble is not None or (recovered_at is not None and fire < recovered_at)
         if outage and now - fire > timedelta(seconds=config.MISFIRE_GRACE_SECONDS):
             return "while the store could not be written"
         if now - fire > grace:
             return "while no runner was up"
         return None
-
-    def _forget_outage(self) -> None:
-        """Once no job is due from before the store worked again, no fire is late because of its outage."""
-        first = self.schedule.next_due()
-        if self.recovered_at is not None and (first is None or first >= self.recovered_at):
-            self.recovered_at = None
 
     def _claim_lost(self, job: StoredJob, claim: Claim) -> None:
         """The store refused a claim: another runner took the fire, or the job changed meanwhile; read it again.
@@ -303,7 +267,7 @@ class Engine:
                 self.reschedule(current)
         except Exception as exc:
             self.reschedule(job)
-            self._store_failed(exc)
+            self.health.failed(exc)
 
     def may_predispatch(self, job: StoredJob) -> bool:
         """A fire claimed ahead goes to a worker at once (to start at its time) when nothing can change the
@@ -335,7 +299,7 @@ class Engine:
             job = self.jobs.get(name)
             if job is None or not job.spec.active:
                 reason = "deleted" if job is None else "paused"
-                self._finish_now(run_id, run, "skipped", f"Job {name!r} was {reason} before this run started.")
+                self.results.finish_now(run_id, run, "skipped", f"Job {name!r} was {reason} before this run started.")
             else:
                 self.start_claimed(job, run_id, run)
 
@@ -355,7 +319,7 @@ class Engine:
 
     def start_claimed(self, job: StoredJob, run_id: int, run: dict, force_queue: bool = False) -> None:
         if run["status"] != "running":
-            self._count(job.spec.name, run["status"], run["scheduled_at"])
+            self.results.count(job.spec.name, run["status"], run["scheduled_at"])
             return
         name, policy = job.spec.name, job.spec.overlap
         if force_queue:
@@ -364,7 +328,7 @@ class Engine:
         queue = self.queued_by_job.setdefault(name, deque())
         if busy and policy != "allow":
             if policy == "skip" or (policy == "queue" and queue):
-                self._finish_now(
+                self.results.finish_now(
                     run_id,
                     run,
                     "skipped",
@@ -381,12 +345,6 @@ class Engine:
             return
         self.dispatch_run(run_id, run, job.spec, channel="scheduler")
 
-    def _finish_now(self, run_id: int, run: dict, status: str, error: str) -> None:
-        now = self.hooks.clock()
-        self.pending.append({"run_id": run_id, "status": status, "error": error, "finished_at": now})
-        self._count(run["job"], status, run["scheduled_at"])
-        self._notify(run_id)
-
     def dispatch_run(
         self,
         run_id: int,
@@ -397,23 +355,19 @@ class Engine:
         attempt: int = 1,
         not_before: datetime | None = None,
     ) -> None:
-        message = {
-            "run_id": run_id,
-            "cid": run["cid"],
-            "service": run["service"],
-            "extra": spec.extra if spec else extra,
-            "channel": channel,
-            "job": {"name": spec.name, "type": spec.kind, "run_number": self.jobs[spec.name].state.fires}
-            if spec and spec.name in self.jobs
-            else None,
-            "scheduled_at": run["scheduled_at"].timestamp(),
-            # May be killed (timeout, overlap=replace): runs alone in its worker, never pipelined.
-            "exclusive": bool(spec and (spec.timeout or spec.overlap == "replace")),
-        }
-        if spec is not None and spec.isolation == "process":
-            message["isolation"] = "process"  # a fresh worker process for this run alone
-        if not_before is not None:
-            message["not_before"] = not_before.timestamp()  # the worker holds it until then
+        message = RunMessage(  # positional: a third cheaper than keywords, on the path of every run
+            run_id,
+            run["cid"],
+            run["service"],
+            channel,
+            spec.extra if spec else extra,
+            (spec.name, spec.kind, self.jobs[spec.name].state.fires) if spec and spec.name in self.jobs else None,
+            run["scheduled_at"].timestamp(),
+            not_before.timestamp() if not_before is not None else 0.0,  # not_before: the worker holds it until then
+            # exclusive: may be killed (timeout, overlap=replace): runs alone in its worker, never pipelined.
+            bool(spec and (spec.timeout or spec.overlap == "replace")),
+            spec.isolation if spec else "worker",  # isolation "process": a fresh worker process for this run alone
+        )
         self.active[run_id] = ActiveRun(
             run_id=run_id,
             job=run["job"],
@@ -433,92 +387,6 @@ class Engine:
         else:
             self.hooks.dispatch(message)
 
-    def on_start(self, run_id: int) -> None:
-        """A worker took the run: start its timeout clock."""
-        active = self.active.get(run_id)
-        if active and active.timeout:
-            active.timer = self.hooks.call_later(
-                active.timeout,
-                lambda: self.hooks.kill(
-                    run_id, "timeout", f"The run took longer than its timeout of {active.timeout:g}s and was stopped."
-                ),
-            )
-
-    def on_result(self, result: dict) -> None:
-        """Record what a worker reported for a run."""
-        run_id = result["run_id"]
-        self.predispatched.pop(run_id, None)
-        recalled = run_id in self.recalled
-        self.recalled.discard(run_id)
-        active = self.active.pop(run_id, None)
-        if active is None:
-            log.warning("result for unknown run %s ignored", run_id)
-            return
-        if active.timer is not None:
-            self.hooks.cancel_timer(active.timer)
-        if recalled and result["status"] == "skipped" and not result.get("started_at"):
-            self._hold_again(active)
-            return
-        finished = _from_epoch(result.get("finished_at")) or self.hooks.clock()
-        started = _from_epoch(result.get("started_at"))
-        update = {
-            "run_id": run_id,
-            "status": result["status"],
-            "started_at": started,
-            "finished_at": finished,
-            "delay_ms": (started - active.scheduled_at).total_seconds() * 1000 if started else None,
-            "duration_ms": (finished - started).total_seconds() * 1000 if started else None,
-            "error": result.get("error"),
-            "traceback": result.get("traceback"),
-            "output": result.get("output"),
-            "logs": result.get("logs"),
-        }
-        self.pending.append(update)
-        if active.job:
-            self._count(active.job, result["status"], started or finished)
-            self._job_run_ended(active.job, run_id)
-        if result["status"] in ("error", "timeout") and active.attempt <= active.retries:
-            self._retry_later(active, finished)
-        self._notify(run_id)
-
-    def _hold_again(self, active: ActiveRun) -> None:
-        """A run taken back from its worker because its job was paused before the run's time: it waits in the
-        runner again, to start at its time if the job is active by then (resumed), or to be skipped if not."""
-        name, run_id = active.job, active.run_id
-        busy = self.running_by_job.get(name, [])
-        if run_id in busy:
-            busy.remove(run_id)
-        run = {
-            "cid": active.message["cid"],
-            "job": name,
-            "service": active.service,
-            "trigger": active.trigger,
-            "attempt": active.attempt,
-            "status": "running",
-            "scheduled_at": active.scheduled_at,
-        }
-        heapq.heappush(self.ahead, (active.scheduled_at, run_id, name, run))
-        self.waiting_ahead.setdefault(name, {})[run_id] = run
-        job = self.jobs.get(name)
-        if job is not None and job.spec.active and self.may_predispatch(job):
-            self.predispatch_waiting(job)
-        self.hooks.wake()
-
-    def _job_run_ended(self, name: str, run_id: int) -> None:
-        busy = self.running_by_job.get(name, [])
-        if run_id in busy:
-            busy.remove(run_id)
-        queue = self.queued_by_job.get(name)
-        job = self.jobs.get(name)
-        if queue and not busy:
-            next_id, run = queue.popleft()
-            if job is None:
-                self._finish_now(next_id, run, "skipped", f"Job {name!r} was deleted before this queued run started.")
-            else:
-                self.dispatch_run(next_id, run, job.spec, channel="scheduler")
-        elif name in self.waiting_ahead and job is not None and job.spec.active and self.may_predispatch(job):
-            self.predispatch_waiting(job)
-
     def predispatch_waiting(self, job: StoredJob) -> None:
         """The job's run before ended while its next one, claimed, waits for its time: hand that one to a
         worker now, to start at its time, as if no run had been in progress when it was claimed."""
@@ -531,87 +399,10 @@ class Engine:
         self.predispatched[run_id] = name
         self.dispatch_run(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
 
-    def _retry_later(self, active: ActiveRun, finished: datetime) -> None:
-        """Run a failed run again after a backoff. The retry is stored with the failed run's result (``flush``),
-        so that a restart before its time does not lose it: ``load`` schedules it again."""
-        delay = min(2.0 ** (active.attempt - 1), MAX_RETRY_BACKOFF)
-        retry = PendingRetry(
-            run_id=active.run_id,
-            job=active.job,
-            service=active.service,
-            attempt=active.attempt,
-            retries=active.retries,
-            scheduled_at=active.scheduled_at,
-            due_at=finished + timedelta(seconds=delay),
-            channel=active.message["channel"],
-        )
-        self.retries_to_store.append(retry)
-        self.hooks.call_later(delay, lambda: self._start_retry(retry))
-
-    def _start_retry(self, retry: PendingRetry) -> None:
-        """Start the next attempt of a failed run; its row replaces the stored retry in one store step, so no
-        restart loses or repeats it. The failed run's result goes first; while the store fails, the attempt waits."""
-        if self.stopped:
-            return  # stored: the next runner starts it
-        if self.store_trouble is not None and self.store_trouble.gone:
-            log.error("retry of run %d not started: the store's file is gone", retry.run_id)
-            return
-        if self.flush(self.hooks.clock()):
-            job = self.jobs.get(retry.job) if retry.job else None
-            spec = job.spec if job else None
-            run = {
-                **self.new_run(spec, "retry", retry.scheduled_at, service=retry.service),
-                "attempt": retry.attempt + 1,
-            }
-            try:
-                (run_id,) = self.store.add_runs([run], retried=[retry.run_id])
-            except Exception as exc:
-                self._store_failed(exc)
-            else:
-                self.dispatch_run(run_id, run, spec, channel=retry.channel, attempt=retry.attempt + 1)
-                self.active[run_id].retries = retry.retries
-                return
-        self.hooks.call_later(STORE_RETRY_SECONDS, lambda: self._start_retry(retry))
-
-    def _count(self, job: str | None, status: str, when: datetime | None) -> None:
-        if job is None:
-            return
-        stats = self.stats.setdefault(job, JobStats())
-        stats.runs += 1
-        stats.last_status = status
-        stats.last_run = when
-
-    def _notify(self, run_id: int) -> None:
-        for listener in list(self.finished_listeners):
-            listener(run_id)
-
-    def flush(self, now: datetime | None = None) -> bool:
-        """Write buffered run results and pending retries to the store; return whether all are written.
-
-        On a store error they stay buffered, in order, and go with a later flush: none is ever dropped.
-        With ``now`` (the runner's flush loop), a store that failed is tried again from its retry time only.
-        """
-        if not self.pending and not self.retries_to_store:
-            return True
-        trouble = self.store_trouble
-        if trouble is not None and (trouble.gone or (now is not None and now < trouble.retry_at)):
-            return False
-        pending, self.pending = self.pending, []
-        retries, self.retries_to_store = self.retries_to_store, []
-        try:
-            self.store.update_runs(pending, retries)
-        except Exception as exc:
-            self.pending[:0] = pending
-            self.retries_to_store[:0] = retries
-            self._store_failed(exc)
-            return False
-        self._store_works(now or self.hooks.clock())
-        return True
-
     def next_due(self) -> datetime | None:
         """When ``tick`` has work next: a claimed run to start, or fires to claim ahead (or, while the store
         fails, to try it again); None once the store's file is gone."""
-        trouble = self.store_trouble
+        trouble = self.health.trouble
         if trouble is not None and trouble.gone:
             return None
         times = [self.ahead[0][0]] if self.ahead else []
@@ -620,49 +411,3 @@ class Engine:
             claim_at = due - self.claim_ahead
             times.append(claim_at if trouble is None else max(claim_at, trouble.retry_at))
         return min(times, default=None)
-
-    # -- store health -----------------------------------------------------------
-    def store_status(self) -> dict | None:
-        """What is wrong with the store, for the runner's status: ``error``, ``since`` and ``gone`` (its file was
-        deleted or replaced; the runner then fires nothing and refuses every change), or None while it works."""
-        if self.store_trouble is None or not self.store_trouble.gone:
-            try:
-                self.store.check()
-            except StoreGone as exc:
-                self._store_failed(exc)
-        return None if self.store_trouble is None else self.store_trouble.record()
-
-    def _store_failed(self, exc: Exception) -> None:
-        """Note a store error, logged when it starts or changes; the store is tried again from ``retry_at``."""
-        now = self.hooks.clock()
-        gone = isinstance(exc, StoreGone)
-        cause = exc.__cause__ if isinstance(exc, StoreError) and not gone and exc.__cause__ else exc
-        error = str(cause) or type(cause).__name__
-        trouble = self.store_trouble
-        if gone and not (trouble and trouble.gone):
-            log.error("%s", error)
-        elif trouble is None or trouble.error != error:
-            log.warning(
-                "the store failed: %s; due fires wait and results are kept until it works again (tried every %g s)",
-                error,
-                STORE_RETRY_SECONDS,
-                exc_info=not isinstance(exc, StoreError),
-            )
-        self.store_trouble = StoreTrouble(
-            error=error if not (trouble and trouble.gone) else trouble.error,
-            since=now if trouble is None else trouble.since,
-            retry_at=now + timedelta(seconds=STORE_RETRY_SECONDS),
-            gone=gone or bool(trouble and trouble.gone),
-        )
-
-    def _store_works(self, now: datetime) -> None:
-        trouble = self.store_trouble
-        if trouble is None or trouble.gone:
-            return
-        log.warning("the store works again; it failed from %s: %s", trouble.since.isoformat(), trouble.error)
-        self.store_trouble = None
-        self.recovered_at = now
-
-
-def _from_epoch(value) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)

@@ -42,7 +42,7 @@ class Operations:
             "jobs": len(self.runner.engine.jobs),
             "running": len(self.runner.engine.active),
             "workers": len(self.runner.pool.workers),
-            "store_error": self.runner.engine.store_status(),  # None, or what fails: error, since, gone
+            "store_error": self.runner.engine.health.status(),  # None, or what fails: error, since, gone
         }
 
     async def op_deploy(self, units: list) -> dict:
@@ -98,15 +98,10 @@ class Operations:
 
         def read_and_encode() -> protocol.Encoded | protocol.Binary:
             # On its own connection, in a thread: a long history does not hold up firing.
-            reader = self.runner.store.reader()
-            try:
+            with self.runner.store.history() as history:
                 if format == "arrow":
-                    query.pop("times_as_text", None)
-                    return protocol.Binary(reader.runs_table(**query))
-                rows = reader.runs(**query)
-            finally:
-                if reader is not self.runner.store:
-                    reader.close()
+                    return protocol.Binary(history.arrow(query))
+                rows = history.rows(query)
             return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
 
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)

@@ -1,5 +1,8 @@
 """The runner's pool of worker processes: hands runs out, collects results, replaces the dead.
 
+The runner's end of the worker pipe (``nbsched.worker.pipe``): it sends ``RunMessage`` batches and
+gets ``Result`` batches back, typed messages both ends share.
+
 A worker gets runs only after it says it is ready (started and warmed up). It may hold
 several run messages in its pipe (pipelining), run one after another, except a run that may
 be killed (a timeout, overlap=replace): that one has its worker to itself, so killing the
@@ -16,24 +19,22 @@ alone, and that worker is retired after it: code that patches modules leaves not
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import signal
-import struct
 import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
 
-from ..worker.process import encode_frame
+from ..worker import pipe
+from ..worker.loading import declares_process_isolation
+from ..worker.pipe import Result, RunMessage
 
 log = logging.getLogger(__name__)
-_HEADER = struct.Struct("!I")
 #: Run messages a worker holds at most: it reads the next from its pipe as soon as one ends, so
 #: a burst costs one pipe write per message instead of one full round trip per run.
 PIPELINE_DEPTH = 16384
@@ -61,17 +62,17 @@ class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 
 class _Worker:
     @property
-    def current(self) -> dict | None:
+    def current(self) -> RunMessage | None:
         return self.inflight[0] if self.inflight else None
 
-    def can_take(self, message: dict) -> bool:
+    def can_take(self, message: RunMessage) -> bool:
         """Exclusive runs (timeout or overlap=replace: they may be killed) never share a worker's pipe;
         a run isolated in its own process goes only to a worker that has run nothing yet."""
         if not self.ready or self.retiring or self.process.returncode is not None:
             return False
-        if message.get("isolation") == "process":
+        if message.isolation == "process":
             return not self.used
-        if self.slow or message.get("exclusive") or (self.inflight and self.inflight[-1].get("exclusive")):
+        if self.slow or message.exclusive or (self.inflight and self.inflight[-1].exclusive):
             return not self.inflight
         return len(self.inflight) < PIPELINE_DEPTH
 
@@ -79,7 +80,8 @@ class _Worker:
         self.number = number
         self.process = process
         self.transport: asyncio.SubprocessTransport | None = transport
-        self.inflight: deque[dict] = deque()  # sent, in order; the first one is running (or waiting)
+        self.inflight: deque[RunMessage] = deque()  # sent, in order; the first one is running (or waiting)
+        self.sent_at: dict[int, float] = {}  # run id -> when its frame was written, for the runs in flight
         self.kill_reason: tuple[str, str] | None = None  # (status, error) when killed on purpose
         self.sources_sent: set[str] = set()
         self.registry_seen = -1
@@ -101,11 +103,11 @@ class _Worker:
 class WorkerPool:
     """A fixed number of worker processes fed from one queue of run messages."""
 
-    def __init__(self, size: int, on_result: Callable[[dict], None]):
+    def __init__(self, size: int, on_result: Callable[[Result], None]):
         self.size = max(1, size)
         self.on_result = on_result
         self.on_start: Callable[[int], None] = lambda run_id: None
-        self.queue: deque[dict] = deque()
+        self.queue: deque[RunMessage] = deque()
         self.workers: list[_Worker] = []
         self.sources: dict[str, tuple[str, str]] = {}
         self.services: dict[str, tuple[str, str]] = {}
@@ -115,10 +117,12 @@ class WorkerPool:
         self.connections: dict[str, dict] = {}
         self.connections_version = 0
         self.stopping = False
+        self._stopped = asyncio.Event()
         self._spawned = 0
+        self._start_failures = 0  # workers in a row that ended before they were ready
         self._tasks: set[asyncio.Task] = set()
         self._dispatch_pending = False
-        self._deferred: list[dict] = []  # results held back while another worker runs a burst
+        self._deferred: list[Result] = []  # results held back while another worker runs a burst
         self._defer_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -144,14 +148,14 @@ class WorkerPool:
         self.connections = dict(definitions)
         self.connections_version += 1
 
-    def submit(self, message: dict) -> None:
+    def submit(self, message: RunMessage) -> None:
         """Queue a run message; it starts as soon as a worker is free.
 
         The hand-over waits for the current step of the event loop to end, so that the runs of
         one claim batch go to each worker in one frame and one pipe write.
         """
-        if self.process_services and message["service"] in self.process_services:
-            message["isolation"] = "process"
+        if self.process_services and message.service in self.process_services:
+            message.isolation = "process"
         self.queue.append(message)
         if not self._dispatch_pending:
             self._dispatch_pending = True
@@ -159,22 +163,22 @@ class WorkerPool:
 
     def cancel(self, run_id: int, error: str) -> bool:
         """Take back a run that has not started (queued here, or held by a worker until its time)."""
-        for message in self.queue:
-            if message["run_id"] == run_id:
-                self.queue.remove(message)
+        for index, message in enumerate(self.queue):
+            if message.run_id == run_id:
+                del self.queue[index]
                 self.on_result(_unstarted(run_id, error))
                 return True
         for worker in self.workers:
-            if any(message["run_id"] == run_id for message in worker.inflight):
+            if run_id in worker.sent_at:
                 worker.cancelling[run_id] = error
-                worker.process.stdin.write(encode_frame({"op": "cancel", "run_id": run_id}))
+                worker.process.stdin.write(pipe.encode(pipe.Cancel(run_id)))
                 return True
         return False
 
     def kill(self, run_id: int, status: str, error: str) -> bool:
         """Stop the run ``run_id``: kill its worker and what it forked; its result carries ``status`` and ``error``."""
         for worker in self.workers:
-            if worker.current and worker.current["run_id"] == run_id:
+            if worker.current and worker.current.run_id == run_id:
                 worker.kill_reason = (status, error)
                 worker.kill()
                 return True
@@ -187,6 +191,7 @@ class WorkerPool:
     async def stop(self) -> None:
         """Kill every worker and what it forked; the runs they had are left to the runner (interrupted)."""
         self.stopping = True
+        self._stopped.set()
         self._take_deferred()
         for worker in list(self.workers):
             worker.kill()
@@ -202,6 +207,7 @@ class WorkerPool:
             sys.executable,
             "-m",
             "nbsched.worker",
+            *pipe.worker_arguments(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             process_group=0,  # its own group: killing the group kills what its runs forked
@@ -228,8 +234,13 @@ class WorkerPool:
                 return
             except OSError as exc:
                 log.error("could not start a worker (%s); trying again in %gs", exc, delay)
-            await asyncio.sleep(delay)
+            await self._pause(delay)
             delay = min(delay * 2, SPAWN_RETRY_MAX)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the pool stops meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -243,10 +254,10 @@ class WorkerPool:
         asyncio.get_running_loop().call_later(PIPE_GRACE, self._close_result_pipe, worker)
 
     def _close_result_pipe(self, worker: _Worker) -> None:
-        pipe = worker.transport.get_pipe_transport(1) if worker.transport is not None else None
-        if not worker.eof and pipe is not None and not pipe.is_closing():
+        stdout = worker.transport.get_pipe_transport(1) if worker.transport is not None else None
+        if not worker.eof and stdout is not None and not stdout.is_closing():
             log.warning("worker %s ended but a process it started holds its pipe; closing it", worker.number)
-            pipe.close()
+            stdout.close()
 
     def _retire(self, worker: _Worker) -> None:
         """Take a worker out of service: it is killed (with what it forked) and a fresh one replaces it."""
@@ -264,91 +275,121 @@ class WorkerPool:
     def _dispatch(self) -> None:
         self._dispatch_pending = False
         now = time.time()
-        batches: dict[_Worker, list[dict]] = {}
+        batches: dict[_Worker, list[RunMessage]] = {}
         while self.queue:
             message = self.queue[0]
             ready = [worker for worker in self.workers if worker.can_take(message)]
             if not ready:
-                if message.get("isolation") == "process":
+                if message.isolation == "process":
                     self._freshen()
                 break
             self.queue.popleft()
             # A run for now avoids workers that hold runs for later: it would wait behind them; among the
             # rest, workers that have run something come first, keeping fresh ones for isolated runs.
-            due_now = not message.get("not_before") or message["not_before"] <= now
+            due_now = message.not_before <= now
             worker = min(ready, key=lambda w: (due_now and w.held_until > now, len(w.inflight), not w.used))
             if not due_now:
-                worker.held_until = max(worker.held_until, message["not_before"])
+                worker.held_until = max(worker.held_until, message.not_before)
             worker.used = True
-            if message.get("isolation") == "process":
+            if message.isolation == "process":
                 worker.retiring = True  # this run alone, then a fresh worker takes its place
             worker.inflight.append(message)
             batches.setdefault(worker, []).append(message)
         for worker, messages in batches.items():
             self._send(worker, messages)
 
-    def _send(self, worker: _Worker, messages: list[dict]) -> None:
+    def _send(self, worker: _Worker, messages: list[RunMessage]) -> None:
         frames = []
         if worker.registry_seen != self.registry_version:
             new = {v: s for v, s in self.sources.items() if v not in worker.sources_sent}
-            frames.append(encode_frame({"op": "sources", "sources": new, "services": self.services}))
+            frames.append(pipe.encode(pipe.Sources(new, self.services)))
             worker.sources_sent.update(new)
             worker.registry_seen = self.registry_version
         if worker.connections_seen != self.connections_version:
-            frames.append(encode_frame({"op": "connections", "connections": self.connections}))
+            frames.append(pipe.encode(pipe.Connections(self.connections)))
             worker.connections_seen = self.connections_version
-        frames.append(encode_frame({"op": "runs", "runs": messages}))
+        frames.append(pipe.encode(pipe.Runs(messages)))
         worker.process.stdin.write(b"".join(frames))
-        sent = time.time()
+        sent, sent_at, on_start = time.time(), worker.sent_at, self.on_start
         for message in messages:
-            message["sent_at"] = sent  # kept here (the frame is written): when the run began, if it dies
-            self.on_start(message["run_id"])
+            sent_at[message.run_id] = sent  # the frame is written: when the run began at the earliest, if it dies
+            on_start(message.run_id)
 
     async def _read(self, worker: _Worker) -> None:
+        """Act on what the worker sends until its pipe ends, then bury it."""
         reader = worker.process.stdout
         while True:
             try:
-                header = await reader.readexactly(_HEADER.size)
-                (size,) = _HEADER.unpack(header)
-                result = pickle.loads(await reader.readexactly(size))
+                message = await pipe.receive(reader)
             except (asyncio.IncompleteReadError, ConnectionError, EOFError):
                 break
-            if "ready" in result:
-                worker.ready = True
-                self._dispatch()
-                continue
-            if "bounced" in result:
-                self._bounced(worker, set(result["bounced"]))
-                continue
-            if "cancelled" in result:
-                run_id = result["cancelled"]
-                worker.inflight = deque(m for m in worker.inflight if m["run_id"] != run_id)
-                self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
-                self._retire_if_done(worker)
-                continue
-            self._finished(worker, result.get("results") or [result])
-            self._retire_if_done(worker)
-            self._dispatch()
+            except Exception:
+                log.exception("worker %s sent a frame this runner cannot read; stopping it", worker.number)
+                worker.kill()
+                break
+            match message:
+                case pipe.Results(results):
+                    self._finished(worker, results)
+                    self._retire_if_done(worker)
+                    self._dispatch()
+                case pipe.Bounced(run_ids):
+                    self._bounced(worker, set(run_ids))
+                case pipe.Cancelled(run_id):
+                    self._cancelled(worker, run_id)
+                case pipe.Ready(version=version):
+                    self._ready(worker, version)
+                case _:
+                    log.error(
+                        "worker %s sent %s, not a message of pipe protocol %s (another nbsched version?); stopping it",
+                        worker.number,
+                        type(message).__name__,
+                        pipe.VERSION,
+                    )
+                    worker.kill()
         worker.eof = True
         await self._buried(worker)
+
+    def _ready(self, worker: _Worker, version: int) -> None:
+        """The worker has started: it takes runs, if it speaks this runner's version of the pipe."""
+        if version != pipe.VERSION:
+            log.error(
+                "worker %s speaks pipe protocol %s, this runner %s: restart the runner after installing nbsched",
+                worker.number,
+                version,
+                pipe.VERSION,
+            )
+            worker.kill()
+            return
+        worker.ready = True
+        self._start_failures = 0
+        self._dispatch()
+
+    def _cancelled(self, worker: _Worker, run_id: int) -> None:
+        """The worker gave back a run it was asked to cancel."""
+        worker.inflight = deque(m for m in worker.inflight if m.run_id != run_id)
+        worker.sent_at.pop(run_id, None)
+        self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
+        self._retire_if_done(worker)
 
     def _retire_if_done(self, worker: _Worker) -> None:
         if worker.retiring and not worker.inflight:
             worker.kill()
 
-    def _finished(self, worker: _Worker, results: list[dict]) -> None:
+    def _finished(self, worker: _Worker, results: list[Result]) -> None:
         """Results of a worker's runs. While another worker still works through a queue of runs that
         are due (a burst), they wait for its results, up to ``DEFER_RESULTS`` seconds: the runner taking
         them in now would take a core from that worker's runs."""
+        inflight, sent_at = worker.inflight, worker.sent_at
         for one in results:
-            if worker.inflight and worker.inflight[0]["run_id"] == one["run_id"]:
-                worker.inflight.popleft()
-            worker.slow = False
-        worker.last_finished = results[-1].get("finished_at") or 0.0
+            if inflight and inflight[0].run_id == one.run_id:
+                inflight.popleft()
+            sent_at.pop(one.run_id, None)
+        worker.slow = False
+        worker.last_finished = results[-1].finished_at or 0.0
         self._deferred.extend(results)
         now = time.time()
         if not any(
-            other is not worker and len(other.inflight) > 1 and other.inflight[1].get("not_before", 0) <= now
+            other is not worker and len(other.inflight) > 1 and other.inflight[1].not_before <= now
             for other in self.workers
         ):
             self._take_deferred()
@@ -365,16 +406,18 @@ class WorkerPool:
 
     def _bounced(self, worker: _Worker, run_ids: set[int]) -> None:
         """The worker's run in hand is slow: the runs waiting behind it go to other workers."""
-        returned = [message for message in worker.inflight if message["run_id"] in run_ids]
-        worker.inflight = deque(message for message in worker.inflight if message["run_id"] not in run_ids)
+        returned = [message for message in worker.inflight if message.run_id in run_ids]
+        worker.inflight = deque(message for message in worker.inflight if message.run_id not in run_ids)
+        for run_id in run_ids:
+            worker.sent_at.pop(run_id, None)
         worker.slow = True
         self.queue.extendleft(reversed(returned))
         self._dispatch()
 
     async def _buried(self, worker: _Worker) -> None:
-        pipe = worker.transport.get_pipe_transport(0) if worker.transport is not None else None
-        if pipe is not None and not pipe.is_closing():  # a process it forked may hold the other end: do not wait
-            pipe.abort()
+        stdin = worker.transport.get_pipe_transport(0) if worker.transport is not None else None
+        if stdin is not None and not stdin.is_closing():  # a process it forked may hold the other end: do not wait
+            stdin.abort()
         code = await worker.process.wait()
         self._take_deferred()  # what it reported before it died comes first
         if worker in self.workers:
@@ -385,49 +428,46 @@ class WorkerPool:
         if self.stopping:
             return  # the runner marks the runs it still had as interrupted
         if worker.current is not None:
-            status, error = worker.kill_reason or (
-                "error",
-                f"The worker process running this service died ({_exit_reason(code)}).",
+            self.on_result(_died(worker, code))
+        if not worker.ready:
+            self._start_failures += 1
+            delay = min(SPAWN_RETRY_FIRST * 2 ** (self._start_failures - 1), SPAWN_RETRY_MAX)
+            log.error(
+                "worker %s ended before it was ready (%s); starting another in %gs",
+                worker.number,
+                _exit_reason(code),
+                delay,
             )
-            now = time.time()
-            current = worker.current
-            began = max(current.get("sent_at", now), current.get("not_before", 0.0), worker.last_finished)
-            self.on_result(
-                {
-                    "run_id": worker.current["run_id"],
-                    "status": status,
-                    "error": error,
-                    "traceback": None,
-                    "output": None,
-                    "logs": "",
-                    "started_at": began if began <= now else None,  # None: it was held for later, never began
-                    "finished_at": now,
-                }
-            )
-        if worker.retiring and worker.current is None:
+            await self._pause(delay)
+        elif worker.retiring and worker.current is None:
             log.debug("worker %s retired after a run in its own process", worker.number)
         else:
             log.info("worker %s exited (%s); starting a new one", worker.number, _exit_reason(code))
         await self._replace()
 
 
-def _unstarted(run_id: int, error: str) -> dict:
+def _died(worker: _Worker, code: int | None) -> Result:
+    """The result of the run in hand of a worker that ended: killed on purpose (``kill_reason``), or it died."""
+    status, error = worker.kill_reason or (
+        "error",
+        f"The worker process running this service died ({_exit_reason(code)}).",
+    )
+    now, current = time.time(), worker.current
+    began = max(worker.sent_at.get(current.run_id, now), current.not_before, worker.last_finished)
+    started = began if began <= now else None  # None: it was held for later, never began
+    return Result(current.run_id, status, error, started_at=started, finished_at=now)
+
+
+def _unstarted(run_id: int, error: str) -> Result:
     """The result of a run taken back before it started."""
-    return {
-        "run_id": run_id,
-        "status": "skipped",
-        "error": error,
-        "traceback": None,
-        "output": None,
-        "logs": "",
-        "started_at": None,
-        "finished_at": time.time(),
-    }
+    return Result(run_id, "skipped", error, finished_at=time.time())
 
 
 def _exit_reason(code: int | None) -> str:
     if code is None:
         return "still running"
+    if code == pipe.EXIT_MISMATCH:
+        return f"exit code {code}: it speaks another version of the pipe; restart the runner"
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
@@ -439,36 +479,3 @@ def _exit_reason(code: int | None) -> str:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def declares_process_isolation(source: str, class_name: str) -> bool:
-    """Whether class ``class_name`` in ``source`` sets ``isolation = "process"`` in its body, or inherits
-    it from a class defined in the same source. Read from the text: nothing of the service runs here."""
-    try:
-        classes = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
-    except (SyntaxError, ValueError):
-        return False
-    todo, seen = [class_name], set()
-    while todo:  # depth first, bases in order: close to Python's method resolution order
-        node = classes.get(todo.pop())
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        value = _class_constant(node, "isolation")
-        if value is not None:
-            return value == "process"
-        todo.extend(reversed([base.id for base in node.bases if isinstance(base, ast.Name)]))
-    return False
-
-
-def _class_constant(node: ast.ClassDef, name: str) -> object | None:
-    for statement in node.body:
-        if isinstance(statement, ast.Assign):
-            targets, value = statement.targets, statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            targets, value = [statement.target], statement.value
-        else:
-            continue
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and isinstance(value, ast.Constant):
-            return value.value
-    return None

@@ -10,7 +10,7 @@ from ..errors import InvalidInput, RunNotFound, did_you_mean
 from ..model.runs import RUN_FIELDS, STATUSES
 from ..model.timeparse import parse_datetime, parse_duration
 from ..model.triggers import preview
-from ..store import Store
+from ..store import RunQuery, Store
 
 
 @dataclass
@@ -24,10 +24,11 @@ class Reader:
     def history(self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None) -> dict:
         """Run history, newest first, as columns and rows (times as UTC ISO text)."""
         query = self.history_query(job, service, status, since, limit, now)
-        return {"columns": list(RUN_FIELDS), "rows": self.store.runs(**query)}
+        with self.store.history() as history:
+            return {"columns": list(RUN_FIELDS), "rows": history.rows(query)}
 
-    def history_query(self, job=None, service=None, status=None, since=None, limit=None, now=None) -> dict:
-        """Check history filters and write buffered results; return the arguments for ``Store.runs``."""
+    def history_query(self, job=None, service=None, status=None, since=None, limit=None, now=None) -> RunQuery:
+        """Check history filters and write buffered results; return the query (as of ``now``) to read."""
         if isinstance(status, str) and status not in STATUSES:  # not text: checked below with the other filters
             hint = did_you_mean(status, STATUSES)
             raise InvalidInput(f"Unknown status {status!r}.{hint} Use one of {', '.join(STATUSES)}.")
@@ -43,9 +44,7 @@ class Reader:
         for what, value in (("job", job), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
-        return dict(
-            job=job, service=service, status=status, since=since_at, limit=limit, times_as_text=True, due_by=now
-        )
+        return RunQuery(job=job, service=service, status=status, since=since_at, limit=limit, as_of=now)
 
     def run(self, run_id) -> dict:
         self.flush()

@@ -92,8 +92,8 @@ class Runner:
             runner_id=self.runner_id,
             default_tz=self.settings.timezone,
         )
-        self.pool.on_start = self.engine.on_start
-        self.engine.finished_listeners.append(self._run_finished)
+        self.pool.on_start = self.engine.results.on_start
+        self.engine.results.finished_listeners.append(self._run_finished)
         await self.pool.start()
         self.started_at = self.clock()
         self.engine.load(self.started_at)
@@ -157,13 +157,15 @@ class Runner:
     async def _write_last_results(self) -> None:
         """Write the results still buffered; a store that fails gets ``STORE_WRITE_AT_EXIT_SECONDS`` to work again."""
         deadline = asyncio.get_running_loop().time() + STORE_WRITE_AT_EXIT_SECONDS
-        while not self.engine.flush() and asyncio.get_running_loop().time() < deadline:
-            if self.engine.store_trouble is not None and self.engine.store_trouble.gone:
+        while not self.engine.results.flush() and asyncio.get_running_loop().time() < deadline:
+            if self.engine.health.trouble is not None and self.engine.health.trouble.gone:
                 break
             await asyncio.sleep(0.2)
-        if self.engine.pending or self.engine.retries_to_store:
-            unwritten = [f"run {u['run_id']}: {u.get('status')}" for u in self.engine.pending]
-            unwritten += [f"retry of run {r.run_id} due {r.due_at.isoformat()}" for r in self.engine.retries_to_store]
+        if self.engine.results.pending or self.engine.results.retries_to_store:
+            unwritten = [f"run {u['run_id']}: {u.get('status')}" for u in self.engine.results.pending]
+            unwritten += [
+                f"retry of run {r.run_id} due {r.due_at.isoformat()}" for r in self.engine.results.retries_to_store
+            ]
             log.error("the store failed; not written before exit: %s", ", ".join(unwritten))
 
     # -- loops ------------------------------------------------------------------
@@ -190,7 +192,7 @@ class Runner:
         while True:
             await asyncio.sleep(0.05)
             try:
-                self.engine.flush(self.clock())  # a store error keeps the results for the next try
+                self.engine.results.flush(self.clock())  # a store error keeps the results for the next try
             except Exception:
                 log.exception("writing run history failed; will retry")
 
@@ -210,7 +212,7 @@ class Runner:
             await asyncio.sleep(config.CACHE_REFRESH_SECONDS)
 
     def _on_result(self, result: dict) -> None:
-        self.engine.on_result(result)
+        self.engine.results.on_result(result)
 
     def _run_finished(self, run_id: int) -> None:
         for future in self.waiters.pop(run_id, []):

@@ -1,1 +1,1 @@
-"""Worker processes that run services (``python -m nbsched.worker``), and loading service source."""
+"""Worker processes that run services (``python -m nbsched.worker``), their pipe to the runner, loading source."""

@@ -1,4 +1,4 @@
-"""Reading service source without running it: which Service subclasses it defines, and their names.
+"""Reading service source without running it: which Service subclasses it defines, their names, their isolation.
 
 The runner never executes user code in its own process; it reads the source with ``ast``
 and leaves the running to worker processes. A service's name is its class attribute
@@ -146,3 +146,36 @@ def undefined_names(tree: ast.Module, origin: str) -> list[str]:
         "the runner will not have it (define or import it in this cell or file)."
         for name, line in sorted(missing.items(), key=lambda item: item[1])
     ]
+
+
+def declares_process_isolation(source: str, class_name: str) -> bool:
+    """Whether class ``class_name`` in ``source`` sets ``isolation = "process"`` in its body, or inherits
+    it from a class defined in the same source. Read from the text: nothing of the service runs here."""
+    try:
+        classes = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
+    except (SyntaxError, ValueError):
+        return False
+    todo, seen = [class_name], set()
+    while todo:  # depth first, bases in order: close to Python's method resolution order
+        node = classes.get(todo.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        value = _class_constant(node, "isolation")
+        if value is not None:
+            return value == "process"
+        todo.extend(reversed([base.id for base in node.bases if isinstance(base, ast.Name)]))
+    return False
+
+
+def _class_constant(node: ast.ClassDef, name: str) -> object | None:
+    for statement in node.body:
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and isinstance(value, ast.Constant):
+            return value.value
+    return None

@@ -3,7 +3,7 @@
 A run that has finished never changes again: history only grows, new runs get higher ids, and a
 result goes to a run still marked running. So the runs up to the one before the oldest running
 run can be written once, as Arrow IPC files: ``<store file>.runs-cache/<store id>.<after>-<upto>.arrow``
-holds the runs with ``after < run_id <= upto``, newest first, typed as ``base.typed_runs`` types them.
+holds the runs with ``after < run_id <= upto``, newest first, typed as ``arrow.typed_runs`` types them.
 A long read reads the files, filters them in Arrow, and asks SQLite only for the runs after the last file.
 
 Beside each file, ``<file>.sum`` holds its size, CRC-32 and newest run, written after the file. A
@@ -28,8 +28,10 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from typing import Protocol
+
+from .arrow import empty_runs_schema
 
 #: A new file is written once at least this many finished runs are not in one yet (fewer are read from SQLite).
 SEGMENT_ROWS = 50_000
@@ -40,6 +42,21 @@ PARTIAL_FILE_AGE = 3600
 
 
 log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """What the cache reads a store through (``sqlite.SQLiteHistory``): the store's runs, by run id."""
+
+    def cache_bounds(self) -> tuple[str, int]:
+        """The name of the store's current files (its id, and how many times finished runs were deleted or
+        changed), and the highest run id up to which every run has finished."""
+
+    def run_cids(self, run_ids: list[int]) -> dict[int, str]:
+        """The correlation ids of these runs, of those the store has."""
+
+    def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
+        """The runs with ``after < run_id <= upto`` written as an Arrow IPC file at ``path`` (``background``:
+        at a low priority, for a refresh no one waits for)."""
 
 
 class ChangedFile(OSError):
@@ -81,8 +98,8 @@ class RunsCache:
     def upto(self) -> int:
         return self.segments[-1].upto if self.segments else 0
 
-    def cached_tables(self, store, background: bool = False) -> Iterator:
-        """Bring the files up to date with ``store`` (a ``SQLiteStore``); their tables, newest first.
+    def cached_tables(self, store: Source, background: bool = False) -> Iterator:
+        """Bring the files up to date with ``store``; their tables, newest first.
 
         The files are opened now and each is read, and checked, as the caller comes to it (a limited
         read stops early); a merge meanwhile does not matter. The runs after ``self.upto`` are not in
@@ -219,7 +236,7 @@ class RunsCache:
         path = self._file(after, upto)
         data = path.read_bytes()
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-        if table.schema != _schema():
+        if table.schema != empty_runs_schema():
             _unlink(path)
             raise ChangedFile(f"the runs cache file {path} does not have the columns of a run")
         newest = (table["run_id"][0].as_py(), table["cid"][0].as_py()) if table.num_rows else None
@@ -278,41 +295,6 @@ def write_file(table, path: Path) -> None:
     with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     os.replace(partial, path)
-
-
-def filtered(table, job=None, service=None, status=None, since: datetime | None = None):
-    """The rows of a table of finished runs that a runs query with these filters selects."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    conditions = [
-        pc.equal(table[name], value)
-        for name, value in (("job", job), ("service", service), ("status", status))
-        if value is not None
-    ]
-    if since is not None:
-        when = pc.coalesce(table["started_at"], table["scheduled_at"])
-        conditions.append(pc.greater_equal(when, pa.scalar(since, pa.timestamp("us", tz="UTC"))))
-    if not conditions:
-        return table
-    mask = conditions[0]
-    for condition in conditions[1:]:
-        mask = pc.and_kleene(mask, condition)
-    return table.filter(mask)
-
-
-def _schema():
-    from ..base import typed_runs
-
-    return typed_runs(_empty_runs(), encode=False).schema
-
-
-def _empty_runs():
-    import pyarrow as pa
-
-    from ...model.runs import RUN_FIELDS
-
-    return pa.table({name: pa.array([], pa.null()) for name in RUN_FIELDS})
 
 
 def _unlink(path: Path) -> None:

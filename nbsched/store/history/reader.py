@@ -1,57 +1,54 @@
-"""Runs read straight into Arrow, in a process of its own: ``python -m nbsched.store.history.reader``.
-
-Reads ``{"path", "queries": [[sql, params], ...], "file"}`` as JSON on stdin, runs the queries at
-once (one connection and thread each), and writes their rows, one query's after another's, as an
-Arrow IPC stream (typed as ``store.base.arrow_stream`` types them) on stdout, or, given ``file``,
-as an Arrow IPC file there (typed as ``store.base.typed_runs`` types them, for ``runs_cache``);
-``"nice": true`` lowers its CPU priority (a cache refresh no one waits for). ADBC's SQLite
-driver carries its own copy of the SQLite library; it runs here, not in the runner, whose
-SQLite file locks a second copy in the same process would break.
-"""
+"""``History``: a store's run history as the wire carries it, JSON rows or an Arrow stream; read through ``runs``."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..base import arrow_stream, typed_runs
-from .cache import write_file
+from ...model.runs import RUN_FIELDS, RUN_TIME_FIELDS
+from ...model.timeparse import iso
+from .arrow import arrow_stream, rows_table
 
+if TYPE_CHECKING:
+    from ..base import RunQuery, Store
 
-def read(path: str, sql: str, params: list):
-    """One query's rows as a table with the run columns' types (so that parts concatenate)."""
-    import adbc_driver_sqlite.dbapi
-
-    with adbc_driver_sqlite.dbapi.connect(path) as db, db.cursor() as cursor:
-        # Wait, as the store's connections do, while another connection holds a lock for a moment
-        # (two of these opening a WAL file that no connection has open, say).
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.fetchall()
-        # One batch for the whole result: the driver types each column from the rows of its first
-        # batch, and a column NULL there (error, traceback) would get the wrong type.
-        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(1 << 30)})
-        cursor.execute(sql, params)
-        table = cursor.fetch_arrow_table()
-    return typed_runs(table, encode=False)
+_TIME_POSITIONS = [i for i, name in enumerate(RUN_FIELDS) if name in RUN_TIME_FIELDS]
 
 
-def main() -> None:
-    import pyarrow as pa
+class History:
+    """Reads a store's run history for a listing to send (``Store.history`` gives one; close it when done).
 
-    request = json.loads(sys.stdin.buffer.read())
-    if request.get("nice"):
-        os.nice(10)
-    path, queries = request["path"], request["queries"]
-    with ThreadPoolExecutor(max_workers=len(queries)) as pool:
-        table = pa.concat_tables(pool.map(lambda query: read(path, *query), queries))
-    if request.get("file"):
-        write_file(table, Path(request["file"]))
-    else:
-        sys.stdout.buffer.write(arrow_stream(table))
+    This one works for any store, through ``Store.runs``. A store whose history can be read faster (straight
+    as text, straight into Arrow, from files kept beside it) gives a subclass.
+    """
 
+    def __init__(self, store: Store):
+        self.store = store
 
-if __name__ == "__main__":
-    main()
+    def rows(self, query: RunQuery) -> list[tuple]:
+        """The runs ``query`` selects, newest first, as ``RUN_FIELDS`` tuples with times as UTC ISO 8601 text
+        (the form JSON carries)."""
+        rows = self.store.runs(query)
+        for index, row in enumerate(rows):
+            values = list(row)
+            for i in _TIME_POSITIONS:
+                values[i] = iso(values[i])
+            rows[index] = tuple(values)
+        return rows
+
+    def arrow(self, query: RunQuery) -> bytearray:
+        """The runs ``query`` selects, newest first, as one Arrow IPC stream with a column per ``RUN_FIELDS``
+        name, typed as ``arrow.RUN_ARROW_TYPES`` says (times as UTC timestamps)."""
+        return arrow_stream(rows_table(self.rows(query)))
+
+    def refresh(self) -> None:
+        """Bring what the store keeps to read its history faster up to date; the runner calls it now and then,
+        in a thread of its own."""
+
+    def close(self) -> None:
+        """Release what the reader holds (never the store it reads)."""
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

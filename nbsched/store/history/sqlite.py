@@ -1,0 +1,155 @@
+"""``SQLiteHistory``: a SQLite store's history read fast: text as the file holds it, long listings via Arrow files.
+
+A listing of up to ``BULK_ROWS`` runs is read with sqlite3, its times already the UTC ISO text the wire
+carries. A longer one comes as Arrow: the finished runs from the files of ``cache`` (which the child process
+of ``child`` writes, reading SQLite with ADBC), the runs after the last file from SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from ...errors import NbschedError
+from ...gcpause import gc_paused
+from ..base import RunQuery
+from ..sqlite_schema import SELECT_RUN_FIELDS, runs_listing, runs_where
+from .arrow import arrow_stream, filtered, rows_table, typed_runs
+from .cache import RunsCache
+from .reader import History
+
+log = logging.getLogger(__name__)
+#: Above this many runs, an Arrow listing is read from the runs cache and by a child process with ADBC.
+BULK_ROWS = 50_000
+#: Seconds that child process may take.
+CHILD_TIMEOUT = 600
+
+
+class SQLiteHistory(History):
+    """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it).
+
+    It is also what the runs cache reads the store through (``cache.Source``).
+    """
+
+    def __init__(self, path: str, db: sqlite3.Connection):
+        self.path = path
+        self.db = db
+
+    def rows(self, query: RunQuery) -> list[tuple]:
+        return self._text_rows(*runs_listing(query))  # times are stored as the text the wire carries
+
+    def arrow(self, query: RunQuery) -> bytearray:
+        """Up to ``BULK_ROWS`` runs: built from sqlite3 rows here. More: the finished runs come from the
+        Arrow files of the runs cache, which a child process writes."""
+        if (query.limit is None or query.limit > BULK_ROWS) and self._more_runs_than(BULK_ROWS, query):
+            try:
+                return arrow_stream(self._large_table(query))
+            except (OSError, NbschedError, ValueError) as exc:  # pyarrow's errors are ValueErrors or OSErrors
+                log.warning("the runs cache of %s is not usable (%s); reading the runs from SQLite", self.path, exc)
+                where, params = runs_where(query)
+                return self._read_after_in_child(0, where, params, query.limit)
+        return super().arrow(query)
+
+    def refresh(self) -> None:
+        with (cache := RunsCache.of(self.path)).lock:
+            cache.cached_tables(self, background=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- what the runs cache reads the store through (cache.Source) ------------------
+    def run_cids(self, run_ids: list[int]) -> dict[int, str]:
+        marks = ", ".join("?" * len(run_ids))
+        return dict(self.db.execute(f"SELECT run_id, cid FROM runs WHERE run_id IN ({marks})", run_ids).fetchall())
+
+    def cache_bounds(self) -> tuple[str, int]:
+        store_id, generation, running, highest = self.db.execute(
+            "SELECT (SELECT value FROM meta WHERE key='store_id'), "
+            "(SELECT value FROM meta WHERE key='runs_generation'), "
+            "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs)"
+        ).fetchone()
+        return f"{store_id}g{generation}", highest if running is None else running - 1
+
+    def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
+        _read_in_child(self.path, _halves("", [], after, upto, None), file=path, nice=background)
+
+    # -- long listings ------------------------------------------------------------
+    def _text_rows(self, where: str, params: list) -> list[tuple]:
+        with gc_paused():  # a million-row fetch allocates millions of tuples: no GC passes meanwhile
+            return self.db.execute(f"SELECT {SELECT_RUN_FIELDS} FROM runs {where}", params).fetchall()
+
+    def _more_runs_than(self, rows: int, query: RunQuery) -> bool:
+        """Whether a query may select more than ``rows`` runs: counted when it filters, else told by the ids."""
+        (span,) = self.db.execute("SELECT COALESCE(MAX(run_id) - MIN(run_id) + 1, 0) FROM runs").fetchone()
+        filters = (query.job, query.service, query.status, query.since)
+        if span <= rows or all(value is None for value in filters):
+            return span > rows
+        where, params = runs_where(query)
+        (count,) = self.db.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM runs {where} LIMIT ?)", [*params, rows + 1]
+        ).fetchone()
+        return count > rows
+
+    def _large_table(self, query: RunQuery):
+        import pyarrow as pa
+
+        cache = RunsCache.of(self.path)
+        with cache.lock:
+            cached = cache.cached_tables(self)
+            parts = [self._runs_after(cache.upto, query)]
+        wanted = float("inf") if query.limit is None else query.limit
+        for table in cached:
+            if sum(part.num_rows for part in parts) >= wanted:
+                break
+            parts.append(filtered(table, query))
+        table = pa.concat_tables(parts)
+        return table if query.limit is None else table.slice(0, query.limit)
+
+    def _runs_after(self, after: int, query: RunQuery):
+        """The runs a query selects among those with ids above ``after`` (the ones no cache file holds)."""
+        import pyarrow as pa
+
+        where, params = runs_where(query, after)
+        (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
+        if min(count, BULK_ROWS + 1 if query.limit is None else query.limit) > BULK_ROWS:  # a run long left running
+            data = self._read_after_in_child(after, where, params, query.limit)
+            return typed_runs(pa.ipc.open_stream(data).read_all(), encode=False)  # plain text, as the files
+        return typed_runs(rows_table(self._text_rows(*runs_listing(query, after))), encode=False)
+
+    def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> bytearray:
+        """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
+        (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
+        return _read_in_child(self.path, _halves(where, params, after, highest, limit))
+
+
+def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> bytearray:
+    """What the child process read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
+    there; ``nice``: at a low CPU priority (work no one waits for)."""
+    request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
+    request = json.dumps(request).encode()
+    command = [sys.executable, "-m", "nbsched.store.history.child"]
+    try:
+        done = subprocess.run(command, input=request, capture_output=True, timeout=CHILD_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise NbschedError(
+            f"Reading the history into Arrow took longer than {CHILD_TIMEOUT} s; ask for less, e.g. a limit."
+        ) from None
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
+    return bytearray(done.stdout)
+
+
+def _halves(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
+    """SELECTs of the runs with ``after < run_id <= upto`` that ``where`` selects, newest first: two halves
+    of the ids, which the child reads on two connections at once (one query when there is a limit)."""
+    where = f"{where} AND" if where else "WHERE"
+    select = f"SELECT {SELECT_RUN_FIELDS} FROM runs {where} run_id > ? AND run_id <= ? ORDER BY run_id DESC"
+    if limit is not None:
+        return [(f"{select} LIMIT ?", [*params, after, upto, limit])]
+    middle = (after + upto) // 2
+    return [(select, [*params, middle, upto]), (select, [*params, after, middle])]

@@ -1,0 +1,221 @@
+"""The SQLite store's tables and how records become rows and back: the schema, the SQL, the conversions.
+
+Times are stored as UTC ISO 8601 text (``model.timeparse.iso``), which sorts and compares as the times do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime
+
+from ..model.jobs import JobSpec, JobState
+from ..model.runs import CLAIMED_TRIGGERS, RUN_FIELDS, RUN_TIME_FIELDS
+from ..model.timeparse import from_iso, iso
+from .base import Claim, PendingRetry, RunQuery, StoredJob
+
+SCHEMA_VERSION = 1
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    version TEXT PRIMARY KEY, origin TEXT NOT NULL, source TEXT NOT NULL, deployed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS services (
+    name TEXT PRIMARY KEY, version TEXT NOT NULL REFERENCES sources(version),
+    class_name TEXT NOT NULL, deployed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY, uid TEXT NOT NULL UNIQUE, spec TEXT NOT NULL,
+    fires INTEGER NOT NULL DEFAULT 0, next_fire TEXT, last_fire TEXT,
+    paused_note TEXT NOT NULL DEFAULT '', created_at TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY, job_uid TEXT,
+    cid TEXT, job TEXT, service TEXT, service_version TEXT, "trigger" TEXT, attempt INTEGER,
+    status TEXT, scheduled_at TEXT, started_at TEXT, finished_at TEXT, delay_ms REAL,
+    duration_ms REAL, error TEXT, traceback TEXT, output TEXT, logs TEXT, runner TEXT);
+-- One run per fire. Time first: the fires of one batch sit side by side in the index, so a
+-- claim batch writes a few index pages instead of one per job (version 1 had job_uid first).
+DROP INDEX IF EXISTS runs_one_per_fire;
+CREATE UNIQUE INDEX IF NOT EXISTS runs_fire_key ON runs (scheduled_at, job_uid, "trigger")
+    WHERE attempt = 1 AND "trigger" IN {CLAIMED_TRIGGERS!r};
+CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
+-- Finished runs never change, so runs_cache keeps them as Arrow files; a run deleted, or changed after
+-- it finished (by hand, say), counts in meta's runs_generation, and the cache reads everything again.
+INSERT OR IGNORE INTO meta VALUES ('runs_generation', '0');
+CREATE TRIGGER IF NOT EXISTS runs_deleted AFTER DELETE ON runs BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status IS NOT 'running' BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+CREATE TABLE IF NOT EXISTS connections (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, definition TEXT NOT NULL, updated_at TEXT NOT NULL);
+-- Failed runs whose next attempt waits for its time (run_id: the failed run), kept across restarts.
+CREATE TABLE IF NOT EXISTS retries (
+    run_id INTEGER PRIMARY KEY, job TEXT, service TEXT NOT NULL, attempt INTEGER NOT NULL,
+    retries INTEGER NOT NULL, scheduled_at TEXT NOT NULL, due_at TEXT NOT NULL, channel TEXT NOT NULL);
+"""
+#: The columns of the runs table a new run fills (all but ``run_id``).
+RUN_COLUMNS = ("job_uid", *RUN_FIELDS[1:])
+#: The run fields as a SELECT's column list.
+SELECT_RUN_FIELDS = ", ".join(f'"{name}"' for name in RUN_FIELDS)
+
+
+# -- jobs -----------------------------------------------------------------------
+JOB_COLUMNS = "name, uid, spec, fires, next_fire, last_fire, paused_note, created_at"
+
+
+def job_row(job: StoredJob) -> tuple:
+    state = job.state
+    return (
+        job.spec.name,
+        job.uid,
+        json.dumps(job.spec.to_record()),
+        state.fires,
+        iso(state.next_fire),
+        iso(state.last_fire),
+        state.paused_note,
+        iso(state.created_at),
+    )
+
+
+def job_from_row(row: tuple) -> StoredJob:
+    _, uid, spec, fires, next_fire, last_fire, note, created_at = row
+    state = JobState(
+        fires=fires,
+        next_fire=from_iso(next_fire),
+        last_fire=from_iso(last_fire),
+        paused_note=note,
+        created_at=from_iso(created_at),
+    )
+    return StoredJob(uid=uid, spec=JobSpec.from_record(json.loads(spec)), state=state)
+
+
+# -- retries ----------------------------------------------------------------------
+RETRY_COLUMNS = "run_id, job, service, attempt, retries, scheduled_at, due_at, channel"
+SAVE_RETRY = f"INSERT OR REPLACE INTO retries ({RETRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def retry_row(retry: PendingRetry) -> tuple:
+    return (
+        retry.run_id,
+        retry.job,
+        retry.service,
+        retry.attempt,
+        retry.retries,
+        iso(retry.scheduled_at),
+        iso(retry.due_at),
+        retry.channel,
+    )
+
+
+def retry_from_row(row: tuple) -> PendingRetry:
+    run_id, job, service, attempt, retries, scheduled_at, due_at, channel = row
+    return PendingRetry(run_id, job, service, attempt, retries, from_iso(scheduled_at), from_iso(due_at), channel)
+
+
+# -- claims -----------------------------------------------------------------------
+ADVANCE_JOB = "UPDATE jobs SET next_fire=?, fires=?, last_fire=COALESCE(?, last_fire) WHERE uid=? AND next_fire IS ?"
+
+
+def advance_values(claim: Claim) -> tuple:
+    runs = claim.runs
+    last = runs[0]["scheduled_at"] if len(runs) == 1 else max((run["scheduled_at"] for run in runs), default=None)
+    return (
+        iso_or_none(claim.new_next),
+        claim.fires,
+        iso_or_none(last),
+        claim.job_uid,
+        iso_or_none(claim.expected_next),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def run_columns_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys of a run record that are columns of the runs table, in the record's order."""
+    return tuple(key for key in keys if key in RUN_COLUMNS and key != "job_uid")
+
+
+@functools.lru_cache(maxsize=64)
+def insert_columns_sql(columns: tuple[str, ...]) -> str:
+    """INSERT of a run with its id, its job's uid and ``columns``; the others stay NULL."""
+    names = ", ".join(f'"{name}"' for name in ("run_id", "job_uid", *columns))
+    return f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * (len(columns) + 2))})"
+
+
+def to_db_cached(value):
+    """A value as stored; times through the small cache of ISO texts."""
+    return iso_cached(value) if isinstance(value, datetime) else value
+
+
+# -- runs -------------------------------------------------------------------------
+_QUOTED_RUN_COLUMNS = ", ".join(f'"{name}"' for name in RUN_COLUMNS)
+INSERT_RUN = f"INSERT INTO runs ({_QUOTED_RUN_COLUMNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+_TIME_POSITIONS = [i for i, name in enumerate(RUN_COLUMNS) if name in RUN_TIME_FIELDS]
+_FIELD_TIME_POSITIONS = [i for i, name in enumerate(RUN_FIELDS) if name in RUN_TIME_FIELDS]
+
+
+def run_values(run: dict) -> list:
+    """The values of a run for ``INSERT_RUN``."""
+    values = [run.get(name) for name in RUN_COLUMNS]
+    for i in _TIME_POSITIONS:
+        if values[i] is not None:
+            values[i] = iso_cached(values[i])
+    return values
+
+
+def runs_from_rows(rows: list[tuple]) -> list[tuple]:
+    """Rows of ``RUN_FIELDS`` as read (times as text) with their times as datetimes."""
+    converted = []
+    for row in rows:
+        row = list(row)
+        for i in _FIELD_TIME_POSITIONS:
+            row[i] = from_iso(row[i])
+        converted.append(tuple(row))
+    return converted
+
+
+@functools.lru_cache(maxsize=64)
+def fields_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields an update of a run sets (all its keys but the run id)."""
+    return tuple(key for key in keys if key != "run_id")
+
+
+def to_db(value):
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_cached(moment)
+
+
+@functools.lru_cache(maxsize=4096)
+def iso_cached(moment: datetime) -> str:
+    """ISO text of a UTC time; aligned fires share their times, so a small cache saves most conversions."""
+    return iso(moment)
+
+
+def runs_where(query: RunQuery, after: int | None = None) -> tuple[str, list]:
+    """The WHERE of the runs ``query`` selects (with ``after``: among those with higher ids), and its parameters."""
+    clauses, params = [], []
+    if after is not None:
+        clauses.append("run_id > ?")
+        params.append(after)
+    if query.as_of is not None:
+        clauses.append("(status != 'running' OR scheduled_at <= ?)")
+        params.append(iso(query.as_of))
+    for column, value in (("job", query.job), ("service", query.service), ("status", query.status)):
+        if value is not None:
+            clauses.append(f"{column}=?")
+            params.append(value)
+    if query.since is not None:
+        clauses.append("COALESCE(started_at, scheduled_at) >= ?")
+        params.append(iso(query.since))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def runs_listing(query: RunQuery, after: int | None = None) -> tuple[str, list]:
+    """``runs_where`` with the listing's order, newest first, and its limit."""
+    where, params = runs_where(query, after)
+    where += " ORDER BY run_id DESC"
+    if query.limit is not None:
+        where += " LIMIT ?"
+        params.append(int(query.limit))
+    return where, params
