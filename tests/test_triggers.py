@@ -171,3 +171,17 @@ def test_iso_text_is_what_isoformat_writes_in_utc():
         assert iso(moment) == moment.astimezone(UTC).isoformat(), moment
     assert iso(None) is None
     assert iso(datetime(2026, 3, 29, 1, 0, tzinfo=UTC)) == "2026-03-29T01:00:00+00:00"
+
+
+def test_a_preview_and_a_job_refuse_two_triggers_in_the_same_words():
+    from nbsched.model.jobs import JobSpec
+    from nbsched.model.triggers import preview
+
+    with pytest.raises(InvalidJob) as for_preview:
+        preview(cron="* * * * *", every="5m")
+    with pytest.raises(InvalidJob) as for_job:
+        JobSpec.from_user(now=utc(2026, 1, 1), default_tz="UTC", name="j", service="s", cron="* * * * *", every="5m")
+    tail = "needs exactly one of every, cron or at (got every and cron), e.g. every='5m', cron='0 9 * * mon'"
+    assert str(for_preview.value).startswith(f"A preview {tail}")
+    assert str(for_job.value).startswith(f"Job 'j' {tail}")
+    assert for_preview.value.field == for_job.value.field == "kind"

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from .. import config
 from ..errors import InvalidInput, InvalidJob
 from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
-from .triggers import Cron, Interval, OneTime, Trigger
+from .triggers import Cron, Interval, OneTime, Trigger, pick_trigger
 
 KINDS = ("one_time", "interval", "cron")
 OVERLAP_POLICIES = ("skip", "queue", "queue_all", "replace", "allow")
@@ -183,15 +183,7 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
     name = _name(raw.get("name"), "job name", "name")
     service = _name(raw.get("service"), "service name", "service")
     tz = _tz(raw.get("tz"), default_tz)
-    triggers = [key for key in ("every", "cron", "at") if raw.get(key) not in (None, "")]
-    if len(triggers) != 1:
-        given = " and ".join(triggers) if triggers else "none"
-        raise InvalidJob(
-            f"Job {name!r} needs exactly one of every, cron or at (got {given}), "
-            "e.g. every='5m', cron='0 9 * * mon' or at='2026-11-25 10:00'.",
-            field="kind",
-        )
-    kind = {"every": "interval", "cron": "cron", "at": "one_time"}[triggers[0]]
+    kind = {"every": "interval", "cron": "cron", "at": "one_time"}[pick_trigger(raw, f"Job {name!r}")]
     start = _when(raw.get("start"), tz, now, "start") or now
     end = _when(raw.get("end"), tz, now, "end")
     if end is not None and end <= start:

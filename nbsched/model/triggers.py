@@ -186,6 +186,23 @@ def _require_aware(moment: datetime, what: str) -> None:
 Trigger = OneTime | Interval | Cron
 
 
+#: The options that name a trigger; a job or a preview has exactly one.
+TRIGGER_OPTIONS = ("every", "cron", "at")
+
+
+def pick_trigger(values: dict, what: str) -> str:
+    """Which one of ``every``, ``cron`` and ``at`` ``values`` gives (a job's options, a preview's arguments), or
+    ``InvalidJob`` naming ``what`` and showing the three valid forms."""
+    given = [key for key in TRIGGER_OPTIONS if values.get(key) not in (None, "")]
+    if len(given) != 1:
+        raise InvalidJob(
+            f"{what} needs exactly one of every, cron or at (got {' and '.join(given) or 'none'}), "
+            "e.g. every='5m', cron='0 9 * * mon' or at='2026-11-25 10:00'.",
+            field="kind",
+        )
+    return given[0]
+
+
 @dataclass(frozen=True)
 class Preview:
     """The next fire times of a schedule (aware, in its time zone) and a plain-English reading."""
@@ -224,15 +241,10 @@ def preview(
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
         raise InvalidInput(f"Invalid count {count!r}: use a whole number from 1 to 1000.", field="count")
     moment = parse_datetime(after, tz, now, "after") if after not in (None, "") else now
-    given = [key for key, value in (("cron", cron), ("every", every), ("at", at)) if value not in (None, "")]
-    if len(given) != 1:
-        raise InvalidInput(
-            f"Preview needs exactly one of cron, every or at (got {' and '.join(given) or 'none'}), "
-            "e.g. cron='0 9 * * mon', every='5m' or at='2026-11-25 10:00'."
-        )
-    if cron:
+    kind = pick_trigger({"every": every, "cron": cron, "at": at}, "A preview")
+    if kind == "cron":
         trigger: Trigger = Cron(cron, tz, seed=name)
-    elif every:
+    elif kind == "every":
         anchor = parse_datetime(start, tz, now, "start") if start else moment
         trigger = Interval(parse_duration(every, "interval"), anchor)
     else:
