@@ -127,6 +127,24 @@ def redis_url() -> Iterator[str]:
     conn.close()
 
 
+@pytest.fixture(scope="session")
+def shell():
+    """An IPython shell with nbsched's magics loaded (one per test session)."""
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()  # once per test session; later calls return None
+    ip = globalipapp.get_ipython()
+    ip.extension_manager.load_extension("nbsched")
+    return ip
+
+
+@pytest.fixture
+def ip(shell, home):
+    """The shell with nbsched loaded, talking to the runner of this test's temp home."""
+    yield shell
+    shell.magics_manager.registry["NbschedMagics"].session.close()
+
+
 @pytest.fixture
 def settings(home) -> config.Settings:
     return config.settings()

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from conftest import wait_until
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from servers import SMTP_PASSWORD, SMTP_USER
 
@@ -30,21 +29,6 @@ class Flaky(Service):
             raise ValueError("even runs fail")
         self.response.payload = "fine"
 """
-
-
-@pytest.fixture(scope="module")
-def shell():
-    globalipapp.start_ipython()  # once per test session; later calls return None
-    ip = globalipapp.get_ipython()
-    ip.extension_manager.load_extension("nbsched")
-    return ip
-
-
-@pytest.fixture
-def ip(shell, home):
-    """The shell with nbsched loaded, talking to the runner of this test's temp home."""
-    yield shell
-    shell.magics_manager.registry[NbschedMagics.__name__].session.close()
 
 
 def schedule(ip, line: str):

@@ -9,7 +9,6 @@ from datetime import datetime
 import pytest
 from conftest import REPO, run_cli
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 
 from nbsched import protocol
 from nbsched.errors import InvalidInput, InvalidJob, NbschedError, ServiceNotFound
@@ -48,20 +47,6 @@ EVERY_OPTION = [
     "--paused",
     "--allow-subsecond",
 ]
-
-
-@pytest.fixture(scope="module")
-def shell():
-    globalipapp.start_ipython()  # once per test session; later calls return None
-    ip = globalipapp.get_ipython()
-    ip.extension_manager.load_extension("nbsched")
-    return ip
-
-
-@pytest.fixture
-def ip(shell, home):
-    yield shell
-    shell.magics_manager.registry["NbschedMagics"].session.close()
 
 
 @pytest.fixture
