@@ -94,7 +94,7 @@ def main() -> None:
     import pandas  # noqa: F401 - imported before measuring memory, as a notebook has it already
     import pyarrow as pa
 
-    from nbsched.client.api import RUN_TIME_COLUMNS, _frame_from_arrow
+    from nbsched.client.frames import RUN_TIME_COLUMNS, from_arrow
 
     home = _common.fresh_home()
     began = time.perf_counter()
@@ -131,7 +131,7 @@ def main() -> None:
             began = time.perf_counter()
             data = client.call("history", format="arrow")
             rpc_s = time.perf_counter() - began
-            _frame_from_arrow(pa.ipc.open_stream(data).read_all(), client.tz, RUN_TIME_COLUMNS)
+            from_arrow(pa.ipc.open_stream(data).read_all(), client.tz, RUN_TIME_COLUMNS)
             totals.append(time.perf_counter() - began)
             rpcs.append(rpc_s)
             frames.append(totals[-1] - rpc_s)

@@ -21,9 +21,7 @@ from .. import config, protocol
 from ..errors import DeployError, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.triggers import Preview
-
-RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
-JOB_TIME_COLUMNS = ("next_run", "last_run")
+from . import frames
 
 
 @dataclass(frozen=True)
@@ -44,8 +42,8 @@ class Job:
     @classmethod
     def from_record(cls, record: dict, tz: str) -> Job:
         values = {key: record.get(key) for key in cls.__dataclass_fields__}
-        for key in JOB_TIME_COLUMNS:
-            values[key] = local_time(values[key], tz)
+        for key in frames.JOB_TIME_COLUMNS:
+            values[key] = frames.local_time(values[key], tz)
         return cls(**values)
 
 
@@ -155,7 +153,7 @@ class Client:
         return [service["name"] for service in result["services"]]
 
     def services(self):
-        return _frame(
+        return frames.from_records(
             self.call("services"), ("name", "version", "class_name", "origin", "deployed_at"), self.tz, ("deployed_at",)
         )
 
@@ -177,7 +175,7 @@ class Client:
         return Job.from_record(self.call("update", name=name, changes=_wire(changes)), self.tz)
 
     def jobs(self):
-        return _frame(self.call("jobs"), JOB_LIST_FIELDS, self.tz, JOB_TIME_COLUMNS)
+        return frames.from_records(self.call("jobs"), JOB_LIST_FIELDS, self.tz, frames.JOB_TIME_COLUMNS)
 
     def job(self, name: str) -> dict:
         return self.call("job", name=name)
@@ -219,7 +217,7 @@ class Client:
         args = {"cron": cron, "every": every, "at": at, "tz": tz, "count": count, "after": after, "start": start}
         args = _wire({**args, "name": name})
         result = self.call("preview", **{k: v for k, v in args.items() if v is not None})
-        times = [local_time(moment, result["tz"]) for moment in result["times"]]
+        times = [frames.local_time(moment, result["tz"]) for moment in result["times"]]
         return Preview(times=times, description=result["description"])
 
     # -- runs -------------------------------------------------------------------
@@ -234,7 +232,7 @@ class Client:
         filters = {"job": job, "service": service, "status": status, "since": since, "limit": limit}
         args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
         table = pa.ipc.open_stream(self.call("history", format="arrow", **args)).read_all()
-        return _frame_from_arrow(table, self.tz, RUN_TIME_COLUMNS)
+        return frames.from_arrow(table, self.tz, frames.RUN_TIME_COLUMNS)
 
     def history_rows(self, **filters) -> dict:
         args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
@@ -242,12 +240,12 @@ class Client:
 
     def run(self, run_id: int) -> dict:
         """Every field of one run, including logs, traceback and output."""
-        return _run_record(self.call("run", run_id=run_id), self.tz)
+        return frames.run_record(self.call("run", run_id=run_id), self.tz)
 
     def wait(self, run_id: int, timeout: float = 30.0) -> dict:
         """Block until the run ends (or raise WaitTimeout); return its record."""
         record = self.call("wait", _timeout=timeout + 10, run_id=run_id, timeout=timeout)
-        return _run_record(record, self.tz)
+        return frames.run_record(record, self.tz)
 
     @property
     def tz(self) -> str:
@@ -306,7 +304,7 @@ class _Connections:
 
     def list(self):
         """The connections as a DataFrame, secrets masked."""
-        return _frame(self._client.call("connections"), self.COLUMNS, self._client.tz, ("updated_at",))
+        return frames.from_records(self._client.call("connections"), self.COLUMNS, self._client.tz, ("updated_at",))
 
     def delete(self, name: str) -> None:
         self._client.call("connection_delete", name=name)
@@ -385,58 +383,6 @@ def _wire_value(value: Any) -> Any:
 
 def _wire(args: dict) -> dict:
     return {key: _wire_value(value) for key, value in args.items() if value is not None}
-
-
-def local_time(value: Any, tz: str) -> datetime | None:
-    """A time from the runner (aware, or ISO text with an offset) in the time zone ``tz``; None stays None."""
-    if value is None:
-        return None
-    from ..model.timeparse import zone
-
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.astimezone(zone(tz))
-
-
-def _run_record(record: dict, tz: str) -> dict:
-    return {key: local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
-
-
-def _frame(records: list[dict], columns, tz: str, time_columns):
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(records, columns=list(columns))
-    return _localize_columns(frame, tz, time_columns)
-
-
-def _frame_from_rows(columns: list[str], rows: list[list], tz: str, time_columns):
-    import pandas as pd
-
-    with protocol.gc_paused():
-        frame = pd.DataFrame(rows, columns=columns)
-    return _localize_columns(frame, tz, time_columns)
-
-
-def _frame_from_arrow(table, tz: str, time_columns):
-    """A DataFrame of an Arrow table: repeated texts (dictionary-encoded on the wire) as plain text again."""
-    import pyarrow as pa
-
-    for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type):
-            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
-    frame = table.to_pandas()
-    for column in time_columns:
-        if column in frame:
-            frame[column] = frame[column].dt.tz_convert(tz)
-    return frame
-
-
-def _localize_columns(frame, tz: str, time_columns):
-    import pandas as pd
-
-    for column in time_columns:
-        if column in frame:
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_convert(tz)
-    return frame
 
 
 def status_text(info: dict) -> str:

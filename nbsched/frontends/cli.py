@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import config
-from ..client.api import RUN_TIME_COLUMNS, Client, connect, local_time
+from ..client.api import Client, connect
+from ..client.frames import RUN_TIME_COLUMNS, local_time
 from ..errors import NbschedError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.runs import RUN_FIELDS

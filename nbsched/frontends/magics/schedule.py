@@ -12,7 +12,8 @@ import os
 from IPython.core.error import UsageError
 
 from ... import config
-from ...client.api import Client, local_time
+from ...client.api import Client
+from ...client.frames import local_time
 from ...errors import did_you_mean
 from .. import commands
 from ..commands import fmt_time, one_line

@@ -1,0 +1,59 @@
+"""Frames: the one place that builds the client's pandas DataFrames (and shows runner times in a time zone).
+
+pandas and pyarrow are imported when a frame is built, so ``import nbsched`` stays light for workers,
+the runner and the CLI's table output.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+#: The columns of a run that are times; shown in the user's time zone.
+RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
+#: The columns of a job listing that are times.
+JOB_TIME_COLUMNS = ("next_run", "last_run")
+
+
+def local_time(value: Any, tz: str) -> datetime | None:
+    """A time from the runner (aware, or ISO text with an offset) in the time zone ``tz``; None stays None."""
+    if value is None:
+        return None
+    from ..model.timeparse import zone
+
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.astimezone(zone(tz))
+
+
+def run_record(record: dict, tz: str) -> dict:
+    return {key: local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
+
+
+def from_records(records: list[dict], columns, tz: str, time_columns):
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(records, columns=list(columns))
+    return _localize(frame, tz, time_columns)
+
+
+def from_arrow(table, tz: str, time_columns):
+    """A DataFrame of an Arrow table: repeated texts (dictionary-encoded on the wire) as plain text again."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    frame = table.to_pandas()
+    for column in time_columns:
+        if column in frame:
+            frame[column] = frame[column].dt.tz_convert(tz)
+    return frame
+
+
+def _localize(frame, tz: str, time_columns):
+    import pandas as pd
+
+    for column in time_columns:
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.tz_convert(tz)
+    return frame
