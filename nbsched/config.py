@@ -69,6 +69,14 @@ SECRET_WORDS = ("sig", "pw")
 #: Secrets shorter than this many characters are masked only where they stand as a value (after ``=`` or
 #: ``:``, or in quotes), not as a word of free text: ``password=test`` is masked, "test passed" is not.
 MASK_MIN_CHARS = 8
+#: Client connections the runner keeps open at most (the longest idle is closed to admit a new one) ...
+MAX_CLIENTS = 4096
+#: ... and file descriptors it keeps free for the rest (store, history threads, log) and per worker (pipes).
+FD_RESERVE = 128
+FD_PER_WORKER = 4
+#: Connections the runner accepts in one go (and its listen queue): a burst of clients never takes more
+#: descriptors at once than the reserve above leaves, before the longest idle ones are closed.
+ACCEPT_BACKLOG = 32
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ class Runner:
         old_umask = os.umask(0o177)
         try:
             self.server = await asyncio.start_unix_server(
-                self._serve_client, path=str(path), limit=config.MAX_REQUEST_BYTES
+                self._serve_client, path=str(path), limit=config.MAX_REQUEST_BYTES, backlog=config.ACCEPT_BACKLOG
             )
         finally:
             os.umask(old_umask)
@@ -327,20 +327,13 @@ def _tune_gc() -> None:
     gc.set_threshold(*config.GC_THRESHOLDS)
 
 
-#: Client connections the runner keeps open at most ...
-MAX_CLIENTS = 4096
-#: ... and file descriptors it keeps free for the rest (store, history threads, log, per worker: pipes).
-FD_RESERVE = 128
-FD_PER_WORKER = 4
-
-
 def client_cap(workers: int) -> int:
     """How many client connections to keep open: what the file limit leaves after the runner's own files,
     so that accepting a client, starting a worker or reading history never runs out of descriptors."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
-        return MAX_CLIENTS
-    return max(8, min(MAX_CLIENTS, soft - FD_RESERVE - FD_PER_WORKER * workers))
+        return config.MAX_CLIENTS
+    return max(8, min(config.MAX_CLIENTS, soft - config.FD_RESERVE - config.FD_PER_WORKER * workers))
 
 
 #: A reply part larger than this (a long history as Arrow) goes out in slices of this size, each sent
