@@ -14,7 +14,7 @@ import nbsched
 from nbsched.errors import InvalidJob
 from nbsched.model import cron
 from nbsched.model.jobs import JobSpec
-from nbsched.model.triggers import Cron, normalize_cron
+from nbsched.model.triggers import Cron
 from nbsched.runner.engine import Engine, Hooks
 from nbsched.store import StoredJob
 from nbsched.store.sqlite import SQLiteStore
@@ -189,7 +189,7 @@ def test_a_refused_line_names_its_field_and_value(line, message):
 
 def test_the_issue_example_refusal_reads_exactly():
     with pytest.raises(InvalidJob) as caught:
-        normalize_cron("61 * * * *")
+        Cron("61 * * * *")
     assert str(caught.value) == (
         "Invalid cron expression '61 * * * *': the minute field '61' is out of range 0-59. A line has 5 fields "
         "(minute hour day-of-month month day-of-week), e.g. '*/5 9-17 * * mon-fri', or 6 with seconds first, or an "

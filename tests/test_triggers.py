@@ -11,7 +11,7 @@ import pytest
 
 from nbsched.errors import InvalidJob
 from nbsched.model.timeparse import iso
-from nbsched.model.triggers import Cron, Interval, OneTime, normalize_cron
+from nbsched.model.triggers import Cron, Interval, OneTime
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
@@ -151,7 +151,7 @@ def test_cron_that_never_matches_is_refused():
 )
 def test_bad_cron_lines_are_refused_with_an_example(line, message):
     with pytest.raises(InvalidJob, match=message) as caught:
-        normalize_cron(line)
+        Cron(line)
     assert "e.g. '*/5 9-17 * * mon-fri'" in str(caught.value)
 
 

@@ -383,16 +383,3 @@ def _wire_value(value: Any) -> Any:
 
 def _wire(args: dict) -> dict:
     return {key: _wire_value(value) for key, value in args.items() if value is not None}
-
-
-def status_text(info: dict) -> str:
-    """The runner's status in one line (two while its store fails), for the CLI and the magics."""
-    text = (
-        f"runner {info['runner']} up since {info['started_at']}: {info['jobs']} jobs, "
-        f"{info['running']} running, store {info['store']}"
-    )
-    trouble = info.get("store_error")
-    if trouble:
-        what = "the store file is gone; restart the runner" if trouble.get("gone") else "store writes fail"
-        text += f"\nSTORE ERROR since {trouble.get('since')}: {what}: {trouble.get('error')}"
-    return text

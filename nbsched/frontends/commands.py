@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import config
-from ..client.api import Client, status_text
+from ..client.api import Client
 from ..connections.definitions import TLS_MODES
 from ..errors import InvalidInput, RunnerError, did_you_mean
 from ..model.jobs import ISOLATION, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
@@ -335,6 +335,19 @@ def fmt_time(moment: Any, missing: str = "never", seconds: bool = True) -> str:
 
 
 # -- the runner --------------------------------------------------------------------------
+def status_text(info: dict) -> str:
+    """The runner's status in one line (two while its store fails), for the CLI and the magics."""
+    text = (
+        f"runner {info['runner']} up since {info['started_at']}: {info['jobs']} jobs, "
+        f"{info['running']} running, store {info['store']}"
+    )
+    trouble = info.get("store_error")
+    if trouble:
+        what = "the store file is gone; restart the runner" if trouble.get("gone") else "store writes fail"
+        text += f"\nSTORE ERROR since {trouble.get('since')}: {what}: {trouble.get('error')}"
+    return text
+
+
 def runner_status(settings: config.Settings) -> str | None:
     """The runner's status line, or None when no runner runs for ``settings.home``."""
     try:

@@ -171,13 +171,6 @@ def _instants(local: datetime, tz: ZoneInfo) -> list[datetime]:
     return []  # inside the gap of spring-forward
 
 
-def normalize_cron(expression: object) -> str:
-    """Validate a cron line (``H`` included) and return it with aliases expanded and spaces tidied."""
-    text = cron.normalize(expression)
-    cron.compile_line(text, seed="")
-    return text
-
-
 def _require_aware(moment: datetime, what: str) -> None:
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise InvalidJob(f"Invalid {what} {moment!r}: expected a time-zone-aware datetime.", field=what)
