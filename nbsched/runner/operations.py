@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
+from collections.abc import KeysView
 from typing import TYPE_CHECKING
 
 from .. import protocol
@@ -158,18 +160,24 @@ def _channel(value: str) -> str:
 
 def checked_args(args: dict, handler) -> dict:
     """``args`` if ``handler`` takes them: unknown and missing arguments are refused by name."""
-    parameters = inspect.signature(handler).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    unknown = [key for key in args if key not in parameters]
-    if unknown and not takes_any:
-        raise InvalidInput(
-            f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(parameters) or 'none'}."
-        )
-    missing = [
-        name
-        for name, p in parameters.items()
-        if p.default is inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in args
-    ]
+    names, required, takes_any = _signature(getattr(handler, "__func__", handler))
+    if not takes_any and not names >= args.keys():
+        unknown = [key for key in args if key not in names]
+        expected = ", ".join(names) or "none"
+        raise InvalidInput(f"Unknown argument(s) {', '.join(map(repr, unknown))}; expected {expected}.")
+    missing = [name for name in required if name not in args]
     if missing:
         raise InvalidInput(f"Missing argument(s): {', '.join(missing)}.")
     return args
+
+
+@functools.cache
+def _signature(function) -> tuple[KeysView[str], tuple[str, ...], bool]:
+    """A handler's argument names (in order), those without a default, and whether it takes ``**kwargs``:
+    read once per handler, not per request (``inspect.signature`` costs more than the rest of an invoke)."""
+    parameters = dict(inspect.signature(function).parameters)
+    parameters.pop("self", None)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    names = {name: None for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    required = tuple(name for name, p in parameters.items() if p.default is inspect.Parameter.empty and name in names)
+    return names.keys(), required, takes_any
