@@ -50,7 +50,7 @@ class Harness:
 
     def finish_all(self, now: datetime, status: str = "ok") -> None:
         for message in list(self.dispatched):
-            if message.run_id in self.engine.active:
+            if message.run_id in self.engine.inflight.active:
                 self.engine.results.on_result(
                     Result(message.run_id, status, started_at=now.timestamp(), finished_at=now.timestamp())
                 )
@@ -112,7 +112,7 @@ def test_a_fire_claimed_ahead_for_a_busy_job_waits_in_the_runner_until_the_run_b
     harness.engine.tick(T0 + timedelta(seconds=59, milliseconds=600))
     assert len(harness.dispatched) == 1
     assert harness.engine.next_due() == T0 + timedelta(minutes=1)
-    second_id = harness.engine.ahead[0][1]
+    second_id = harness.engine.inflight.ahead[0][1]
     assert not harness.engine.is_finished(second_id)
     # The first run ends before the second's time: the second goes to a worker now, to start at its time.
     harness.finish_all(T0 + timedelta(seconds=59, milliseconds=900))
@@ -283,7 +283,7 @@ def test_a_job_deleted_while_its_claimed_fire_waits_for_the_run_before_never_sta
     harness.engine.tick(T0)
     harness.engine.tick(T0)
     (held,) = harness.dispatched
-    (waiting_id,) = harness.engine.waiting_ahead["j"]
+    (waiting_id,) = harness.engine.inflight.waiting_ahead["j"]
     harness.engine.control.delete("j")  # takes back the held run; its end must not hand over the waiting one
     assert [m.run_id for m in harness.dispatched] == []
     harness.engine.tick(T0 + timedelta(minutes=2))

@@ -117,7 +117,7 @@ class Harness:
 
     def finish_all(self, status: str = "ok") -> None:
         for message in list(self.dispatched):
-            if message.run_id in self.engine.active:
+            if message.run_id in self.engine.inflight.active:
                 self.finish(message.run_id, status)
         self.dispatched.clear()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 from datetime import datetime
 
 import pytest
@@ -14,6 +15,7 @@ from nbsched import protocol
 from nbsched.errors import InvalidInput, InvalidJob, NbschedError, ServiceNotFound
 from nbsched.frontends import commands
 from nbsched.frontends.commands import JOB_OPTIONS, STATUS_COLOURS, STATUSES, SWITCHES, TRIGGERS
+from nbsched.frontends.ui.services import ConnectionsTab
 from nbsched.model.jobs import JobSpec
 
 FRONTENDS = REPO / "nbsched" / "frontends"
@@ -161,7 +163,7 @@ def fill_form(form, name: str) -> None:
 
 
 @pytest.mark.slow
-def test_cli_and_magic_take_headers_and_timeouts_in_either_spelling(ip, client):
+def test_cli_magic_and_form_take_headers_and_timeouts_in_either_spelling(ip, client):
     url = "http://127.0.0.1:9/data"
     cli_lines = [
         ["cli-colon", url, "--header", "Accept: application/json", "--header", "X-Two=2", "--timeout", "10"],
@@ -177,11 +179,40 @@ def test_cli_and_magic_take_headers_and_timeouts_in_either_spelling(ip, client):
         "connection", f"rest magic-equals {url} --header Accept=application/json --header X-Two:2 --timeout 10s"
     )
 
+    for name, lines, timeout in [
+        ("form-colon", "Accept: application/json\nX-Two=2", "10"),
+        ("form-equals", "Accept=application/json\n\nX-Two:2\n", "10s"),
+    ]:
+        tab = ConnectionsTab(client, threading.RLock())
+        tab.kind.value = "rest"
+        tab.name.value, tab.address.value, tab.headers.value, tab.timeout.value = name, url, lines, timeout
+        tab.submit()
+
     definitions = {record["name"]: record["definition"] for record in client.call("connections")}
-    assert len(definitions) == 4
+    assert len(definitions) == 6
     assert all(definition == definitions["cli-colon"] for definition in definitions.values())
     assert definitions["cli-colon"]["headers"] == {"Accept": "application/json", "X-Two": "2"}
     assert definitions["cli-colon"]["timeout"] == 10.0
+    tab = ConnectionsTab(client, threading.RLock())
+    tab.refresh()
+    tab.pick.value = "form-equals"
+    assert (tab.headers.value, tab.timeout.value) == ("Accept: application/json\nX-Two: 2", "10s")
+
+
+@pytest.mark.slow
+def test_the_form_refuses_a_bad_header_or_timeout_and_a_masked_secret_by_field(client):
+    tab = ConnectionsTab(client, threading.RLock())
+    tab.name.value, tab.address.value = "api", "http://127.0.0.1:9/"
+    for headers, timeout, field, words in [
+        ("no separator", "10s", "headers", "use NAME:VALUE or NAME=VALUE"),
+        ("Authorization: ***", "10s", "headers", "is a secret and is never shown"),
+        ("", "soon", "timeout", "soon"),
+    ]:
+        tab.headers.value, tab.timeout.value = headers, timeout
+        with pytest.raises(InvalidInput, match=words) as caught:
+            tab.submit()
+        assert caught.value.field == field
+    assert client.call("connections") == []
 
 
 @pytest.mark.slow

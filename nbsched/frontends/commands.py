@@ -209,8 +209,12 @@ def add_preview_options(parser: argparse.ArgumentParser) -> None:
 
 
 def seconds(value: str | float, what: str = "timeout") -> float:
-    """A duration as typed (``10``, ``10s``, ``1m30s``) in seconds; positive."""
-    amount = parse_duration(value, what).total_seconds()
+    """A duration as typed (``10``, ``10s``, ``1m30s``) in seconds; positive. A refusal names ``what`` as its field."""
+    try:
+        amount = parse_duration(value, what).total_seconds()
+    except InvalidInput as exc:
+        exc.field = exc.field or what
+        raise
     if amount <= 0:
         raise InvalidInput(f"Invalid {what} {value!r}: it must be positive, e.g. '10s' or '2m'.", field=what)
     return amount

@@ -12,16 +12,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ..model.jobs import JobSpec
+from ..model.runs import NewRun
 from ..model.triggers import Interval
 from ..store import Claim, StoredJob
 
 #: Most fires counted one by one when catching up after downtime, or run by one backfill.
 MAX_MISSED_COUNT = 10_000
 #: Builds a new run record: (spec, trigger, scheduled_at) -> run.
-NewRun = Callable[..., dict]
+MakeRun = Callable[..., NewRun]
 
 
-def fire_claim(job: StoredJob, new_run: NewRun) -> Claim:
+def fire_claim(job: StoredJob, new_run: MakeRun) -> Claim:
     """The claim of the job's next fire: one run, the job advanced past it."""
     scheduled_at = job.state.next_fire
     fires = job.state.fires + 1
@@ -34,7 +35,7 @@ def fire_claim(job: StoredJob, new_run: NewRun) -> Claim:
     )
 
 
-def misfire_claim(job: StoredJob, now: datetime, new_run: NewRun, reason: str = "while no runner was up") -> Claim:
+def misfire_claim(job: StoredJob, now: datetime, new_run: MakeRun, reason: str = "while no runner was up") -> Claim:
     """The claim of the fires a job missed up to ``now``: what its misfire policy runs, and one ``missed`` row
     counting the rest (fires older than its ``catchup`` window are only counted)."""
     spec, state = job.spec, job.state

@@ -116,7 +116,7 @@ class JobControl:
         self.engine.jobs[name] = updated
         if not active:
             self.engine.recall(name, "paused", keep=True)  # its claimed runs wait in the runner for its resume
-        elif name in self.engine.waiting_ahead and self.engine.may_predispatch(updated):
+        elif self.engine.inflight.is_waiting_ahead(name) and self.engine.may_predispatch(updated):
             self.engine.predispatch_waiting(updated)
         self.engine.reschedule(updated)
         return self.job_record(name)

@@ -15,12 +15,10 @@ firing, and each request that would write says why, until the runner is restarte
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import random
 import secrets
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,11 +29,13 @@ from ..errors import (
     did_you_mean,
 )
 from ..model.jobs import JobSpec
+from ..model.runs import NewRun
 from ..store import Claim, Store, StoredJob
 from ..worker.pipe import RunMessage
 from .catalog import Catalog
 from .claims import fire_claim, misfire_claim
 from .control import JobControl, JobStats
+from .inflight import ActiveRun, InFlight
 from .ondemand import OnDemand
 from .outage import StoreHealth
 from .reading import Reader
@@ -43,22 +43,6 @@ from .results import Results
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class ActiveRun:
-    """A run handed to the workers and not finished yet."""
-
-    run_id: int
-    job: str | None
-    service: str
-    trigger: str
-    attempt: int
-    scheduled_at: datetime
-    message: RunMessage
-    timeout: float | None = None
-    retries: int = 0
-    timer: object = None
 
 
 @dataclass
@@ -85,15 +69,9 @@ class Engine:
     in_loop_grace: timedelta = timedelta(seconds=60)
     jobs: dict[str, StoredJob] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)
-    active: dict[int, ActiveRun] = field(default_factory=dict)
-    running_by_job: dict[str, list[int]] = field(default_factory=dict)
-    queued_by_job: dict[str, deque] = field(default_factory=dict)
+    inflight: InFlight = field(default_factory=InFlight)  # the runs created and not yet finished
     stats: dict[str, JobStats] = field(default_factory=dict)
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
-    ahead: list[tuple[datetime, int, str, dict]] = field(default_factory=list)  # claimed, not yet due
-    waiting_ahead: dict[str, dict[int, dict]] = field(default_factory=dict)  # job -> its runs in ``ahead``
-    predispatched: dict[int, str] = field(default_factory=dict)  # run id -> job: with a worker, not yet due
-    recalled: set[int] = field(default_factory=set)  # predispatched runs taken back to wait in ``ahead`` again
     stopped: bool = False  # the runner is stopping: nothing more starts
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -155,11 +133,7 @@ class Engine:
         return self.jobs[name]
 
     def is_finished(self, run_id: int) -> bool:
-        return (
-            run_id not in self.active
-            and not any(rid == run_id for queue in self.queued_by_job.values() for rid, _ in queue)
-            and not any(run_id in waiting for waiting in self.waiting_ahead.values())
-        )
+        return self.inflight.is_finished(run_id)
 
     # -- firing -----------------------------------------------------------------
     def tick(self, now: datetime, grace: timedelta | None = None) -> int:
@@ -211,11 +185,10 @@ class Engine:
             for run_id, run in zip(run_ids, claim.runs, strict=True):
                 created += 1
                 if run["scheduled_at"] > now and run["status"] == "running" and self.may_predispatch(job):
-                    self.predispatched[run_id] = job.spec.name
+                    self.inflight.predispatched[run_id] = job.spec.name
                     self.dispatch_run(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
                 elif run["scheduled_at"] > now and run["status"] == "running":
-                    heapq.heappush(self.ahead, (run["scheduled_at"], run_id, job.spec.name, run))
-                    self.waiting_ahead.setdefault(job.spec.name, {})[run_id] = run
+                    self.inflight.hold_ahead(job.spec.name, run_id, run)
                 else:
                     self.start_claimed(job, run_id, run, force_queue=len(claim.runs) > 1)
         self.health.forget_outage(self.schedule.next_due())
@@ -274,28 +247,21 @@ class Engine:
         decision to run it: the job has no run in progress or queued, no jitter, and no run may be killed."""
         spec, name = job.spec, job.spec.name
         return not (
-            spec.jitter or spec.timeout or spec.overlap == "replace" or self.running_by_job.get(name)
-        ) and not self.queued_by_job.get(name)
+            spec.jitter or spec.timeout or spec.overlap == "replace" or self.inflight.busy(name)
+        ) and not self.inflight.queue_length(name)
 
     def recall(self, name: str, reason: str, keep: bool = False) -> None:
         """Take back the runs of job ``name`` that wait in a worker for their time: they end as skipped, or,
         with ``keep``, wait in the runner again (``_hold_again``)."""
-        for run_id, job in list(self.predispatched.items()):
-            if job == name:
-                if keep:
-                    self.recalled.add(run_id)
-                if not self.hooks.cancel(run_id, f"Job {name!r} was {reason} before this run started."):
-                    self.recalled.discard(run_id)  # it started: its result comes as any run's
+        for run_id in self.inflight.predispatched_of(name):
+            if keep:
+                self.inflight.recalled.add(run_id)
+            if not self.hooks.cancel(run_id, f"Job {name!r} was {reason} before this run started."):
+                self.inflight.recalled.discard(run_id)  # it started: its result comes as any run's
 
     def _start_ahead(self, now: datetime) -> None:
         """Start the claimed runs whose time has come; a job paused or deleted meanwhile skips its run."""
-        while self.ahead and self.ahead[0][0] <= now:
-            _, run_id, name, run = heapq.heappop(self.ahead)
-            waiting = self.waiting_ahead.get(name)
-            if waiting is None or waiting.pop(run_id, None) is None:
-                continue  # handed to a worker already, when the job's run before it ended
-            if not waiting:
-                del self.waiting_ahead[name]
+        for run_id, name, run in self.inflight.due_ahead(now):
             job = self.jobs.get(name)
             if job is None or not job.spec.active:
                 reason = "deleted" if job is None else "paused"
@@ -303,7 +269,7 @@ class Engine:
             else:
                 self.start_claimed(job, run_id, run)
 
-    def new_run(self, spec: JobSpec | None, trigger: str, scheduled_at: datetime, service: str | None = None) -> dict:
+    def new_run(self, spec: JobSpec | None, trigger: str, scheduled_at: datetime, service: str | None = None) -> NewRun:
         service = service or spec.service
         return {
             "cid": self._new_cid(),
@@ -317,17 +283,17 @@ class Engine:
             "runner": self.runner_id,
         }
 
-    def start_claimed(self, job: StoredJob, run_id: int, run: dict, force_queue: bool = False) -> None:
+    def start_claimed(self, job: StoredJob, run_id: int, run: NewRun, force_queue: bool = False) -> None:
         if run["status"] != "running":
             self.results.count(job.spec.name, run["status"], run["scheduled_at"])
             return
         name, policy = job.spec.name, job.spec.overlap
         if force_queue:
             policy = "queue_all"
-        busy = self.running_by_job.get(name) or []
-        queue = self.queued_by_job.setdefault(name, deque())
+        busy = self.inflight.busy(name)
+        queued = self.inflight.queue_length(name)
         if busy and policy != "allow":
-            if policy == "skip" or (policy == "queue" and queue):
+            if policy == "skip" or (policy == "queue" and queued):
                 self.results.finish_now(
                     run_id,
                     run,
@@ -336,19 +302,19 @@ class Engine:
                 )
                 return
             if policy in ("queue", "queue_all"):
-                queue.append((run_id, run))
+                self.inflight.enqueue(name, run_id, run)
                 return
             for other in list(busy):
                 self.hooks.kill(other, "interrupted", f"Replaced by run {run_id} (overlap=replace).")
-        elif queue and policy in ("queue", "queue_all"):
-            queue.append((run_id, run))
+        elif queued and policy in ("queue", "queue_all"):
+            self.inflight.enqueue(name, run_id, run)
             return
         self.dispatch_run(run_id, run, job.spec, channel="scheduler")
 
     def dispatch_run(
         self,
         run_id: int,
-        run: dict,
+        run: NewRun,
         spec: JobSpec | None,
         channel: str,
         extra=None,
@@ -368,19 +334,19 @@ class Engine:
             bool(spec and (spec.timeout or spec.overlap == "replace")),
             spec.isolation if spec else "worker",  # isolation "process": a fresh worker process for this run alone
         )
-        self.active[run_id] = ActiveRun(
-            run_id=run_id,
-            job=run["job"],
-            service=run["service"],
-            trigger=run["trigger"],
-            attempt=attempt,
-            scheduled_at=run["scheduled_at"],
-            message=message,
-            timeout=spec.timeout if spec else None,
-            retries=spec.retries if spec else 0,
+        self.inflight.start(
+            ActiveRun(
+                run_id=run_id,
+                job=run["job"],
+                service=run["service"],
+                trigger=run["trigger"],
+                attempt=attempt,
+                scheduled_at=run["scheduled_at"],
+                message=message,
+                timeout=spec.timeout if spec else None,
+                retries=spec.retries if spec else 0,
+            )
         )
-        if run["job"]:
-            self.running_by_job.setdefault(run["job"], []).append(run_id)
         jitter = spec.jitter if spec and run["trigger"] in ("schedule", "misfire") else 0.0
         if jitter:
             self.hooks.call_later(random.uniform(0, jitter), lambda: self.hooks.dispatch(message))
@@ -391,12 +357,8 @@ class Engine:
         """The job's run before ended while its next one, claimed, waits for its time: hand that one to a
         worker now, to start at its time, as if no run had been in progress when it was claimed."""
         name = job.spec.name
-        waiting = self.waiting_ahead[name]
-        run_id = min(waiting, key=lambda rid: waiting[rid]["scheduled_at"])
-        run = waiting.pop(run_id)
-        if not waiting:
-            del self.waiting_ahead[name]
-        self.predispatched[run_id] = name
+        run_id, run = self.inflight.take_first_ahead(name)
+        self.inflight.predispatched[run_id] = name
         self.dispatch_run(run_id, run, job.spec, channel="scheduler", not_before=run["scheduled_at"])
 
     def next_due(self) -> datetime | None:
@@ -405,7 +367,8 @@ class Engine:
         trouble = self.health.trouble
         if trouble is not None and trouble.gone:
             return None
-        times = [self.ahead[0][0]] if self.ahead else []
+        ahead = self.inflight.next_ahead()
+        times = [ahead] if ahead is not None else []
         due = self.schedule.next_due()
         if due is not None:
             claim_at = due - self.claim_ahead

@@ -42,7 +42,7 @@ class Operations:
             "home": str(self.runner.settings.home),
             "timezone": self.runner.settings.timezone,
             "jobs": len(self.runner.engine.jobs),
-            "running": len(self.runner.engine.active),
+            "running": len(self.runner.engine.inflight.active),
             "workers": len(self.runner.pool.workers),
             "store_error": self.runner.engine.health.status(),  # None, or what fails: error, since, gone
         }

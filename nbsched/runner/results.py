@@ -7,20 +7,21 @@ stored as a pending retry together with its result, so a restart runs the attemp
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..model.runs import NewRun, RunUpdate
 from ..store.base import PendingRetry
 from ..worker.pipe import Result
 from .control import JobStats
 from .outage import STORE_RETRY_SECONDS
 
 if TYPE_CHECKING:
-    from .engine import ActiveRun, Engine
+    from .engine import Engine
+    from .inflight import ActiveRun
 
 log = logging.getLogger("nbsched.runner.engine")
 #: Longest pause between retries, in seconds.
@@ -32,13 +33,13 @@ class Results:
     """The results of one engine's runs: recorded, buffered, written; retries scheduled."""
 
     engine: Engine
-    pending: list[dict] = field(default_factory=list)
+    pending: list[RunUpdate] = field(default_factory=list)
     retries_to_store: list[PendingRetry] = field(default_factory=list)  # written with ``pending``
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
 
     def on_start(self, run_id: int) -> None:
         """A worker took the run: start its timeout clock."""
-        active = self.engine.active.get(run_id)
+        active = self.engine.inflight.active.get(run_id)
         if active and active.timeout:
             active.timer = self.engine.hooks.call_later(
                 active.timeout,
@@ -50,10 +51,7 @@ class Results:
     def on_result(self, result: Result) -> None:
         """Record what a worker reported for a run."""
         run_id = result.run_id
-        self.engine.predispatched.pop(run_id, None)
-        recalled = run_id in self.engine.recalled
-        self.engine.recalled.discard(run_id)
-        active = self.engine.active.pop(run_id, None)
+        active, recalled = self.engine.inflight.end(run_id)
         if active is None:
             log.warning("result for unknown run %s ignored", run_id)
             return
@@ -64,7 +62,7 @@ class Results:
             return
         finished = _from_epoch(result.finished_at) or self.engine.hooks.clock()
         started = _from_epoch(result.started_at)
-        update = {
+        update: RunUpdate = {
             "run_id": run_id,
             "status": result.status,
             "started_at": started,
@@ -88,42 +86,37 @@ class Results:
         """A run taken back from its worker because its job was paused before the run's time: it waits in the
         runner again, to start at its time if the job is active by then (resumed), or to be skipped if not."""
         name, run_id = active.job, active.run_id
-        busy = self.engine.running_by_job.get(name, [])
-        if run_id in busy:
-            busy.remove(run_id)
-        run = {
+        self.engine.inflight.leave_job(name, run_id)
+        run: NewRun = {
             "cid": active.message.cid,
             "job": name,
             "service": active.service,
+            "service_version": None,
             "trigger": active.trigger,
             "attempt": active.attempt,
             "status": "running",
             "scheduled_at": active.scheduled_at,
+            "runner": self.engine.runner_id,
         }
-        heapq.heappush(self.engine.ahead, (active.scheduled_at, run_id, name, run))
-        self.engine.waiting_ahead.setdefault(name, {})[run_id] = run
+        self.engine.inflight.hold_ahead(name, run_id, run)
         job = self.engine.jobs.get(name)
         if job is not None and job.spec.active and self.engine.may_predispatch(job):
             self.engine.predispatch_waiting(job)
         self.engine.hooks.wake()
 
     def job_run_ended(self, name: str, run_id: int) -> None:
-        busy = self.engine.running_by_job.get(name, [])
-        if run_id in busy:
-            busy.remove(run_id)
-        queue = self.engine.queued_by_job.get(name)
+        inflight = self.engine.inflight
+        busy = inflight.leave_job(name, run_id)
         job = self.engine.jobs.get(name)
-        if queue and not busy:
-            next_id, run = queue.popleft()
+        queued = inflight.dequeue(name) if not busy else None
+        if queued is not None:
+            next_id, run = queued
             if job is None:
                 self.finish_now(next_id, run, "skipped", f"Job {name!r} was deleted before this queued run started.")
             else:
                 self.engine.dispatch_run(next_id, run, job.spec, channel="scheduler")
         elif (
-            name in self.engine.waiting_ahead
-            and job is not None
-            and job.spec.active
-            and self.engine.may_predispatch(job)
+            inflight.is_waiting_ahead(name) and job is not None and job.spec.active and self.engine.may_predispatch(job)
         ):
             self.engine.predispatch_waiting(job)
 
@@ -155,17 +148,15 @@ class Results:
         if self.flush(self.engine.hooks.clock()):
             job = self.engine.jobs.get(retry.job) if retry.job else None
             spec = job.spec if job else None
-            run = {
-                **self.engine.new_run(spec, "retry", retry.scheduled_at, service=retry.service),
-                "attempt": retry.attempt + 1,
-            }
+            run = self.engine.new_run(spec, "retry", retry.scheduled_at, service=retry.service)
+            run["attempt"] = retry.attempt + 1
             try:
                 (run_id,) = self.engine.store.add_runs([run], retried=[retry.run_id])
             except Exception as exc:
                 self.engine.health.failed(exc)
             else:
                 self.engine.dispatch_run(run_id, run, spec, channel=retry.channel, attempt=retry.attempt + 1)
-                self.engine.active[run_id].retries = retry.retries
+                self.engine.inflight.active[run_id].retries = retry.retries
                 return
         self.engine.hooks.call_later(STORE_RETRY_SECONDS, lambda: self.start_retry(retry))
 
@@ -213,7 +204,7 @@ class Results:
         self.engine.health.works(now or self.engine.hooks.clock())
         return True
 
-    def finish_now(self, run_id: int, run: dict, status: str, error: str) -> None:
+    def finish_now(self, run_id: int, run: NewRun, status: str, error: str) -> None:
         now = self.engine.hooks.clock()
         self.pending.append({"run_id": run_id, "status": status, "error": error, "finished_at": now})
         self.count(run["job"], status, run["scheduled_at"])

@@ -135,7 +135,7 @@ class Runner:
     async def _shutdown(self) -> None:
         self.server.close()
         deadline = asyncio.get_running_loop().time() + config.SHUTDOWN_GRACE_SECONDS
-        while self.engine.active and asyncio.get_running_loop().time() < deadline:
+        while self.engine.inflight.active and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for task in [*self._tasks, *self._client_tasks]:
             task.cancel()

@@ -13,7 +13,8 @@ import threading
 
 import ipywidgets as W
 
-from ..commands import TLS_MODES, is_missing
+from ...errors import InvalidInput
+from ..commands import TLS_MODES, duration_text, header, is_missing, seconds
 from .base import fmt_time, guarded, in_background, say, show
 
 KIND_LABELS = (("REST", "rest"), ("SMTP", "smtp"), ("kvdb", "kvdb"))
@@ -75,6 +76,11 @@ class ConnectionsTab:
         self.kind = W.ToggleButtons(options=KIND_LABELS, value="rest", description="Kind")
         self.name = W.Text(description="Name", placeholder="e.g. My Data Source")
         self.address = W.Text(description="Address", placeholder="https://api.example.com/v1", layout=_wide())
+        self.headers = W.Textarea(
+            description="Headers", placeholder="one per line, NAME: VALUE (or NAME=VALUE)", layout=_wide()
+        )
+        self.token = W.Password(description="Token", placeholder="bearer token; env:VAR reads the runner's env")
+        self.timeout = W.Text(description="Timeout", value="10s", placeholder="e.g. 10s or 1m")
         self.host = W.Text(description="Host", placeholder="smtp.example.com")
         self.port = W.BoundedIntText(value=587, min=1, max=65535, description="Port")
         self.tls = W.Dropdown(description="TLS", options=TLS_MODES, value="starttls")
@@ -89,9 +95,9 @@ class ConnectionsTab:
         self.delete = W.Button(description="Delete", button_style="danger")
         self.status = W.HTML()
         self.status.add_class("nbsched-connections-status")
-        self.rest_box = W.VBox([self.address])
+        self.rest_box = W.VBox([self.address, self.headers, self.token])
         self.smtp_box = W.VBox([W.HBox([self.host, self.port]), W.HBox([self.tls, self.sender])])
-        self.auth_box = W.VBox([self.username, self.password, self.secret_hint])
+        self.auth_box = W.VBox([self.username, self.password, self.secret_hint, self.timeout])
         self.kvdb_box = W.VBox([self.url])
         form = W.VBox(
             [
@@ -144,15 +150,20 @@ class ConnectionsTab:
     def load(self) -> None:
         """Fill the form from the picked connection; secrets stay out of it."""
         record = next((r for r in self.records if r["name"] == self.pick.value), None)
-        self.password.value = ""
+        self.password.value = self.token.value = ""
         self.secret_hint.value = ""
         if record is None:
-            self.name.value = ""
+            self.name.value = self.headers.value = ""
+            self.timeout.value = "10s"
             return
         spec = record["definition"]
         self.kind.value = record["kind"]
         self.name.value = record["name"]
         self.address.value = spec.get("address") or ""
+        self.headers.value = "\n".join(f"{key}: {value}" for key, value in (spec.get("headers") or {}).items())
+        self.timeout.value = duration_text(spec.get("timeout")) or "10s"
+        token = spec.get("token") or ""
+        self.token.value = token if token.startswith("env:") else ""
         self.host.value = spec.get("host") or ""
         self.port.value = int(spec.get("port") or 587)
         self.tls.value = spec.get("tls") or "none"
@@ -168,6 +179,11 @@ class ConnectionsTab:
                 '<span style="color:#57606a">A password is stored and is never shown; '
                 "type it again before saving (saving replaces the connection).</span>"
             )
+        if _MASK in self.headers.value or (token and not token.startswith("env:")):
+            self.secret_hint.value = (
+                '<span style="color:#57606a">A stored token or secret header is never shown; '
+                "type it again before saving.</span>"
+            )
         if _MASK in url:
             self.secret_hint.value = '<span style="color:#57606a">The stored URL has a password; type it again.</span>'
 
@@ -175,8 +191,16 @@ class ConnectionsTab:
         """Save the form as one client call (add_rest, add_smtp or set_kvdb)."""
         kind, connections = self.kind.value, self.client.connections
         auth = {"username": self.username.value or None, "password": self.password.value or None}
+        timeout = seconds(self.timeout.value.strip() or "10s")
         if kind == "rest":
-            saved = connections.add_rest(self.name.value.strip(), self.address.value.strip(), **auth)
+            saved = connections.add_rest(
+                self.name.value.strip(),
+                self.address.value.strip(),
+                headers=self.header_values(),
+                token=self.token.value or None,
+                timeout=timeout,
+                **auth,
+            )
         elif kind == "smtp":
             saved = connections.add_smtp(
                 self.name.value.strip(),
@@ -184,15 +208,28 @@ class ConnectionsTab:
                 self.port.value,
                 tls=self.tls.value,
                 sender=self.sender.value.strip() or None,
+                timeout=timeout,
                 **auth,
             )
         else:
             saved = connections.set_kvdb(self.url.value.strip())
-        self.password.value = ""
+        self.password.value = self.token.value = ""
         say(self.status, f"Saved {kind} connection {saved['name']!r}; Test reaches it once.", "ok")
         self.refresh()
         self.pick.value = saved["name"]
         return saved
+
+    def header_values(self) -> dict[str, str]:
+        """The headers typed, one per line, in the CLI's and the magics' spellings (``NAME: VALUE``, ``NAME=VALUE``).
+        A secret header's value is never shown (it reads ``***``): it must be typed again to save."""
+        typed = dict(header(line) for line in self.headers.value.splitlines() if line.strip())
+        hidden = [name for name, value in typed.items() if value == _MASK]
+        if hidden:
+            raise InvalidInput(
+                f"The value of header {hidden[0]!r} is a secret and is never shown; type it again (or env:VAR).",
+                field="headers",
+            )
+        return typed
 
     def start_test(self) -> threading.Thread:
         """Test the named connection off the kernel's main thread; the button shows progress meanwhile."""
