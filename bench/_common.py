@@ -46,8 +46,9 @@ def fresh_home() -> Path:
 class Runner:
     """A runner started in a fresh home for one benchmark; use as a context manager."""
 
-    def __init__(self, home: Path | None = None):
+    def __init__(self, home: Path | None = None, store: str | None = None):
         self.home = home or fresh_home()
+        self.store = store  # NBSCHED_STORE (None: the home's SQLite file)
         self.client = None
         self.pid: int | None = None
 
@@ -55,6 +56,10 @@ class Runner:
         import nbsched
 
         os.environ["NBSCHED_HOME"] = str(self.home)
+        if self.store:
+            os.environ["NBSCHED_STORE"] = self.store
+        else:
+            os.environ.pop("NBSCHED_STORE", None)
         self.client = nbsched.connect()
         self.pid = int((self.home / "runner.pid").read_text().strip())
         return self

@@ -25,8 +25,9 @@ import _common
 from nbsched.errors import RunnerError
 
 
-def measure_nbsched(jobs: int, duration: int) -> dict:
-    with _common.Runner() as runner:
+def measure_nbsched(jobs: int, duration: int, store: str | None = None) -> dict:
+    """The workload on one nbsched runner, on its home's SQLite file or on the store ``store`` names."""
+    with _common.Runner(store=store) as runner:
         client = runner.client
         runner.deploy_noop()
         figures = _common.ProcessFigures(runner.pid)

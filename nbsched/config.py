@@ -33,6 +33,17 @@ STOPPING_RUNNER_WAIT_SECONDS = SHUTDOWN_GRACE_SECONDS + 20.0
 CLAIM_AHEAD_SECONDS = 0.75
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
 MAX_CLAIMS_PER_TICK = 2000
+#: ... on a store several runners share: smaller steps, in an order of its own, so that due fires spread.
+SHARED_CLAIMS_PER_TICK = 16
+#: Seconds after a job's owner (on a shared store) that the other runners claim its fire, if the owner has not.
+SHARED_TAKE_SLACK_SECONDS = 0.3
+#: Seconds a runner's lease on a shared store lasts unless renewed: how long its runs wait for a taker after a crash.
+LEASE_SECONDS = 2.0
+#: Seconds between renewals of the lease (and looks for expired leases to take over).
+LEASE_RENEW_SECONDS = 0.4
+#: Seconds between full reads of the jobs of a shared store (announcements carry changes at once; this catches
+#: any that were lost).
+SHARED_RELOAD_SECONDS = 30.0
 #: The runner's cyclic garbage collector thresholds (Python's default: 700, 10, 10), see runner._tune_gc.
 GC_THRESHOLDS = (10_000, 50, 100)
 #: Seconds between the runner's refreshes of its store's read caches (the Arrow files of a long history).

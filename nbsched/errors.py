@@ -86,6 +86,14 @@ class StoreGone(StoreError):
     """The store's file was deleted or replaced while the runner had it open: nothing more is written to it."""
 
 
+class RetryStarted(StoreError):
+    """A retry was started already (by another runner of a shared store): this one records nothing."""
+
+
+class Fenced(StoreError):
+    """A runner lost its lease on a shared store (it expired, or another runner took over): it records no more runs."""
+
+
 def error_types() -> dict[str, type[NbschedError]]:
     """Map class names to classes, for raising a remote error again locally."""
     found: dict[str, type[NbschedError]] = {}

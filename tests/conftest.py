@@ -1,4 +1,4 @@
-"""Shared fixtures: temp homes, real runners, the Redis at 127.0.0.1:6379, waiting with deadlines."""
+"""Shared fixtures: temp homes, real runners, the Redis at 127.0.0.1:6379, PostgreSQL, waiting with deadlines."""
 
 from __future__ import annotations
 
@@ -151,4 +151,7 @@ def settings(home) -> config.Settings:
 
 
 # Real local HTTP and SMTP servers (tests/servers.py): http_server, smtp_server, smtp_server_auth.
-from servers import http_server, smtp_server, smtp_server_auth  # noqa: E402, F401
+from servers import http_server, smtp_server, smtp_server_auth  # noqa: E402, F401, I001
+
+# A PostgreSQL database per test session (tests/pg.py): pg_database, pg_url, pg_admin.
+from pg import pg_admin, pg_database, pg_url  # noqa: E402, F401

@@ -310,6 +310,19 @@ class StoreContract:
         store.add_runs([run_row(None, NOW, "invoke")])
         assert store.job_stats() == {"sync": {"runs": 2, "last_status": "error", "last_run": started}}
 
+    def test_runs_copied_in_keep_their_ids_and_later_runs_get_higher_ones(self, store):
+        job = new_job()
+        store.add_job(job)
+        copied = [
+            {**run_row(job, NOW), "run_id": 7, "job_uid": job.uid},
+            {**run_row(None, NOW, "invoke"), "run_id": 40},
+        ]
+        store.load_runs(copied)
+        assert [row[0] for row in store.runs()] == [40, 7]
+        assert store.run(7)["scheduled_at"] == NOW and store.run(40)["trigger"] == "invoke"
+        assert store.claim([claim_next(job, NOW)]) == [None]  # the copied run keeps its fire
+        assert store.add_runs([run_row(None, NOW, "invoke")]) == [41]
+
     # -- services and connections -----------------------------------------------
     def test_sources_and_services(self, store):
         store.save_source("v1", "services/hello.py", "source one", {"api.hello": "Hello"}, NOW)
@@ -372,7 +385,19 @@ class StoreContract:
         assert table.equals(generic)
 
 
-class TestSQLiteStore(StoreContract):
+class DurableStore:
+    """What a store on disk or on a server passes besides the contract: it outlives the object that wrote it."""
+
+    def test_what_it_holds_outlives_it(self, tmp_path):
+        store = self.open(tmp_path)
+        store.add_job(new_job())
+        store.close()
+        reopened = self.open(tmp_path)
+        assert [job.spec.name for job in reopened.jobs()] == ["sync"]
+        reopened.close()
+
+
+class TestSQLiteStore(DurableStore, StoreContract):
     def open(self, tmp_path) -> Store:
         return SQLiteStore(tmp_path / "nbsched.db")
 
@@ -388,13 +413,16 @@ class TestSQLiteStore(StoreContract):
         with pytest.raises(NbschedError, match="newer than this nbsched understands"):
             SQLiteStore(path)
 
-    def test_what_it_holds_outlives_it(self, tmp_path):
-        store = self.open(tmp_path)
-        store.add_job(new_job())
-        store.close()
-        reopened = self.open(tmp_path)
-        assert [job.spec.name for job in reopened.jobs()] == ["sync"]
-        reopened.close()
+
+class TestPostgresStore(DurableStore, StoreContract):
+    """The contract on PostgreSQL: each test on a schema of its own in the session's database."""
+
+    @pytest.fixture(autouse=True)
+    def _schema(self, pg_url):
+        self.url = pg_url
+
+    def open(self, tmp_path) -> Store:
+        return open_store(self.url)
 
 
 class TestMemoryStore(StoreContract):
@@ -410,3 +438,5 @@ def test_open_store_opens_the_store_a_url_names(tmp_path):
     assert open_store("memory://") is not open_store("memory://")
     with pytest.raises(InvalidInput, match=r"Unsupported NBSCHED_STORE 'redis://x'.*sqlite:////absolute/path"):
         open_store("redis://x")
+    with pytest.raises(InvalidInput, match=r"redis://u:\*\*\*@h.*sqlite:///.*postgresql://.*memory://"):
+        open_store("redis://u:secret@h/0")

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -97,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_preview_options(preview)
 
     _add_connection_parser(subcommands)
+    store = subcommands.add_parser("store", help="copy a store into another (e.g. a SQLite home to PostgreSQL)")
+    store_actions = store.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    store_actions.required = True
+    copy = store_actions.add_parser("copy", help="copy services, jobs, runs, retries and connections")
+    copy.add_argument("source", metavar="SRC_URL", help="e.g. sqlite:////home/me/.nbsched/nbsched.db")
+    copy.add_argument("destination", metavar="DST_URL", help="an empty store, e.g. postgresql://me@db:5432/nbsched")
     subcommands.add_parser("demo", help="start a runner, deploy a demo service, schedule it and show its runs")
     return parser
 
@@ -311,6 +318,12 @@ def cmd_demo(options) -> int:
     from .demo import run_demo
 
     return run_demo()
+
+
+def cmd_store(options) -> int:
+    """``store copy``: in a process of its own (python -m nbsched.store.copy), as front ends import no store."""
+    command = [sys.executable, "-m", "nbsched.store.copy", options.source, options.destination]
+    return subprocess.run(command, check=False).returncode
 
 
 COMMANDS = {name.removeprefix("cmd_"): func for name, func in globals().items() if name.startswith("cmd_")}

@@ -29,6 +29,8 @@ class Catalog:
     registry_changed: Callable[[dict, dict], None] = lambda sources, services: None
     #: Called with {name: {kind, definition}} when the connections change.
     connections_changed: Callable[[dict], None] = lambda definitions: None
+    #: Called with "services" or "connections" after this runner changed them (other runners read them again).
+    changed: Callable[[str], None] = lambda change: None
     services: dict[str, dict] = field(default_factory=dict)
     connections: dict[str, dict] = field(default_factory=dict)
 
@@ -64,6 +66,7 @@ class Catalog:
             warnings.extend(parsed.warnings)
             deployed.extend({"name": name, "version": source_unit.version} for name in parsed.services)
         self._load_services()
+        self.changed("services")
         return {"services": deployed, "warnings": warnings}
 
     def service_records(self) -> list[dict]:
@@ -80,8 +83,8 @@ class Catalog:
     def _load_connections(self) -> None:
         """Read the connections; when they changed, hand them to the workers (via ``connections_changed``).
 
-        This engine is the only writer of its store's connections (one runner per SQLite home), so it reads
-        them at start and after its own changes, never on the path of a run.
+        It reads them at start, after its own changes and, on a shared store, when another runner announces a
+        change (``runner.shared``); never on the path of a run.
         """
         try:
             records = {c["name"]: c for c in self.store.connections()}
@@ -104,12 +107,14 @@ class Catalog:
             )
         self.store.save_connection(name, kind, definition, now)
         self._load_connections()
+        self.changed("connections")
         return conns.public_record(self.connections[name])
 
     def delete_connection(self, name: str) -> dict:
         self.connection(name)
         self.store.delete_connection(name)
         self._load_connections()
+        self.changed("connections")
         return {"deleted": name}
 
     def connection(self, name: str) -> dict:

@@ -72,6 +72,7 @@ class JobControl:
         self.engine.store.add_job(job)
         self.engine.jobs[spec.name] = job
         self.engine.reschedule(job)
+        self.engine.hooks.changed(f"job:{spec.name}")
         return self.job_record(spec.name)
 
     def update_job(self, name: str, changes: dict, now: datetime) -> dict:
@@ -88,6 +89,7 @@ class JobControl:
         self.engine.store.save_job(updated)
         self.engine.jobs[name] = updated
         self.engine.reschedule(updated)
+        self.engine.hooks.changed(f"job:{name}")
         return self.job_record(name)
 
     def pause(self, name: str, note: str, now: datetime) -> dict:
@@ -119,6 +121,7 @@ class JobControl:
         elif self.engine.inflight.is_waiting_ahead(name) and self.engine.may_predispatch(updated):
             self.engine.predispatch_waiting(updated)
         self.engine.reschedule(updated)
+        self.engine.hooks.changed(f"job:{name}")
         return self.job_record(name)
 
     def delete(self, name: str) -> dict:
@@ -129,6 +132,7 @@ class JobControl:
         # After the job is gone: a run taken back ends, and the end of a run hands the job's next
         # claimed run to a worker only while the job exists.
         self.engine.recall(name, "deleted")
+        self.engine.hooks.changed(f"job:{name}")
         return {"deleted": name}
 
     def job_record(self, name: str, detail: bool = False) -> dict:

@@ -43,6 +43,8 @@ from .results import Results
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
+#: Times a fire lost to another runner's claim in progress is tried again before it counts as claimed before.
+CLAIM_TRIES_SHARED = 200
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Hooks:
     connections_changed: Callable[[dict], None] = lambda definitions: None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # for what happens outside ``tick(now)``
     wake: Callable[[], None] = lambda: None  # a run joined ``ahead`` outside ``tick``: ask ``next_due`` again
+    changed: Callable[[str], None] = lambda change: None  # a job, services or connections changed: tell the others
+    owns: Callable[[StoredJob], bool] = lambda job: True  # a shared store: this runner claims the job's fires first
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Engine:
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     _cid_count: Iterator[int] = field(default_factory=itertools.count)
+    _shared_tries: dict[tuple[str, datetime], int] = field(default_factory=dict)  # lost claims tried again
     catalog: Catalog = field(init=False)
     control: JobControl = field(init=False)
     ondemand: OnDemand = field(init=False)
@@ -86,7 +91,9 @@ class Engine:
     def __post_init__(self) -> None:
         self.health = StoreHealth(self.store, self.hooks.clock)
         self.results = Results(self)
-        self.catalog = Catalog(self.store, self.hooks.registry_changed, self.hooks.connections_changed)
+        self.catalog = Catalog(
+            self.store, self.hooks.registry_changed, self.hooks.connections_changed, lambda c: self.hooks.changed(c)
+        )
         self.control = JobControl(self)
         self.ondemand = OnDemand(self)
         self.reader = Reader(self.store, self.results.flush, self.default_tz)
@@ -96,8 +103,10 @@ class Engine:
 
     # -- start ------------------------------------------------------------------
     def load(self, now: datetime) -> None:
-        """Read the store; mark runs a dead runner left as interrupted; catch up missed fires."""
-        interrupted = self.store.interrupt_running(now)
+        """Read the store; mark runs a dead runner left as interrupted; catch up missed fires.
+
+        On a shared store the runs of another runner are its own until its lease expires (``runner.shared``)."""
+        interrupted = 0 if self.store.shared else self.store.interrupt_running(now)
         if interrupted:
             log.warning("marked %d run(s) left running by a previous runner as interrupted", interrupted)
         self.catalog.load()
@@ -156,8 +165,13 @@ class Engine:
 
     def _claim_due(self, now: datetime, grace: timedelta | None) -> int:
         grace = self.in_loop_grace if grace is None else grace
-        names = self.schedule.due(now + self.claim_ahead, limit=config.MAX_CLAIMS_PER_TICK)
+        shared = self.store.shared
+        limit = config.SHARED_CLAIMS_PER_TICK if shared else config.MAX_CLAIMS_PER_TICK
+        names = self.schedule.due(now + self.claim_ahead, limit=limit)
         due = [self.jobs[name] for name in names if name in self.jobs]
+        if shared:
+            random.shuffle(due)
+            due = [job for job in due if self._claims_now(job, now)]
         try:
             claims = self._claims(due, now, grace)
         except Exception:
@@ -233,6 +247,8 @@ class Engine:
             current = self.jobs.get(name)
             if current is None or claim.expected_next is None or current.state.next_fire != claim.expected_next:
                 return
+            if self.store.shared and self._lost_to_a_claim_in_progress(name, claim.expected_next):
+                return  # another runner holds the job's row: its claim commits, or, rolled back, ours is tried again
             log.warning("job %r: its fire at %s was claimed before; going on after it", name, claim.expected_next)
             after = current.spec.next_fire(claim.expected_next, current.state.fires)
             if self.store.claim([Claim(current.uid, claim.expected_next, after, current.state.fires)])[0] is not None:
@@ -241,6 +257,31 @@ class Engine:
         except Exception as exc:
             self.reschedule(job)
             self.health.failed(exc)
+
+    def _claims_now(self, job: StoredJob, now: datetime) -> bool:
+        """On a shared store each job's fires are claimed first by the runner that owns it (``hooks.owns``), so
+        that they spread; the others try ``SHARED_TAKE_SLACK_SECONDS`` later, in case that runner is gone."""
+        fire = job.state.next_fire
+        if fire is None or self.hooks.owns(job):
+            return True
+        later = fire + timedelta(seconds=config.SHARED_TAKE_SLACK_SECONDS)
+        if later <= now + self.claim_ahead:
+            return True
+        self.schedule.set(job.spec.name, later)
+        return False
+
+    def _lost_to_a_claim_in_progress(self, name: str, fire: datetime) -> bool:
+        """On a shared store, a claim lost while the job's stored next fire is the one claimed: another runner's
+        claim of it is not committed yet. Try again (the job stays due), up to ``CLAIM_TRIES_SHARED`` times."""
+        key = (name, fire)
+        tries = self._shared_tries.get(key, 0) + 1
+        if tries > CLAIM_TRIES_SHARED:
+            self._shared_tries.pop(key, None)
+            return False
+        if len(self._shared_tries) > 10_000:
+            self._shared_tries.clear()
+        self._shared_tries[key] = tries
+        return True
 
     def may_predispatch(self, job: StoredJob) -> bool:
         """A fire claimed ahead goes to a worker at once (to start at its time) when nothing can change the

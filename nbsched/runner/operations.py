@@ -18,6 +18,9 @@ from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
 
+#: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
+SHARED_WAIT_POLL_SECONDS = 0.05
+
 if TYPE_CHECKING:
     from .server import Runner
 
@@ -112,20 +115,25 @@ class Operations:
         return self.runner.engine.reader.run(run_id)
 
     async def op_wait(self, run_id, timeout: float = 30.0) -> dict:
-        self.runner.engine.reader.run(run_id)  # raises RunNotFound early
+        record = self.runner.engine.reader.run(run_id)  # raises RunNotFound early
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < 10**9:
             raise InvalidInput(f"Invalid timeout {timeout!r}: use seconds to wait, 0 or more, e.g. 30.")
         run_id = int(run_id)
-        if not self.runner.engine.is_finished(run_id):
-            future = asyncio.get_running_loop().create_future()
-            self.runner.waiters.setdefault(run_id, []).append(future)
-            try:
+        try:
+            if not self.runner.engine.is_finished(run_id):
+                future = asyncio.get_running_loop().create_future()
+                self.runner.waiters.setdefault(run_id, []).append(future)
                 await asyncio.wait_for(future, timeout=float(timeout))
-            except TimeoutError:
-                raise WaitTimeout(
-                    f"Run {run_id} did not finish within {float(timeout):g}s; it is still running."
-                ) from None
+            elif self.runner.store.shared and record["status"] == "running":
+                await asyncio.wait_for(self._finished_elsewhere(run_id), timeout=float(timeout))
+        except TimeoutError:
+            raise WaitTimeout(f"Run {run_id} did not finish within {float(timeout):g}s; it is still running.") from None
         return self.runner.engine.reader.run(run_id)
+
+    async def _finished_elsewhere(self, run_id: int) -> None:
+        """Wait for a run another runner of a shared store has: its record says when it ends."""
+        while self.runner.engine.reader.run(run_id)["status"] == "running":
+            await asyncio.sleep(SHARED_WAIT_POLL_SECONDS)
 
     async def op_preview(self, **args) -> dict:
         return self.runner.engine.reader.preview(self.runner.clock(), **args)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..errors import StoreError, StoreGone
+from ..errors import Fenced, StoreError, StoreGone
 from ..store import Store
 
 log = logging.getLogger("nbsched.runner.engine")
@@ -41,6 +41,7 @@ class StoreHealth:
     clock: Callable[[], datetime]
     trouble: StoreTrouble | None = None
     recovered_at: datetime | None = None  # when the store worked again: the fires it made late are misfires
+    on_fenced: Callable[[], None] = lambda: None  # a shared store refused a write: this runner lost its lease
 
     def may_write(self, now: datetime) -> bool:
         trouble = self.trouble
@@ -63,7 +64,11 @@ class StoreHealth:
         return None if self.trouble is None else self.trouble.record()
 
     def failed(self, exc: Exception) -> None:
-        """Note a store error, logged when it starts or changes; the store is tried again from ``retry_at``."""
+        """Note a store error, logged when it starts or changes; the store is tried again from ``retry_at``.
+        A write refused because this runner lost its lease on a shared store is not the store's trouble."""
+        if isinstance(exc, Fenced):
+            self.on_fenced()
+            return
         now = self.clock()
         gone = isinstance(exc, StoreGone)
         cause = exc.__cause__ if isinstance(exc, StoreError) and not gone and exc.__cause__ else exc

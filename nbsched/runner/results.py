@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..errors import RetryStarted
 from ..model.runs import NewRun, RunUpdate
 from ..store.base import PendingRetry
 from ..worker.pipe import Result
@@ -152,6 +153,9 @@ class Results:
             run["attempt"] = retry.attempt + 1
             try:
                 (run_id,) = self.engine.store.add_runs([run], retried=[retry.run_id])
+            except RetryStarted:
+                log.info("retry of run %d was started by another runner", retry.run_id)
+                return
             except Exception as exc:
                 self.engine.health.failed(exc)
             else:

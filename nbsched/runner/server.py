@@ -30,6 +30,7 @@ from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_t
 from .logfilter import RateLimit
 from .operations import Operations, checked_args
 from .pool import WorkerPool
+from .shared import Sharing
 
 log = logging.getLogger("nbsched.runner")
 #: Seconds a stopping runner keeps trying to write its last results to a store that fails.
@@ -94,6 +95,10 @@ class Runner:
         )
         self.pool.on_start = self.engine.results.on_start
         self.engine.results.finished_listeners.append(self._run_finished)
+        self.sharing = Sharing(self.engine, self.settings.store_url, loop) if self.store.shared else None
+        if self.sharing is not None:
+            self.sharing.start()
+            self.engine.hooks.changed = self.sharing.announce
         await self.pool.start()
         self.started_at = self.clock()
         self.engine.load(self.started_at)
@@ -116,6 +121,12 @@ class Runner:
             loop.create_task(self._flush_loop()),
             loop.create_task(self._cache_loop()),
         ]
+        if self.sharing is not None:
+            self._tasks += [
+                loop.create_task(self.sharing.watch()),
+                loop.create_task(self.sharing.reload_now_and_then()),
+            ]
+
         log.info(
             "runner %s started: home %s, store %s, %d jobs",
             self.runner_id,
@@ -142,13 +153,15 @@ class Runner:
         await asyncio.gather(*self._tasks, *self._client_tasks, return_exceptions=True)
         await self.pool.stop()
         await self._write_last_results()
-        try:
-            left = self.store.interrupt_running(self.clock(), runner=self.runner_id)
+        try:  # on a shared store, the runner that takes over its lease does it (and starts its claimed runs)
+            left = 0 if self.sharing else self.store.interrupt_running(self.clock(), runner=self.engine.runner_id)
         except Exception as exc:  # the next runner marks them, at its start
             log.error("marking the runs still running as interrupted failed: %s", exc)
             left = 0
         if left:
             log.warning("%d run(s) still running at shutdown marked interrupted", left)
+        if self.sharing is not None:
+            self.sharing.stop()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             self.settings.socket_path.unlink()

@@ -18,11 +18,13 @@ carries it, JSON rows or an Arrow stream; a store may give one that reads its hi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..model.jobs import JobSpec, JobState
+from ..model.runs import NewRun, RunUpdate
 
 if TYPE_CHECKING:
     from .history import History
@@ -45,7 +47,7 @@ class Claim:
     expected_next: datetime | None  # the job's next_fire the claimer saw (compare-and-set)
     new_next: datetime | None  # the job's next_fire after this claim
     fires: int  # the job's fire count after this claim
-    runs: list[dict] = field(default_factory=list)  # the run rows to create (RUN_FIELDS, no run_id)
+    runs: list[NewRun] = field(default_factory=list)  # the runs to create
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,30 @@ class RunQuery:
     as_of: datetime | None = None
 
 
+@dataclass
+class TakeOver:
+    """What ``Store.take_over`` did: the runners whose leases had expired, and their runs it changed."""
+
+    dead: list[str] = field(default_factory=list)  # the runners taken over
+    interrupted: list[dict] = field(default_factory=list)  # their runs due by then: now ``interrupted`` (records)
+    reassigned: list[dict] = field(default_factory=list)  # their runs due later: now the taker's (records)
+
+
 class Store(ABC):
     """Where services, jobs, runs and connections live.
 
     A run is a dict of the fields of ``model.runs.RUN_FIELDS``: a store gives back every field (None where
     nothing was recorded) with the value it was given, times as aware UTC datetimes. Each write is atomic:
     it happens whole or, raising, not at all.
+
+    A ``shared`` store (PostgreSQL) may be used by several runners at once: each holds a lease (``lease``),
+    its writes of runs are fenced by it (``set_fence``), the runs of a runner whose lease expired are taken
+    over (``take_over``), and changes are announced to the others (``publish``, ``subscribe``). For a store
+    of one runner (SQLite, memory) these do nothing.
     """
+
+    #: Whether several runners may use the store at once (and so need leases, fences and notifications).
+    shared: bool = False
 
     # -- services ---------------------------------------------------------------
     @abstractmethod
@@ -139,17 +158,18 @@ class Store(ABC):
         (when it started, or, not started, was scheduled)."""
 
     @abstractmethod
-    def add_runs(self, runs: list[dict], retried: list[int] = ()) -> list[int]:
+    def add_runs(self, runs: list[NewRun], retried: list[int] = ()) -> list[int]:
         """Record runs not tied to a claim (manual, invoke, retry, skipped); return their ids, each higher
         than any run's before.
 
         ``retried``: the failed runs whose pending retries these runs are; their ``PendingRetry`` records
-        are deleted in the same atomic step, so a retry is neither lost nor run twice across a restart.
+        are deleted in the same atomic step, so a retry is neither lost nor run twice across a restart. On a
+        shared store, a retry another runner started already raises ``RetryStarted`` and records nothing.
         """
 
     @abstractmethod
-    def update_runs(self, updates: list[dict], retries: list[PendingRetry] = ()) -> None:
-        """Apply field updates, each a dict with ``run_id`` and the fields that changed, and record
+    def update_runs(self, updates: list[RunUpdate], retries: list[PendingRetry] = ()) -> None:
+        """Apply run updates (``run_id`` and the fields that changed), and record
         ``retries`` in the same atomic step (a retry of a run that has one replaces it).
 
         Text that is not valid UTF-8 (a lone surrogate, as ``os.listdir`` returns for a file name that
@@ -189,6 +209,48 @@ class Store(ABC):
     def delete_connection(self, name: str) -> bool:
         """Delete a connection; return whether it existed."""
 
+    # -- several runners (a ``shared`` store) --------------------------------------
+    def lease(self, runner: str, token: int | None, seconds: float) -> int:
+        """Take (``token`` None) or renew ``runner``'s lease, to expire ``seconds`` after now by the store's clock;
+        return its token, a new one higher than any before when taken.
+
+        Renewing a lease that expired or was taken over raises ``Fenced``. A store of one runner returns 1.
+        """
+        return 1
+
+    def release_lease(self, runner: str, token: int) -> None:  # noqa: B027 - optional for stores of one runner
+        """Give up ``runner``'s lease (a clean stop), if it still has ``token``: it expires now, so that another
+        runner takes over the runs it leaves."""
+
+    def runners(self) -> list[str]:
+        """The runners whose leases have not expired, by name. A store of one runner has no leases: none."""
+        return []
+
+    def set_fence(self, runner: str | None, token: int | None) -> None:  # noqa: B027 - optional, as above
+        """From now on, every write of runs by this store object (``claim``, ``add_runs``, ``update_runs``,
+        ``interrupt_running``, ``take_over``) first checks, in the same transaction, that ``runner``'s lease still
+        has ``token`` and has not expired, and otherwise raises ``Fenced`` and writes nothing. None: no check."""
+
+    def take_over(self, by: str, now: datetime) -> TakeOver:
+        """Take over every runner whose lease expired, each by one taker only: its runs still running and due by
+        ``now`` become ``interrupted`` (finished ``now``), those due later become ``by``'s, and its lease is
+        deleted. A store of one runner has no leases: nothing to take over."""
+        return TakeOver()
+
+    def publish(self, message: str) -> None:  # noqa: B027 - optional for stores of one runner
+        """Announce a change (a short text) to every ``subscribe``r of this store, in any process."""
+
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(message)`` in a thread of its own for each message published (and ``"*reload"`` when
+        messages may have been missed: reload everything); return the function that stops it."""
+        return _no_op
+
+    # -- copying a store ------------------------------------------------------------
+    def load_runs(self, runs: list[dict]) -> None:
+        """Record runs copied from another store, with their own ``run_id`` (and ``job_uid`` when given); runs
+        recorded later get higher ids than all of them. For ``nbsched store copy``, into a store without runs."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take copied runs.")
+
     # -- optional ---------------------------------------------------------------
     def history(self) -> History:
         """A reader of run history, for one long read in any thread (``with store.history() as history``):
@@ -208,3 +270,7 @@ class Store(ABC):
 
         Writing on would put every later job, run and result where no runner will ever read them again.
         """
+
+
+def _no_op() -> None:
+    """What stops a subscription that never started."""

@@ -178,6 +178,18 @@ class MemoryStore(Store):
             ids.append(run["run_id"])
         return ids
 
+    def load_runs(self, runs):
+        with self._lock:
+            for run in runs:
+                stored = _stored_run(run)
+                stored["run_id"] = int(run["run_id"])
+                self._runs[stored["run_id"]] = stored
+                key = _fire_key(stored)
+                if key is not None:
+                    self._fires.add(key)
+                self._last_run_id = max(self._last_run_id, stored["run_id"])
+            self._runs = dict(sorted(self._runs.items()))
+
     def update_runs(self, updates, retries=()):
         with self._lock:
             changes = []

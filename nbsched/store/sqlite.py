@@ -279,6 +279,12 @@ class SQLiteStore(Store):
         with gc_paused():  # a million-row fetch allocates millions of tuples: no GC passes meanwhile
             return runs_from_rows(self.db.execute(f"SELECT {SELECT_RUN_FIELDS} FROM runs {where}", params).fetchall())
 
+    def load_runs(self, runs):
+        columns = RUN_FIELDS[1:]
+        rows = [(run["run_id"], run.get("job_uid"), *[to_db(run.get(name)) for name in columns]) for run in runs]
+        with self._tx():
+            self.db.executemany(insert_columns_sql(columns), rows)
+
     def interrupt_running(self, now, runner=None):
         query = "UPDATE runs SET status='interrupted', finished_at=?, error=? WHERE status='running'"
         params: list = [iso(now), "The runner stopped while this run was executing."]

@@ -138,6 +138,11 @@ class Inbox:
         while True:
             message = pipe.read(source)
             with self.changed:
+                if message is None:  # the runner is gone: no one records a run not started yet; its taker runs it
+                    waiting = [m for m in self.messages if type(m) is RunMessage]
+                    for run in waiting:
+                        self._forget(run)
+                    self.messages = deque(m for m in self.messages if type(m) is not RunMessage)
                 if type(message) is pipe.Runs:
                     self._arrived(message.runs)
                 elif type(message) is pipe.Cancel:

@@ -27,13 +27,7 @@ class History:
     def rows(self, query: RunQuery) -> list[tuple]:
         """The runs ``query`` selects, newest first, as ``RUN_FIELDS`` tuples with times as UTC ISO 8601 text
         (the form JSON carries)."""
-        rows = self.store.runs(query)
-        for index, row in enumerate(rows):
-            values = list(row)
-            for i in _TIME_POSITIONS:
-                values[i] = iso(values[i])
-            rows[index] = tuple(values)
-        return rows
+        return times_as_text(self.store.runs(query))
 
     def arrow(self, query: RunQuery) -> bytearray:
         """The runs ``query`` selects, newest first, as one Arrow IPC stream with a column per ``RUN_FIELDS``
@@ -52,3 +46,13 @@ class History:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def times_as_text(rows: list[tuple]) -> list[tuple]:
+    """``RUN_FIELDS`` rows with their times (aware datetimes) as UTC ISO 8601 text, in place."""
+    for index, row in enumerate(rows):
+        values = list(row)
+        for i in _TIME_POSITIONS:
+            values[i] = iso(values[i])
+        rows[index] = tuple(values)
+    return rows
