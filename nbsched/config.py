@@ -39,11 +39,13 @@ SHARED_CLAIMS_PER_TICK = 16
 SHARED_TAKE_SLACK_SECONDS = 0.3
 #: Seconds a runner's lease on a shared store lasts unless renewed: how long its runs wait for a taker after a crash.
 LEASE_SECONDS = 2.0
+#: Seconds before its lease could expire that a runner's workers stop starting runs (clocks differ, calls take time).
+LEASE_MARGIN_SECONDS = 0.3
 #: Seconds between renewals of the lease (and looks for expired leases to take over).
 LEASE_RENEW_SECONDS = 0.4
 #: Seconds between full reads of the jobs of a shared store (announcements carry changes at once; this catches
 #: any that were lost).
-SHARED_RELOAD_SECONDS = 30.0
+SHARED_RELOAD_SECONDS = 300.0
 #: The runner's cyclic garbage collector thresholds (Python's default: 700, 10, 10), see runner._tune_gc.
 GC_THRESHOLDS = (10_000, 50, 100)
 #: Seconds between the runner's refreshes of its store's read caches (the Arrow files of a long history).

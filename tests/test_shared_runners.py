@@ -74,12 +74,12 @@ def fleet(pg_url, monkeypatch):
         one.close()
 
 
-def schedule_every_second(fleet: Fleet, jobs: int) -> datetime:
+def schedule_every_second(fleet: Fleet, jobs: int, service: str = "api.hello", **options) -> datetime:
     """``jobs`` jobs every second from the next whole second after a short wait; return the first fire."""
     first = datetime.fromtimestamp(math.ceil(time.time()) + 3, UTC)
     fleet.clients[0].deploy(str(HELLO_SERVICE))
     for i in range(jobs):
-        fleet.clients[0].schedule("api.hello", name=f"j{i:02d}", every="1s", start=first.isoformat())
+        fleet.clients[0].schedule(service, name=f"j{i:02d}", every="1s", start=first.isoformat(), **options)
     for client in fleet.clients[1:]:
         wait_until(lambda client=client: len(client.call("jobs")) == jobs, timeout=10, what="jobs announced")
     return first
@@ -125,9 +125,25 @@ def test_three_runners_fire_each_once_and_survive_a_sigkill(fleet):
     assert f"took over runner(s) {fleet.names[1]}" in fleet.log(0) + fleet.log(2)
 
 
-def test_a_runner_frozen_past_its_lease_records_nothing_over_its_successor_and_rejoins(fleet):
+MARK = """
+from nbsched import Service
+
+
+class Mark(Service):
+    name = "test.mark"
+
+    def handle(self):
+        with open(self.request.payload["path"], "a") as marks:
+            marks.write(self.cid + "\\n")
+"""
+
+
+def test_a_runner_frozen_past_its_lease_records_nothing_over_its_successor_and_rejoins(fleet, tmp_path):
     fleet = fleet(2)
-    first = schedule_every_second(fleet, jobs=6)
+    marks = tmp_path / "marks.txt"
+    marks.touch()
+    fleet.clients[0].deploy(MARK)
+    first = schedule_every_second(fleet, jobs=6, service="test.mark", extra={"path": str(marks)})
     wait_until(lambda: datetime.now(UTC) > first + timedelta(seconds=3), timeout=20, what="firing")
     frozen = fleet.pids[0]
     os.kill(frozen, signal.SIGSTOP)
@@ -156,6 +172,9 @@ def test_a_runner_frozen_past_its_lease_records_nothing_over_its_successor_and_r
     assert changed == []  # nothing recorded over what the successor recorded
     keys = Counter((run["job"], run["scheduled_at"]) for run in schedule_runs(runs))
     assert [key for key, count in keys.items() if count > 1] == []
+    executed = Counter(marks.read_text().split())
+    assert [cid for cid, count in executed.items() if count > 1] == []  # no run executed twice
+    assert {run["cid"] for run in runs if run["status"] == "ok"} <= set(executed)
     assert alive(frozen)
 
 

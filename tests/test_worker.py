@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import threading
 import time
 import weakref
 
 import pytest
 
-from nbsched.runner.pool import DEFER_RESULTS, WorkerPool, _Worker
+from nbsched.runner.handle import _Worker
+from nbsched.runner.pool import DEFER_RESULTS, WorkerPool
 from nbsched.worker import pipe
 from nbsched.worker.execute import Worker
 from nbsched.worker.inbox import Inbox
@@ -191,6 +193,47 @@ def test_runs_held_for_later_are_prepared_while_they_wait_and_a_cancelled_one_le
     assert result.status == "ok"
     assert inbox.prepared == {} and inbox.held == set()
     assert _frames(out) == [pipe.Cancelled(2)]
+
+
+def _fill_in_background(inbox: Inbox, *messages) -> threading.Thread:
+    """The inbox's reading thread, fed ``messages`` as the runner's pipe would (then the pipe ends)."""
+    source = io.BytesIO(b"".join(pipe.encode(message) for message in messages))
+    thread = threading.Thread(target=inbox.fill, args=(source,), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_due_run_waits_while_the_runners_lease_is_lapsed_and_starts_once_it_is_renewed():
+    out = io.BytesIO()
+    inbox = Inbox(out)
+    inbox.lease_until = time.time() - 1  # the runner is frozen or cut off from its shared store
+    inbox._arrived([_run(1)])
+    handed: list = []
+    taker = threading.Thread(target=lambda: handed.append(inbox.next()), daemon=True)
+    taker.start()
+    taker.join(0.3)
+    assert handed == [] and taker.is_alive()  # due, and not started
+    with inbox.changed:
+        inbox.lease_until = time.time() + 2  # the runner renewed its lease (pipe.Lease)
+        inbox.changed.notify_all()
+    taker.join(5)
+    assert [message.run_id for message in handed] == [1]
+
+
+def test_a_run_waiting_for_the_lease_is_given_back_when_cancelled():
+    out = io.BytesIO()
+    inbox = Inbox(out)
+    inbox._arrived([_run(1), _run(2)])
+    _fill_in_background(inbox, pipe.Lease(time.time() - 1), pipe.Cancel(1), pipe.Cancel(2)).join(5)
+    assert inbox.next() is None  # the pipe's end: nothing of the two runs was started
+    assert _frames(out) == [pipe.Cancelled(1), pipe.Cancelled(2)]
+
+
+def test_runs_held_for_later_are_dropped_when_the_runner_goes_away():
+    out = io.BytesIO()
+    inbox = Inbox(out)
+    _fill_in_background(inbox, pipe.Runs([_run(1, not_before=time.time() + 0.2), _run(2)])).join(5)
+    assert inbox.next() is None  # its runner died: no one would record them; the runner taking over runs them
 
 
 def test_a_worker_for_another_version_of_the_pipe_is_refused_and_started_again_after_a_pause(monkeypatch, caplog):

@@ -43,7 +43,10 @@ class Catalog:
         return self.services.get(service, {}).get("version")
 
     def _load_services(self) -> None:
-        self.services = {service["name"]: service for service in self.store.services()}
+        services = {service["name"]: service for service in self.store.services()}
+        if services == self.services and services:
+            return  # read again (another runner's announcement, a reload): the workers have these already
+        self.services = services
         sources = self.store.sources()
         self.registry_changed(
             {v: (self._origin_of(v), text) for v, text in sources.items()},

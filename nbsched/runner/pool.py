@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import math
 import signal
 import subprocess
 import sys
@@ -33,11 +33,9 @@ from collections.abc import Callable
 from ..worker import pipe
 from ..worker.loading import declares_process_isolation
 from ..worker.pipe import Result, RunMessage
+from .handle import _Worker, _WorkerProtocol
 
 log = logging.getLogger(__name__)
-#: Run messages a worker holds at most: it reads the next from its pipe as soon as one ends, so
-#: a burst costs one pipe write per message instead of one full round trip per run.
-PIPELINE_DEPTH = 16384
 #: Longest wait of a worker's results while another worker still has runs due (see ``_finished``).
 DEFER_RESULTS = 0.02
 #: Seconds a dead worker's pipes may stay open (held by a process that left its group) before they are closed.
@@ -47,57 +45,6 @@ SPAWN_RETRY_FIRST = 0.25
 SPAWN_RETRY_MAX = 10.0
 #: Buffer limit of a worker's result stream (asyncio's default).
 _READ_LIMIT = 2**16
-
-
-class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The streams of a worker's pipes, told when the process exits: its pipes may outlive it."""
-
-    on_exit: Callable[[], None] | None = None
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if self.on_exit is not None:
-            self.on_exit()
-
-
-class _Worker:
-    @property
-    def current(self) -> RunMessage | None:
-        return self.inflight[0] if self.inflight else None
-
-    def can_take(self, message: RunMessage) -> bool:
-        """Exclusive runs (timeout or overlap=replace: they may be killed) never share a worker's pipe;
-        a run isolated in its own process goes only to a worker that has run nothing yet."""
-        if not self.ready or self.retiring or self.process.returncode is not None:
-            return False
-        if message.isolation == "process":
-            return not self.used
-        if self.slow or message.exclusive or (self.inflight and self.inflight[-1].exclusive):
-            return not self.inflight
-        return len(self.inflight) < PIPELINE_DEPTH
-
-    def __init__(self, number: int, process: asyncio.subprocess.Process, transport=None):
-        self.number = number
-        self.process = process
-        self.transport: asyncio.SubprocessTransport | None = transport
-        self.inflight: deque[RunMessage] = deque()  # sent, in order; the first one is running (or waiting)
-        self.sent_at: dict[int, float] = {}  # run id -> when its frame was written, for the runs in flight
-        self.kill_reason: tuple[str, str] | None = None  # (status, error) when killed on purpose
-        self.sources_sent: set[str] = set()
-        self.registry_seen = -1
-        self.connections_seen = -1
-        self.ready = False  # set when the worker says it has started and warmed up
-        self.slow = False  # its run in hand outlasted the bounce time: queue nothing behind it
-        self.held_until = 0.0  # the latest not_before of the runs it holds for later
-        self.cancelling: dict[int, str] = {}  # run id -> why, asked to give back
-        self.used = False  # it has been given a run: its modules may carry what that run changed
-        self.retiring = False  # it takes no more runs and is killed when its run ends
-        self.eof = False  # its result pipe has closed
-        self.last_finished = 0.0  # when the last run it reported ended (the next one began after it)
-
-    def kill(self) -> None:
-        """Kill the worker's process group: the worker and whatever its runs forked."""
-        _kill_group(self.process.pid)
 
 
 class WorkerPool:
@@ -116,6 +63,7 @@ class WorkerPool:
         self.registry_version = 0
         self.connections: dict[str, dict] = {}
         self.connections_version = 0
+        self.lease_until = math.inf  # a runner of a shared store: until when its lease surely holds
         self.stopping = False
         self._stopped = asyncio.Event()
         self._spawned = 0
@@ -142,6 +90,15 @@ class WorkerPool:
             source = self.sources.get(version, ("", ""))[1]
             self._isolation_seen[key] = "isolation" in source and declares_process_isolation(source, class_name)
         return self._isolation_seen[key]
+
+    def set_lease(self, valid_until: float) -> None:
+        """Until when (epoch seconds) this runner's lease surely holds: no worker starts a run after that."""
+        self.lease_until = valid_until
+        frame = pipe.encode(pipe.Lease(valid_until))
+        for worker in self.workers:
+            if worker.lease_seen != valid_until:
+                worker.process.stdin.write(frame)
+                worker.lease_seen = valid_until
 
     def set_connections(self, definitions: dict[str, dict]) -> None:
         """The connection definitions (name -> {kind, definition}); each worker gets them before its next run."""
@@ -299,15 +256,7 @@ class WorkerPool:
             self._send(worker, messages)
 
     def _send(self, worker: _Worker, messages: list[RunMessage]) -> None:
-        frames = []
-        if worker.registry_seen != self.registry_version:
-            new = {v: s for v, s in self.sources.items() if v not in worker.sources_sent}
-            frames.append(pipe.encode(pipe.Sources(new, self.services)))
-            worker.sources_sent.update(new)
-            worker.registry_seen = self.registry_version
-        if worker.connections_seen != self.connections_version:
-            frames.append(pipe.encode(pipe.Connections(self.connections)))
-            worker.connections_seen = self.connections_version
+        frames = worker.catch_up(self)
         frames.append(pipe.encode(pipe.Runs(messages)))
         worker.process.stdin.write(b"".join(frames))
         sent, sent_at, on_start = time.time(), worker.sent_at, self.on_start
@@ -474,8 +423,3 @@ def _exit_reason(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

@@ -95,7 +95,8 @@ class Runner:
         )
         self.pool.on_start = self.engine.results.on_start
         self.engine.results.finished_listeners.append(self._run_finished)
-        self.sharing = Sharing(self.engine, self.settings.store_url, loop) if self.store.shared else None
+        shared = self.store.shared
+        self.sharing = Sharing(self.engine, self.settings.store_url, loop, self.pool.set_lease) if shared else None
         if self.sharing is not None:
             self.sharing.start()
             self.engine.hooks.changed = self.sharing.announce

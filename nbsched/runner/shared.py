@@ -1,10 +1,12 @@
 """Sharing a store with other runners (PostgreSQL): this runner's lease, the runners it takes over, the changes.
 
 Each runner holds a lease in the store and renews it from a thread and a connection of its own, so that a
-busy event loop does not let it lapse. Its writes of runs are fenced by the lease: once it lapsed and another
-runner took over, the store refuses them. A runner that finds itself fenced (a paused VM, a network partition)
-stops firing, drops what it could not record (its successor recorded those runs as interrupted, or runs them),
-takes a fresh lease under a new name, and reads every job again before it fires.
+busy event loop does not let it lapse. Its workers are told until when the lease surely holds, and start no run
+after that: a runner frozen or cut off has its workers stop too, so a run its successor took over runs once.
+Its writes of runs are fenced by the lease: once it lapsed and another runner took over, the store refuses
+them. A runner that finds itself fenced (a paused VM, a network partition) stops firing, drops what it could
+not record (its successor recorded those runs as interrupted, or runs them), takes a fresh lease under a new
+name, and reads every job again before it fires.
 
 Every runner looks for leases that expired and takes them over, one taker per dead runner: the dead runner's
 runs due by then end ``interrupted`` (and are retried as their job allows); those it had claimed ahead of their
@@ -18,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -39,8 +42,15 @@ JOB, SERVICES, CONNECTIONS, RELOAD = "job:", "services", "connections", "*reload
 class Sharing:
     """One runner's part in a shared store: its lease, its heartbeat, take-overs and announcements."""
 
-    def __init__(self, engine: Engine, store_url: str, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        engine: Engine,
+        store_url: str,
+        loop: asyncio.AbstractEventLoop,
+        lease_holds: Callable[[float], None] = lambda valid_until: None,
+    ):
         self.engine = engine
+        self.lease_holds = lease_holds  # told (in the loop) until when the lease surely holds: the workers
         self.store: Store = engine.store
         self.store_url = store_url
         self.loop = loop
@@ -75,7 +85,9 @@ class Sharing:
             log.warning("giving up the lease of %s failed: %s", name, exc)
 
     def _take_lease(self, name: str) -> None:
+        asked = time.time()
         token = self.store.lease(name, None, config.LEASE_SECONDS)
+        self.lease_holds(_surely_until(asked))
         self.store.set_fence(name, token)
         self.current = (name, token)
         self.engine.runner_id = name
@@ -88,7 +100,9 @@ class Sharing:
             name, token = self.current
             try:
                 store = store or open_store(self.store_url)
+                asked = time.time()
                 store.lease(name, token, config.LEASE_SECONDS)
+                self.loop.call_soon_threadsafe(self._renewed, token, _surely_until(asked))
             except Fenced:
                 self.loop.call_soon_threadsafe(self.lost_lease, token)
             except Exception as exc:  # unreachable: the lease lapses unless the store comes back in time
@@ -98,6 +112,10 @@ class Sharing:
                 store = None
         if store is not None:
             store.close()
+
+    def _renewed(self, token: int, valid_until: float) -> None:
+        if token == self.current[1]:
+            self.lease_holds(valid_until)
 
     # -- losing the lease -------------------------------------------------------------
     def lost_lease(self, token: int) -> None:
@@ -114,7 +132,7 @@ class Sharing:
             config.LEASE_SECONDS,
             dropped,
         )
-        for run_id in list(engine.inflight.predispatched):
+        for run_id in list(engine.inflight.active):  # not started yet: a worker holds it until the lease is back
             engine.hooks.cancel(run_id, "This runner lost its lease; another runner has this run.")
         engine.results.pending.clear()
         engine.results.retries_to_store.clear()
@@ -259,6 +277,12 @@ def retry_interrupted(engine: Engine, record: dict) -> None:
     )
     engine.results.retries_to_store.append(retry)
     engine.hooks.call_later(1.0, lambda: engine.results.start_retry(retry))
+
+
+def _surely_until(asked: float) -> float:
+    """Until when a lease asked for at ``asked`` (this machine's clock) holds, with a margin: the store starts
+    its time later, by its own clock."""
+    return asked + config.LEASE_SECONDS - config.LEASE_MARGIN_SECONDS
 
 
 def _weight(uid: str, peer: str) -> bytes:

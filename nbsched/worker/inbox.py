@@ -4,6 +4,7 @@ sent back in batches; runs behind a slow one given back ("bounced")."""
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections import deque
@@ -44,6 +45,7 @@ class Inbox:
         self.held: set[int] = set()  # ids of the runs held for later that still wait in ``messages``
         self.acted_on = 0  # messages other than runs handed out, not yet passed in ``unprepared``
         self.prepared: dict[int, Any] = {}
+        self.lease_until = math.inf  # no run starts after this (``pipe.Lease``): the runner's lease may be gone
 
     #: While more runs are due at once, results are held back (one write, and one wake-up of the
     #: runner, after the burst: the runner reading results would otherwise take a core from the runs),
@@ -57,6 +59,8 @@ class Inbox:
     SPIN_EVERY = 0.1
     #: Runs held for later are prepared while waiting when their time is at least this far.
     PREPARE_MARGIN = 0.002
+    #: While the runner's lease is lapsed, due runs wait; the clock is looked at again this often.
+    LEASE_WAIT = 0.05
 
     def send(self, message: Any) -> None:
         with self.write_lock:
@@ -83,9 +87,14 @@ class Inbox:
                         if head is not None:
                             self.acted_on += 1  # for _prepare_held: acted on once this returns
                         return self.messages.popleft()
-                    wait = head.not_before - time.time()
-                    if wait <= 0:
+                    now = time.time()
+                    wait = head.not_before - now
+                    if wait <= 0 and now < self.lease_until:
                         return self._hand_out(head)
+                    if wait <= 0:  # the runner's lease lapsed: start nothing until it is renewed or runs cancelled
+                        self._flush_results()
+                        self.changed.wait(self.LEASE_WAIT)
+                        continue
                 self._flush_results()
                 if not self.messages:
                     self.changed.wait()
@@ -147,6 +156,8 @@ class Inbox:
                     self._arrived(message.runs)
                 elif type(message) is pipe.Cancel:
                     self._cancel(message.run_id)
+                elif type(message) is pipe.Lease:
+                    self.lease_until = message.valid_until
                 else:
                     self.messages.append(message)
                     if message is not None and self.prepare is not None:
