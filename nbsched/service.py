@@ -21,7 +21,7 @@ _json_dumps, _json_loads = json.dumps, json.loads
 
 
 class Request:
-    """What a run was given: ``raw_request`` as given, ``payload`` parsed from it."""
+    """What a run was given: ``raw_request`` as given, ``payload`` parsed from it (``{}`` when nothing was)."""
 
     def __init__(self, raw_request: Any = None):
         self.raw_request = raw_request
@@ -30,9 +30,10 @@ class Request:
 
     @property
     def payload(self) -> Any:
-        """The extra, parsed: JSON, else ``key=value`` lines as a dict, else the raw text."""
+        """The extra, parsed: JSON, else ``key=value`` lines as a dict, else the raw text; ``{}`` with no extra,
+        so ``self.request.payload.get("who", "world")`` works for a job scheduled without one."""
         if not self._parsed:
-            self._payload = parse_payload(self.raw_request)
+            self._payload = {} if self.raw_request is None else parse_payload(self.raw_request)
             self._parsed = True
         return self._payload
 
