@@ -27,6 +27,7 @@ SHELL_LANGUAGES = ("", "bash", "sh", "shell", "console")
 
 #: Blocks that are not run, by (file, first line), with the reason.
 NOT_RUN = {
+    ("README.md", 'pip install -e ".[lab]" && jupyter lab'): "installs, then serves until stopped",
     ("README.md", 'pip install -e ".[test]" && pytest'): "the test suite itself (.ci/run runs this line)",
     ("README.md", "nbsched/"): "the package layout, not commands",
     ("docs/postgresql.md", 'pip install "nbsched[postgres]"     # psycopg 3 and ADBC\'s PostgreSQL driver'): (
