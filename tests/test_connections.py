@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
 
 import pytest
 import redis
 from conftest import REPO, run_cli, wait_until
-from servers import SMTP_PASSWORD, SMTP_USER, wait_for_mail
+from servers import SMTP_PASSWORD, SMTP_USER, LocalSMTPServer, wait_for_mail
 
 import nbsched
 from nbsched import ConnectionNotFound, InvalidInput
@@ -214,6 +215,58 @@ def test_smtp_server_refusing_the_login_fails_the_run_with_a_one_line_error(
     )
     assert smtp_server_auth.messages == []
     assert "SMTPAuthenticationError" in run["traceback"]
+
+
+MAILER_SERVICE = """
+from nbsched import Service, SMTPMessage
+
+class Mailer(Service):
+    name = "t.mailer"
+
+    def handle(self):
+        message = SMTPMessage(to="ops@example.com", subject="Report", body="All well.")
+        self.email.smtp[self.request.payload].conn.send(message)
+"""
+
+
+@pytest.fixture
+def smtp_server_bot() -> Iterator[LocalSMTPServer]:
+    """A real SMTP server that accepts the logins 'bot@example.com' and 'bot', both with password 'pw'."""
+    server = LocalSMTPServer(users={"bot@example.com": "pw", "bot": "pw"}).start()
+    yield server
+    server.stop()
+
+
+def test_a_message_without_from_is_sent_from_the_username_when_it_is_an_address(client, smtp_server_bot):
+    client.connections.add_smtp(
+        "bot mail", "127.0.0.1", smtp_server_bot.port, username="bot@example.com", password="pw"
+    )
+    client.deploy(MAILER_SERVICE)
+
+    run = finished(client, client.invoke("t.mailer", "bot mail"))
+
+    assert (run["status"], run["error"]) == ("ok", None)
+    mail = wait_for_mail(smtp_server_bot)[0]
+    assert (mail.message["From"], mail.mail_from, mail.rcpt_tos) == (
+        "bot@example.com",
+        "bot@example.com",
+        ["ops@example.com"],
+    )
+
+
+def test_a_message_without_from_fails_when_the_username_is_not_an_address_and_no_sender_is_set(client, smtp_server_bot):
+    client.connections.add_smtp("bot mail", "127.0.0.1", smtp_server_bot.port, username="bot", password="pw")
+    client.deploy(MAILER_SERVICE)
+
+    run = finished(client, client.invoke("t.mailer", "bot mail"))
+
+    assert run["status"] == "error"
+    assert run["error"] == (
+        "InvalidInput: The e-mail has no sender: set message.from_, or give the SMTP connection a default sender "
+        "(add_smtp(..., sender='me@example.com') or --sender); a username is the sender only when it is an e-mail "
+        "address."
+    )
+    assert smtp_server_bot.messages == []
 
 
 @pytest.fixture

@@ -93,6 +93,33 @@ def test_zero_interval_is_refused_next_to_the_interval_fields(dash, client):
     assert job_names(client) == []
 
 
+def test_interval_fields_start_empty_so_30_hours_saves_every_30_hours(dash, client):
+    dash.form.name.value = "long"
+    dash.form.kind.value = "interval"
+    assert [widget.value for widget in dash.form.interval.values()] == [0, 0, 0, 0, 0]
+    assert text(dash.form.interval_text) == "No interval yet: set one of the fields above, e.g. 5 minutes."
+
+    dash.form.interval["hours"].value = 30
+    assert text(dash.form.interval_text) == "Saves: every 1d6h (1 day, 6 hours)"  # before Save
+    dash.form.save.click()
+
+    job = client.job("long")
+    assert (job["every"], job["definition"]) == (108000.0, "every 1d6h")
+    assert "Created job 'long': every 1d6h" in text(dash.form.result)
+
+
+def test_the_interval_in_words_follows_each_field_as_it_changes(dash):
+    form = dash.form
+    form.interval["minutes"].value = 90
+    assert text(form.interval_text) == "Saves: every 1h30m (1 hour, 30 minutes)"
+    form.interval["weeks"].value = 1
+    form.interval["seconds"].value = 1
+    assert text(form.interval_text) == "Saves: every 1w1h30m1s (1 week, 1 hour, 30 minutes, 1 second)"
+    for widget in form.interval.values():
+        widget.value = 0
+    assert text(form.interval_text).startswith("No interval yet")
+
+
 def test_bad_jitter_opens_more_options_and_shows_the_message_there(dash, client):
     fill_cron_job(dash, "jittery", "*/5 * * * *")
     dash.form.jitter.value = "soon"
@@ -190,11 +217,20 @@ def test_pause_and_resume_buttons_switch_the_job(dash, client):
     dash.jobs.refresh()
     row = dash.jobs.rows["hourly"]
 
+    assert row.toggle.tooltip == (
+        "Pause job 'hourly': its schedule starts no runs until Resume "
+        "(a run already going finishes; Execute still runs it now)"
+    )
+
     row.toggle.click()
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (False, "Resume")
+    assert row.toggle.tooltip == (
+        "Resume job 'hourly': its schedule starts runs again from its next time (missed times are not run)"
+    )
 
     row.toggle.click()
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (True, "Pause")
+    assert row.toggle.tooltip.startswith("Pause job 'hourly': its schedule starts no runs until Resume")
 
 
 def test_delete_needs_a_confirmation(dash, client):

@@ -295,9 +295,13 @@ class _Connections:
         fields = {"host": host, "port": port, "username": username, "password": password}
         return self._save(name, "smtp", {**fields, "tls": tls, "sender": sender, "timeout": timeout})
 
-    def set_kvdb(self, url: str) -> dict:
-        """The Redis behind ``self.kvdb.conn``, e.g. ``"redis://127.0.0.1:6379/0"``."""
-        return self._save("kvdb", "kvdb", {"url": url})
+    def set_kvdb(self, url: str, prefix: str | None = None) -> dict:
+        """The Redis behind ``self.kvdb.conn``, e.g. ``"redis://127.0.0.1:6379/0"``.
+
+        ``prefix`` (e.g. ``"proj:"``) is put before every key ``self.kvdb.conn`` reads or writes,
+        so projects that share one Redis database keep apart.
+        """
+        return self._save("kvdb", "kvdb", {"url": url, **({"prefix": prefix} if prefix is not None else {})})
 
     def _save(self, name: str, kind: str, definition: dict) -> dict:
         return self._client.call("connection_save", name=name, kind=kind, definition=definition)

@@ -2,8 +2,9 @@
 
 One module per concept: ``definitions`` (validating and listing what the runner stores),
 ``secrets`` (``env:VAR`` values, finding and masking secrets), ``rest``, ``smtp`` (with
-``SMTPMessage``) and ``kvdb`` (the live connections a worker uses), ``registry`` (a worker's
-connections by name) and ``checks`` (testing a connection). Below, the names other parts use.
+``SMTPMessage``) and ``kvdb`` (the live connections a worker uses; ``prefixed`` puts the kvdb's key
+prefix before every key), ``registry`` (a worker's connections by name) and ``checks`` (testing a
+connection). Below, the names other parts use.
 """
 
 from .checks import check

@@ -123,10 +123,10 @@ def _smtp(name, host, port, username=None, password=None, tls="none", sender=Non
     }
 
 
-def _kvdb(name, url) -> dict:
+def _kvdb(name, url, prefix=None) -> dict:
     if not (isinstance(url, str) and url.startswith("env:")):
         _url(url, ("redis", "rediss", "unix"), "the kvdb", "e.g. 'redis://127.0.0.1:6379/0'")
-    return {"url": url}
+    return {"url": url, "prefix": _prefix(prefix)}
 
 
 # -- field checks ---------------------------------------------------------------------------
@@ -142,6 +142,19 @@ def _url(value, schemes: tuple[str, ...], what: str, example: str):
         shown = masked_url(value) if isinstance(value, str) else value
         raise InvalidInput(f"Invalid URL {shown!r} for {what}: use a {'/'.join(schemes)} URL, {example}.")
     return parts
+
+
+def _prefix(value) -> str | None:
+    """A kvdb key prefix: text of at most 100 characters, no spaces; none for None or ""."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 100 or not value.isprintable() or any(c.isspace() for c in value):
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise InvalidInput(
+            f"Invalid prefix {shown!r} for the kvdb: use up to 100 characters of text without spaces, e.g. 'proj:'.",
+            field="prefix",
+        )
+    return value
 
 
 def _text(value, field_name: str, name: str) -> str | None:

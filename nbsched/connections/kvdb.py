@@ -1,7 +1,8 @@
-"""The key-value db in a worker: ``self.kvdb.conn``, a Redis client for the configured URL."""
+"""The key-value db in a worker: ``self.kvdb.conn``, a Redis client for the configured URL (and key prefix)."""
 
 from __future__ import annotations
 
+from .prefixed import PrefixedRedis
 from .secrets import resolve
 
 
@@ -13,16 +14,22 @@ def redis_client(url: str, **options):
 
 
 class KVDB:
-    """``self.kvdb``: ``conn`` is a ``redis.Redis`` client for the configured URL."""
+    """``self.kvdb``: ``conn`` is a ``redis.Redis`` client for the configured URL.
 
-    def __init__(self, url: str):
+    With a ``prefix``, ``conn`` puts it before every key (``PrefixedRedis``), so projects that share
+    one Redis keep apart; ``prefix`` is None without one.
+    """
+
+    def __init__(self, url: str, prefix: str | None = None):
         self._url = url
+        self.prefix = prefix
         self._conn = None
 
     @property
     def conn(self):
         if self._conn is None:
-            self._conn = redis_client(self._url)
+            client = redis_client(self._url)
+            self._conn = PrefixedRedis(client, self.prefix) if self.prefix else client
         return self._conn
 
     def close(self) -> None:

@@ -81,7 +81,10 @@ class Connections:
         self.out = _Outgoing(_ByName("REST", rest))
         self.email = _Email(_ByName("SMTP", smtp))
         kvdb = definitions.get(KVDB_NAME)
-        self._kvdb = KVDB(kvdb["definition"]["url"]) if kvdb and kvdb["kind"] == "kvdb" else None
+        if kvdb and kvdb["kind"] == "kvdb":
+            self._kvdb = KVDB(kvdb["definition"]["url"], kvdb["definition"].get("prefix"))
+        else:
+            self._kvdb = None
         self.secrets = secrets_of(definitions)
 
     @property

@@ -20,8 +20,8 @@ class SMTPMessage:
     """An e-mail, as Zato's: set the fields, ``attach`` files, send through ``self.email.smtp[name].conn``.
 
     ``to``, ``cc`` and ``bcc`` take one address, a comma-separated string or a list;
-    ``from_`` defaults to the connection's sender. ``bcc`` recipients get the mail but
-    no header names them.
+    ``from_`` defaults to the connection's sender, else to its username when that is an e-mail
+    address (as in Zato). ``bcc`` recipients get the mail but no header names them.
     """
 
     from_: str | None = None
@@ -52,7 +52,8 @@ class SMTPMessage:
         if not sender:
             raise InvalidInput(
                 "The e-mail has no sender: set message.from_, or give the SMTP connection a default sender "
-                "(add_smtp(..., sender='me@example.com') or --sender)."
+                "(add_smtp(..., sender='me@example.com') or --sender); a username is the sender only when it is "
+                "an e-mail address."
             )
         if not self.recipients():
             raise InvalidInput("The e-mail has no recipients: set message.to (a string, comma-separated, or a list).")
@@ -87,6 +88,14 @@ def addresses(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+def is_address(text: str) -> bool:
+    """Whether ``text`` is one bare e-mail address, ``local@domain`` (no display name, no spaces)."""
+    from email.utils import parseaddr
+
+    local, at, domain = text.rpartition("@")
+    return bool(at and local and domain) and not any(c.isspace() for c in text) and parseaddr(text) == ("", text)
+
+
 # -- sending ------------------------------------------------------------------------------
 class SMTPConnection:
     """``self.email.smtp[name].conn``: sends ``SMTPMessage``s through the connection's server."""
@@ -102,7 +111,7 @@ class SMTPConnection:
 
     def send(self, message: SMTPMessage) -> None:
         """Send one message (to, cc and bcc recipients); raise SMTPFailed saying what went wrong."""
-        mail = message.as_email(self.sender)
+        mail = message.as_email(self.default_sender())
         with self.open() as server:
             try:
                 refused = server.send_message(mail, from_addr=mail["From"], to_addrs=message.recipients())
@@ -112,6 +121,13 @@ class SMTPConnection:
                 ) from exc
         if refused:
             raise SMTPFailed(f"{self._what()}: the server refused recipient(s) {', '.join(sorted(refused))}.")
+
+    def default_sender(self) -> str | None:
+        """The From of a message that sets none: the connection's sender, else its username if that is an address."""
+        if self.sender or not self._spec["username"]:
+            return self.sender
+        username = resolve(self._spec["username"], f"{self._what()} username")
+        return username if is_address(username) else None
 
     def open(self) -> smtplib.SMTP:
         """A connected (and, with a username, logged-in) ``smtplib.SMTP``; close it with ``quit()``."""

@@ -120,7 +120,9 @@ def _add_connection_parser(subcommands) -> None:
     smtp.add_argument("name")
     smtp.add_argument("address", metavar="HOST:PORT", help="e.g. smtp.example.com:587")
     commands.add_connection_options(smtp, "smtp")
-    actions.add_parser("kvdb", help="set the Redis behind self.kvdb").add_argument("url", help="redis://host:port/db")
+    kvdb = actions.add_parser("kvdb", help="set the Redis behind self.kvdb")
+    kvdb.add_argument("url", help="redis://host:port/db")
+    commands.add_kvdb_options(kvdb)
     _with_format(actions.add_parser("list", help="list connections (secrets masked)"))
     actions.add_parser("delete", help="delete a connection").add_argument("name")
     actions.add_parser("test", help="reach a connection's endpoint once").add_argument("name")
@@ -306,7 +308,7 @@ def _save_connection(options) -> dict:
     """Read the options (refusing bad ones before a runner is asked), then save the connection."""
     if options.action == "kvdb":
         url = commands.check_kvdb_url(options.url)
-        return _client().connections.set_kvdb(url)
+        return _client().connections.set_kvdb(url, prefix=options.prefix)
     if options.action == "rest":
         args = commands.rest_arguments(options)  # the runner checks the URL, naming the connection
         return _client().connections.add_rest(options.name, options.url, **args)

@@ -244,6 +244,13 @@ def add_connection_options(parser: argparse.ArgumentParser, kind: str) -> None:
         parser.add_argument("--sender", help="the From address when a message sets none")
 
 
+def add_kvdb_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the kvdb connection (after its URL)."""
+    parser.add_argument(
+        "--prefix", help="put before every key self.kvdb.conn uses, e.g. proj: (projects sharing a Redis keep apart)"
+    )
+
+
 def rest_arguments(options: argparse.Namespace) -> dict:
     """Keyword arguments of ``client.connections.add_rest`` (after name and address) from parsed options."""
     args = _given(

@@ -45,11 +45,12 @@ def _secret_note(args: dict) -> str:
 
 
 def con_kvdb(session: Session, words: list[str]):
-    parser = Parser("%connection kvdb", "%connection kvdb redis://127.0.0.1:6379/0")
+    parser = Parser("%connection kvdb", "%connection kvdb redis://127.0.0.1:6379/0 --prefix proj:")
     parser.add_argument("url")
+    commands.add_kvdb_options(parser)
     options = parser.parse(words)
-    session.client().connections.set_kvdb(commands.check_kvdb_url(options.url))
-    show(f"kvdb -> {_hide_password(options.url)}")
+    session.client().connections.set_kvdb(commands.check_kvdb_url(options.url), prefix=options.prefix)
+    show(f"kvdb -> {_hide_password(options.url)}" + (f" (keys prefixed {options.prefix!r})" if options.prefix else ""))
 
 
 def _hide_password(url: str) -> str:

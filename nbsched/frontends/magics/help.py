@@ -37,7 +37,7 @@ CONNECTION_HELP = f"""\
        [--timeout 10s] [--no-verify]
   smtp NAME HOST:PORT [--username U] [--password-env VAR | --ask-password] [--tls {"|".join(TLS_MODES)}]
        [--sender ADDRESS] [--timeout 10s]
-  kvdb redis://HOST:PORT/DB
+  kvdb redis://HOST:PORT/DB [--prefix proj:]
   list | delete NAME | test NAME
 Headers are NAME:VALUE or NAME=VALUE; timeouts 10s or 10 (seconds).
 Passwords are stored for the runner and never shown; prefer --password-env or --ask-password to --password."""

@@ -24,6 +24,8 @@ from .base import fmt_time, guarded, say, show
 
 KINDS = (("one-time", "one_time"), ("interval", "interval"), ("cron", "cron"))
 INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+#: Seconds in each unit of the interval fields.
+UNIT_SECONDS = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
 #: The job options under "More options", in the vocabulary's order.
 MORE_OPTIONS = tuple(option for option in JOB_OPTIONS if option.advanced)
 #: Fields that can carry an inline error message (``form``: about none in particular).
@@ -87,9 +89,19 @@ def _option_text(option: Option, value: Any) -> Any:
 
 def _split_seconds(total: float) -> dict[str, int]:
     parts, rest = {}, round(total)
-    for unit, size in (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1)):
+    for unit, size in UNIT_SECONDS.items():
         parts[unit], rest = divmod(rest, size)
     return parts
+
+
+def interval_words(total: int) -> str:
+    """What an interval of ``total`` seconds saves, e.g. ``Saves: every 1d6h (1 day, 6 hours)``."""
+    if total <= 0:
+        return "No interval yet: set one of the fields above, e.g. 5 minutes."
+    words = [
+        f"{amount} {unit if amount != 1 else unit[:-1]}" for unit, amount in _split_seconds(total).items() if amount
+    ]
+    return f"Saves: every {duration_text(total)} ({', '.join(words)})"
 
 
 class JobForm:
@@ -113,11 +125,14 @@ class JobForm:
         self.start = W.NaiveDatetimePicker(description="Start")
         self.end = W.NaiveDatetimePicker(description="End")
         self.tz_hint = W.HTML()
+        # All units start at 0, so the interval is exactly what the user sets (30 hours saves "every 1d6h").
         self.interval = {
-            unit: W.BoundedIntText(value=0, min=0, max=10**6, description=unit, layout=W.Layout(width="160px"))
+            unit: W.BoundedIntText(
+                value=0, min=0, max=10**6, description=unit, continuous_update=True, layout=W.Layout(width="160px")
+            )
             for unit in INTERVAL_UNITS
         }
-        self.interval["minutes"].value = 5
+        self.interval_text = W.HTML()
         self.repeats = W.BoundedIntText(
             value=0, min=0, max=10**9, description="Repeats", layout=W.Layout(width="200px")
         )
@@ -142,6 +157,7 @@ class JobForm:
         self.save.add_class("nbsched-form-save")
         self.result.add_class("nbsched-form-result")
         self.cron_preview.add_class("nbsched-cron-preview")
+        self.interval_text.add_class("nbsched-interval-text")
         self.widget = self._layout()
         self.widget.add_class("nbsched-form")
 
@@ -150,16 +166,19 @@ class JobForm:
         self.name.observe(lambda _: self.preview(), names="value")  # H in a line hashes the name
         self.tz.observe(lambda _: self._tz_changed(), names="value")
         self.extra.observe(lambda _: self.check_extra(), names="value")
+        for widget in self.interval.values():
+            widget.observe(lambda _: self.describe_interval(), names="value")
         self.save.on_click(lambda _: guarded(self.errors["form"], self.submit, self.lock))
         self.new.on_click(lambda _: self.reset())
         self._show_kind()
         self._tz_changed()
+        self.describe_interval()
 
     def _layout(self) -> W.VBox:
         err = self.errors
         self.one_time_box = W.VBox([self.at, err["at"]])
         self.interval_box = W.VBox([W.HBox(list(self.interval.values())[:3]), W.HBox(list(self.interval.values())[3:])])
-        self.interval_box.children = [*self.interval_box.children, err["every"]]
+        self.interval_box.children = [*self.interval_box.children, self.interval_text, err["every"]]
         self.cron_box = W.VBox([self.cron, err["cron"], self.cron_preview])
         self.window_box = W.VBox([self.start, err["start"], self.end, err["end"], self.repeats, err["repeats"]])
         pairs = [(widget, err[key]) for key, widget in self.options.items()]
@@ -227,6 +246,13 @@ class JobForm:
             f'<div style="color:#1a7f37">{_escape(found.description)}</div>'
             f'<div style="color:#57606a">Next runs:</div><ol style="margin:0">{items}</ol>'
         )
+
+    def describe_interval(self) -> str:
+        """Show the interval Save will store, as the job list will show it and in words; return the words."""
+        total = sum(widget.value * UNIT_SECONDS[unit] for unit, widget in self.interval.items())
+        text = interval_words(total)
+        self.interval_text.value = f'<span style="color:#57606a">{_escape(text)}</span>'
+        return text
 
     def check_extra(self) -> bool:
         """Extra that looks like JSON must parse as JSON; anything else goes to the service as text."""

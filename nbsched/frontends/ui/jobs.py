@@ -30,6 +30,16 @@ def _button(description: str, css: str, width: str, style: str = "", tooltip: st
     return button
 
 
+def toggle_tooltip(name: str, active: bool) -> str:
+    """What the Pause/Resume button of an active (or paused) job does, as its tooltip says."""
+    if active:
+        return (
+            f"Pause job {name!r}: its schedule starts no runs until Resume "
+            "(a run already going finishes; Execute still runs it now)"
+        )
+    return f"Resume job {name!r}: its schedule starts runs again from its next time (missed times are not run)"
+
+
 def header_html() -> str:
     return table_row([(html.escape(title), width) for _, title, width in COLUMNS], header=True)
 
@@ -41,7 +51,7 @@ class JobRow:
         self.name = name
         self.cells = W.HTML()
         self.execute = _button("Execute", "nbsched-execute", "78px", tooltip=f"Run {name} now")
-        self.toggle = _button("Pause", "nbsched-toggle", "70px")
+        self.toggle = _button("Pause", "nbsched-toggle", "70px", tooltip=toggle_tooltip(name, active=True))
         self.edit = _button("Edit", "nbsched-edit", "48px", tooltip=f"Edit {name} in the form")
         self.delete = _button("Delete", "nbsched-delete", "72px", style="danger", tooltip=f"Delete {name}")
         self.widget = row_box([self.cells, self.execute, self.toggle, self.edit, self.delete])
@@ -69,7 +79,7 @@ class JobRow:
         description = "Pause" if self.active else "Resume"
         if self.toggle.description != description:
             self.toggle.description = description
-            self.toggle.tooltip = f"{description} {self.name}"
+            self.toggle.tooltip = toggle_tooltip(self.name, self.active)
 
 
 class JobsTab:

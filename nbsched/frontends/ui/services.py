@@ -86,6 +86,9 @@ class ConnectionsTab:
         self.tls = W.Dropdown(description="TLS", options=TLS_MODES, value="starttls")
         self.sender = W.Text(description="Sender", placeholder="reports@example.com")
         self.url = W.Text(description="URL", placeholder="redis://127.0.0.1:6379/0", layout=_wide())
+        self.prefix = W.Text(
+            description="Key prefix", placeholder="e.g. proj: (put before every key; keeps projects apart)"
+        )
         self.username = W.Text(description="Username")
         self.password = W.Password(description="Password", placeholder="never shown; env:VAR reads the runner's env")
         self.password.add_class("nbsched-connection-password")
@@ -98,7 +101,7 @@ class ConnectionsTab:
         self.rest_box = W.VBox([self.address, self.headers, self.token])
         self.smtp_box = W.VBox([W.HBox([self.host, self.port]), W.HBox([self.tls, self.sender])])
         self.auth_box = W.VBox([self.username, self.password, self.secret_hint, self.timeout])
-        self.kvdb_box = W.VBox([self.url])
+        self.kvdb_box = W.VBox([self.url, self.prefix])
         form = W.VBox(
             [
                 W.HBox([self.pick, self.kind]),
@@ -170,6 +173,7 @@ class ConnectionsTab:
         self.sender.value = spec.get("sender") or ""
         self.username.value = spec.get("username") or ""
         url = spec.get("url") or ""
+        self.prefix.value = spec.get("prefix") or ""
         self.url.value = "" if _MASK in url else url
         stored = spec.get("password") or ""
         if stored.startswith("env:"):
@@ -212,7 +216,7 @@ class ConnectionsTab:
                 **auth,
             )
         else:
-            saved = connections.set_kvdb(self.url.value.strip())
+            saved = connections.set_kvdb(self.url.value.strip(), prefix=self.prefix.value.strip() or None)
         self.password.value = self.token.value = ""
         say(self.status, f"Saved {kind} connection {saved['name']!r}; Test reaches it once.", "ok")
         self.refresh()
