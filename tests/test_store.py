@@ -46,6 +46,10 @@ def run_row(job: StoredJob | None, scheduled_at: datetime, trigger="schedule", *
     return row
 
 
+def later_at(minutes: int) -> datetime:
+    return NOW + timedelta(minutes=minutes)
+
+
 def claim_next(job: StoredJob, expected: datetime) -> Claim:
     return Claim(job.uid, expected, expected + timedelta(minutes=1), job.state.fires + 1, [run_row(job, expected)])
 
@@ -306,9 +310,39 @@ class StoreContract:
         job = new_job()
         store.add_job(job)
         started = NOW + timedelta(seconds=3)
-        store.add_runs([run_row(job, NOW, status="ok"), run_row(job, NOW, status="error", started_at=started)])
+        ok = run_row(job, NOW, "manual", status="ok", job_uid=job.uid)
+        store.add_runs([ok, run_row(job, NOW, "manual", status="error", started_at=started, job_uid=job.uid)])
         store.add_runs([run_row(None, NOW, "invoke")])
-        assert store.job_stats() == {"sync": {"runs": 2, "last_status": "error", "last_run": started}}
+        assert store.job_stats() == {job.uid: {"runs": 2, "last_status": "error", "last_run": started}}
+
+    def test_a_job_made_under_a_deleted_jobs_name_has_no_runs_of_its_own_yet(self, store):
+        old = new_job()
+        store.add_job(old)
+        store.claim([claim_next(old, NOW)])
+        store.add_runs([run_row(old, NOW, "manual", status="ok", job_uid=old.uid)])
+        store.delete_job("sync")
+        new = new_job()
+        store.add_job(new)
+        assert set(store.job_stats()) == {old.uid}
+        assert store.claim([claim_next(new, NOW)])[0] is not None  # the same fire time: another job, another fire
+        assert store.job_stats()[new.uid] == {"runs": 1, "last_status": "running", "last_run": NOW}
+        assert store.job_stats()[old.uid]["runs"] == 2
+
+    def test_runs_carry_their_jobs_uid_and_are_selected_by_it(self, store):
+        old, new = new_job(), new_job()
+        store.add_job(old)
+        (first,) = store.claim([claim_next(old, NOW)])[0]
+        store.delete_job("sync")
+        store.add_job(new)
+        (second,) = store.add_runs([run_row(new, NOW, "manual", job_uid=new.uid)])
+        assert (store.run(first)["job_uid"], store.run(second)["job_uid"]) == (old.uid, new.uid)
+        uid_at = RUN_FIELDS.index("job_uid")
+        assert [row[uid_at] for row in store.runs(RunQuery(job="sync"))] == [new.uid, old.uid]
+        assert [row[0] for row in store.runs(RunQuery(job="sync", job_uid=old.uid))] == [first]
+        with store.history() as history:
+            assert [row[0] for row in history.rows(RunQuery(job_uid=new.uid))] == [second]
+            table = pa.ipc.open_stream(history.arrow(RunQuery(job="sync"))).read_all()
+        assert table.column("job_uid").cast(pa.string()).to_pylist() == [new.uid, old.uid]
 
     def test_runs_copied_in_keep_their_ids_and_later_runs_get_higher_ones(self, store):
         job = new_job()
@@ -412,6 +446,21 @@ class TestSQLiteStore(DurableStore, StoreContract):
         db.close()
         with pytest.raises(NbschedError, match="newer than this nbsched understands"):
             SQLiteStore(path)
+
+    def test_runs_recorded_before_runs_carried_their_job_uid_get_the_uid_of_the_job_they_were_run_by(self, tmp_path):
+        path = tmp_path / "nbsched.db"
+        store = SQLiteStore(path)
+        job = new_job()  # made at NOW
+        store.add_job(job)
+        earlier, later = store.add_runs(
+            [run_row(job, NOW - timedelta(hours=1), "manual"), run_row(job, NOW + timedelta(minutes=1), "manual")]
+        )
+        store.db.execute("DELETE FROM meta WHERE key='runs_job_uid'")  # as a store of nbsched 0.2 left it
+        store.close()
+        reopened = SQLiteStore(path)
+        assert (reopened.run(earlier)["job_uid"], reopened.run(later)["job_uid"]) == (None, job.uid)
+        assert reopened.job_stats() == {job.uid: {"runs": 1, "last_status": "running", "last_run": later_at(1)}}
+        reopened.close()
 
 
 class TestPostgresStore(DurableStore, StoreContract):

@@ -214,15 +214,31 @@ def test_a_schema_newer_than_this_nbsched_is_refused(store, pg_url, pg_admin):
 def test_an_older_schema_is_migrated_on_open(store, pg_url, pg_admin, monkeypatch):
     import nbsched.store.postgres as postgres
 
-    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(postgres, "MIGRATIONS", {1: ["ALTER TABLE runs ADD COLUMN note text"]})
+    newer = postgres.SCHEMA_VERSION + 1
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", newer)
+    monkeypatch.setattr(postgres, "MIGRATIONS", {newer - 1: ["ALTER TABLE runs ADD COLUMN note text"]})
     open_store(pg_url).close()
     schema = schema_of(pg_url)
     (version,) = pg_admin.execute(f"SELECT value FROM {schema}.meta WHERE key = 'schema_version'").fetchone()
     columns = pg_admin.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = 'runs'", [schema]
     ).fetchall()
-    assert version == "2" and ("note",) in columns
+    assert version == str(newer) and ("note",) in columns
+
+
+def test_a_version_1_schema_gets_the_job_uid_of_its_runs_filled_in(store, pg_url, pg_admin):
+    job = new_job()  # made at NOW
+    store.add_job(job)
+    earlier, later = store.add_runs(
+        [run_row(job, NOW - timedelta(hours=1), "manual"), run_row(job, NOW + timedelta(minutes=1), "manual")]
+    )
+    schema = schema_of(pg_url)
+    pg_admin.execute(f"UPDATE {schema}.meta SET value = '1' WHERE key = 'schema_version'")
+    pg_admin.execute(f"DROP INDEX {schema}.runs_by_job_uid")
+    pg_admin.execute(f"CREATE INDEX runs_by_job ON {schema}.runs (job, run_id)")
+    with _opened(pg_url) as migrated:
+        assert (migrated.run(earlier)["job_uid"], migrated.run(later)["job_uid"]) == (None, job.uid)
+        assert migrated.job_stats()[job.uid]["runs"] == 1
 
 
 def test_several_processes_opening_a_new_schema_at_once_all_succeed(pg_url):

@@ -38,12 +38,14 @@ class Job:
     last_status: str | None
     runs: int
     note: str = ""
+    state: str = "active"  #: active, paused, finished (a one-time job that ran) or ended (no more fires)
+    notice: str = ""  #: what the runner says of the change, e.g. "at is in the past: runs now"
 
     @classmethod
     def from_record(cls, record: dict, tz: str) -> Job:
-        values = {key: record.get(key) for key in cls.__dataclass_fields__}
+        values = {key: record[key] for key in cls.__dataclass_fields__ if key in record}  # absent: its default
         for key in frames.JOB_TIME_COLUMNS:
-            values[key] = frames.local_time(values[key], tz)
+            values[key] = frames.local_time(values.get(key), tz)
         return cls(**values)
 
 
@@ -221,15 +223,20 @@ class Client:
         return Preview(times=times, description=result["description"])
 
     # -- runs -------------------------------------------------------------------
-    def history(self, job=None, service=None, status=None, since=None, limit=None):
+    def history(self, job=None, service=None, status=None, since=None, limit=None, job_uid=None):
         """Run history, newest first, as a DataFrame (columns of DESIGN.md section 5).
+
+        ``job`` selects the runs of the job that has that name now (a deleted job of the same name had runs
+        of its own: the ``job_uid`` column tells them apart, and ``job_uid=`` selects one job's runs); with no
+        job of that name, the runs of the deleted jobs that had it.
 
         It comes as an Arrow stream, typed columns the runner read straight from its store,
         so a million runs take about a second instead of a JSON row each.
         """
         import pyarrow as pa
 
-        filters = {"job": job, "service": service, "status": status, "since": since, "limit": limit}
+        filters = {"job": job, "job_uid": job_uid, "service": service, "status": status, "since": since}
+        filters["limit"] = limit
         args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
         table = pa.ipc.open_stream(self.call("history", format="arrow", **args)).read_all()
         return frames.from_arrow(table, self.tz, frames.RUN_TIME_COLUMNS)

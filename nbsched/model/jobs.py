@@ -26,6 +26,9 @@ ISOLATION = ("worker", "process")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
 NAME_HELP = "names are 1-200 characters: letters, digits and . _ - : @ /, starting with a letter or digit"
 
+#: What a job's ``state`` in a listing says: it fires (``active``), it is paused, it fired once and is done
+#: (``finished``: a one-time job), or its ``end`` or ``repeats`` is reached (``ended``: no more fires).
+JOB_STATES = ("active", "paused", "finished", "ended")
 #: The keys of a job listing (``jobs``; ``%schedule list``; ``nbsched jobs --format json``).
 JOB_LIST_FIELDS = (
     "name",
@@ -33,6 +36,7 @@ JOB_LIST_FIELDS = (
     "definition",
     "service",
     "active",
+    "state",
     "next_run",
     "last_run",
     "last_status",
@@ -173,6 +177,14 @@ class JobState:
     @property
     def finished(self) -> bool:
         return self.next_fire is None
+
+
+def job_state(spec: JobSpec, state: JobState) -> str:
+    """The job's state as listings show it (one of ``JOB_STATES``): done before paused, since a job that will
+    fire no more does not fire when resumed either."""
+    if state.finished:
+        return "finished" if spec.kind == "one_time" else "ended"
+    return "active" if spec.active else "paused"
 
 
 def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:

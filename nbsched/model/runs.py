@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import NotRequired, TypedDict
 
 #: The columns of a run record, in the order listings show them (``client.history()``, ``--format json``).
+#: ``job_uid`` tells apart the runs of jobs that had the same name (one deleted, a new one made under its name).
 RUN_FIELDS = (
     "run_id",
     "cid",
@@ -26,6 +27,7 @@ RUN_FIELDS = (
     "output",
     "logs",
     "runner",
+    "job_uid",
 )
 #: The fields of a run that are times (aware datetimes in the model, UTC).
 RUN_TIME_FIELDS = ("scheduled_at", "started_at", "finished_at")
@@ -50,6 +52,7 @@ class NewRun(TypedDict):
     status: str
     scheduled_at: datetime
     runner: str
+    job_uid: NotRequired[str | None]  # the job's own identity (None: a run of no job, an invoke)
     error: NotRequired[str | None]
     finished_at: NotRequired[datetime | None]
 

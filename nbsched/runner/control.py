@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InvalidJob
 from ..model import cron
-from ..model.jobs import JobSpec, JobState, validate_note
+from ..model.jobs import JobSpec, JobState, job_state, validate_note
 from ..store import StoredJob
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class JobControl:
         self.engine.jobs[spec.name] = job
         self.engine.reschedule(job)
         self.engine.hooks.changed(f"job:{spec.name}")
-        return self.job_record(spec.name)
+        return self._with_notice(self.job_record(spec.name), spec, now)
 
     def update_job(self, name: str, changes: dict, now: datetime) -> dict:
         job = self.engine.job(name)
@@ -90,7 +90,8 @@ class JobControl:
         self.engine.jobs[name] = updated
         self.engine.reschedule(updated)
         self.engine.hooks.changed(f"job:{name}")
-        return self.job_record(name)
+        record = self.job_record(name)
+        return self._with_notice(record, spec, now) if {"at", "start"} & set(changes) else record
 
     def pause(self, name: str, note: str, now: datetime) -> dict:
         return self._set_active(name, False, validate_note(note))
@@ -127,7 +128,8 @@ class JobControl:
     def delete(self, name: str) -> dict:
         self.engine.job(name)
         self.engine.store.delete_job(name)
-        del self.engine.jobs[name]
+        job = self.engine.jobs.pop(name)
+        self.engine.stats.pop(job.uid, None)  # its runs stay in history, under its uid; a new job starts afresh
         self.engine.schedule.remove(name)
         # After the job is gone: a run taken back ends, and the end of a run hands the job's next
         # claimed run to a worker only while the job exists.
@@ -138,13 +140,14 @@ class JobControl:
     def job_record(self, name: str, detail: bool = False) -> dict:
         job = self.engine.job(name)
         spec, state = job.spec, job.state
-        stats = self.engine.stats.get(name, JobStats())
+        stats = self.engine.stats.get(job.uid, JobStats())
         record = {
             "name": name,
             "type": spec.kind,
             "definition": spec.definition(),
             "service": spec.service,
             "active": spec.active,
+            "state": job_state(spec, state),
             "next_run": state.next_fire if spec.active else None,
             "last_run": stats.last_run,
             "last_status": stats.last_status,
@@ -154,6 +157,15 @@ class JobControl:
         if detail:
             record.update(spec.to_record(), fires=state.fires, created_at=state.created_at, uid=job.uid)
             record["type"] = spec.kind
+        return record
+
+    @staticmethod
+    def _with_notice(record: dict, spec: JobSpec, now: datetime) -> dict:
+        """The reply to a change, with what the user may not expect: a one-time job whose ``at`` is past fires
+        at once (or at its resume)."""
+        if spec.kind == "one_time" and spec.at < now:
+            when = "runs now" if spec.active else "runs when resumed"
+            record["notice"] = f"at is in the past: {when}"
         return record
 
     def job_records(self) -> list[dict]:

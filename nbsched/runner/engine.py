@@ -74,7 +74,7 @@ class Engine:
     jobs: dict[str, StoredJob] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)
     inflight: InFlight = field(default_factory=InFlight)  # the runs created and not yet finished
-    stats: dict[str, JobStats] = field(default_factory=dict)
+    stats: dict[str, JobStats] = field(default_factory=dict)  # by job uid: a job's runs are its own, not its name's
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     stopped: bool = False  # the runner is stopping: nothing more starts
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
@@ -110,7 +110,7 @@ class Engine:
         if interrupted:
             log.warning("marked %d run(s) left running by a previous runner as interrupted", interrupted)
         self.catalog.load()
-        self.stats = {name: JobStats(**values) for name, values in self.store.job_stats().items()}
+        self.stats = {uid: JobStats(**values) for uid, values in self.store.job_stats().items()}
         self.jobs = {job.spec.name: job for job in self.store.jobs()}
         for job in self.jobs.values():
             if job.spec.kind == "cron":
@@ -219,9 +219,8 @@ class Engine:
             if not job.spec.active or job.state.next_fire is None:
                 continue
             reason = self._missed_reason(job, now, grace)
-            claims.append(
-                (job, misfire_claim(job, now, self.new_run, reason) if reason else fire_claim(job, self.new_run))
-            )
+            claim = misfire_claim(job, now, self.new_run, reason) if reason else fire_claim(job, self.new_run)
+            claims.append((job, claim))
         return claims
 
     def _missed_reason(self, job: StoredJob, now: datetime, grace: timedelta) -> str | None:
@@ -286,10 +285,9 @@ class Engine:
     def may_predispatch(self, job: StoredJob) -> bool:
         """A fire claimed ahead goes to a worker at once (to start at its time) when nothing can change the
         decision to run it: the job has no run in progress or queued, no jitter, and no run may be killed."""
-        spec, name = job.spec, job.spec.name
-        return not (
-            spec.jitter or spec.timeout or spec.overlap == "replace" or self.inflight.busy(name)
-        ) and not self.inflight.queue_length(name)
+        spec, inflight = job.spec, self.inflight
+        killable = spec.timeout or spec.overlap == "replace"
+        return not (spec.jitter or killable or inflight.busy(spec.name) or inflight.queue_length(spec.name))
 
     def recall(self, name: str, reason: str, keep: bool = False) -> None:
         """Take back the runs of job ``name`` that wait in a worker for their time: they end as skipped, or,
@@ -315,6 +313,7 @@ class Engine:
         return {
             "cid": self._new_cid(),
             "job": spec.name if spec else None,
+            "job_uid": self.jobs[spec.name].uid if spec and spec.name in self.jobs else None,
             "service": service,
             "service_version": self.catalog.version_of(service),
             "trigger": trigger,
@@ -326,7 +325,7 @@ class Engine:
 
     def start_claimed(self, job: StoredJob, run_id: int, run: NewRun, force_queue: bool = False) -> None:
         if run["status"] != "running":
-            self.results.count(job.spec.name, run["status"], run["scheduled_at"])
+            self.results.count(job.uid, run["status"], run["scheduled_at"])
             return
         name, policy = job.spec.name, job.spec.overlap
         if force_queue:
@@ -379,6 +378,7 @@ class Engine:
             ActiveRun(
                 run_id=run_id,
                 job=run["job"],
+                job_uid=run.get("job_uid"),
                 service=run["service"],
                 trigger=run["trigger"],
                 attempt=attempt,

@@ -36,6 +36,7 @@ class ActiveRun:
     timeout: float | None = None
     retries: int = 0
     timer: object = None
+    job_uid: str | None = None  # the job's own identity: its runs count for it, not for a later job of its name
 
 
 @dataclass

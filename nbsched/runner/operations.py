@@ -96,10 +96,13 @@ class Operations:
     async def op_backfill(self, name: str, start, end) -> dict:
         return self.runner.engine.ondemand.backfill(name, start, end, self.runner.clock())
 
-    async def op_history(self, job=None, service=None, status=None, since=None, limit=None, format="json"):
+    async def op_history(
+        self, job=None, service=None, status=None, since=None, limit=None, format="json", job_uid=None
+    ):
         if format not in HISTORY_FORMATS:
             raise InvalidInput(f"Invalid history format {format!r}: use one of {', '.join(HISTORY_FORMATS)}.")
-        query = self.runner.engine.reader.history_query(job, service, status, since, limit, now=self.runner.clock())
+        reader = self.runner.engine.reader
+        query = reader.history_query(job, service, status, since, limit, self.runner.clock(), job_uid)
 
         def read_and_encode() -> protocol.Encoded | protocol.Binary:
             # On its own connection, in a thread: a long history does not hold up firing.

@@ -21,14 +21,22 @@ class Reader:
     flush: Callable[[], object]
     default_tz: str = "UTC"
 
-    def history(self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None) -> dict:
+    def history(
+        self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None, job_uid=None
+    ) -> dict:
         """Run history, newest first, as columns and rows (times as UTC ISO text)."""
-        query = self.history_query(job, service, status, since, limit, now)
+        query = self.history_query(job, service, status, since, limit, now, job_uid)
         with self.store.history() as history:
             return {"columns": list(RUN_FIELDS), "rows": history.rows(query)}
 
-    def history_query(self, job=None, service=None, status=None, since=None, limit=None, now=None) -> RunQuery:
-        """Check history filters and write buffered results; return the query (as of ``now``) to read."""
+    def history_query(
+        self, job=None, service=None, status=None, since=None, limit=None, now=None, job_uid=None
+    ) -> RunQuery:
+        """Check history filters and write buffered results; return the query (as of ``now``) to read.
+
+        ``job`` selects the runs of the job that has that name now, not those of a deleted job of the same
+        name (``job_uid`` selects any job's runs, a deleted one's too); with no job of that name, the runs of
+        the deleted jobs that had it."""
         if isinstance(status, str) and status not in STATUSES:  # not text: checked below with the other filters
             hint = did_you_mean(status, STATUSES)
             raise InvalidInput(f"Unknown status {status!r}.{hint} Use one of {', '.join(STATUSES)}.")
@@ -41,10 +49,12 @@ class Reader:
                 since_at = parse_datetime(since, self.default_tz, now, "since")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise InvalidInput(f"Invalid limit {limit!r}: use a whole number, 0 or more.")
-        for what, value in (("job", job), ("service", service), ("status", status)):
+        for what, value in (("job", job), ("job_uid", job_uid), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
-        return RunQuery(job=job, service=service, status=status, since=since_at, limit=limit, as_of=now)
+        if job is not None and job_uid is None and (current := self.store.job(job)) is not None:
+            job_uid = current.uid
+        return RunQuery(job, job_uid, service, status, since_at, limit, as_of=now)
 
     def run(self, run_id) -> dict:
         self.flush()

@@ -77,7 +77,7 @@ class Results:
         }
         self.pending.append(update)
         if active.job:
-            self.count(active.job, result.status, started or finished)
+            self.count(active.job_uid, result.status, started or finished)
             self.job_run_ended(active.job, run_id)
         if result.status in ("error", "timeout") and active.attempt <= active.retries:
             self.retry_later(active, finished)
@@ -91,6 +91,7 @@ class Results:
         run: NewRun = {
             "cid": active.message.cid,
             "job": name,
+            "job_uid": active.job_uid,
             "service": active.service,
             "service_version": None,
             "trigger": active.trigger,
@@ -173,10 +174,11 @@ class Results:
             delay = max(0.0, (retry.due_at - now).total_seconds())
             self.engine.hooks.call_later(delay, lambda retry=retry: self.start_retry(retry))
 
-    def count(self, job: str | None, status: str, when: datetime | None) -> None:
-        if job is None:
+    def count(self, job_uid: str | None, status: str, when: datetime | None) -> None:
+        """Count a run of the job with ``job_uid`` in its listing's figures (none: a run of no job)."""
+        if job_uid is None:
             return
-        stats = self.engine.stats.setdefault(job, JobStats())
+        stats = self.engine.stats.setdefault(job_uid, JobStats())
         stats.runs += 1
         stats.last_status = status
         stats.last_run = when
@@ -211,7 +213,7 @@ class Results:
     def finish_now(self, run_id: int, run: NewRun, status: str, error: str) -> None:
         now = self.engine.hooks.clock()
         self.pending.append({"run_id": run_id, "status": status, "error": error, "finished_at": now})
-        self.count(run["job"], status, run["scheduled_at"])
+        self.count(run.get("job_uid") if run["job"] else None, status, run["scheduled_at"])
         self.notify(run_id)
 
 

@@ -182,7 +182,7 @@ class Sharing:
         """Retry the dead runners' interrupted runs as their jobs allow; start their claimed runs at their time."""
         engine = self.engine
         for record in taken.interrupted:
-            engine.results.count(record["job"], "interrupted", record["scheduled_at"])
+            engine.results.count(record["job_uid"], "interrupted", record["scheduled_at"])
             retry_interrupted(engine, record)
         for record in taken.reassigned:
             name, run = record["job"], _new_run(record, engine.runner_id)
@@ -293,6 +293,7 @@ def _new_run(record: dict, runner: str) -> NewRun:
     return {
         "cid": record["cid"],
         "job": record["job"],
+        "job_uid": record["job_uid"],
         "service": record["service"],
         "service_version": record["service_version"],
         "trigger": record["trigger"],

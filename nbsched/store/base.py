@@ -69,6 +69,7 @@ class RunQuery:
     """Which runs a history listing selects: every filter given must match; newest (highest run id) first."""
 
     job: str | None = None
+    job_uid: str | None = None  # the runs of one job by its own identity (a name may have had several jobs)
     service: str | None = None
     status: str | None = None
     since: datetime | None = None  # started at or after this (a run not started: scheduled at or after it)
@@ -154,8 +155,9 @@ class Store(ABC):
 
     @abstractmethod
     def job_stats(self) -> dict[str, dict]:
-        """Per job name with runs: ``runs`` (how many), and of its newest run ``last_status`` and ``last_run``
-        (when it started, or, not started, was scheduled)."""
+        """Per job uid with runs (of a job: ``job`` set): ``runs`` (how many), and of its newest run ``last_status``
+        and ``last_run`` (when it started, or, not started, was scheduled). The runs of a deleted job stay its
+        own: a new job made under its name starts with none."""
 
     @abstractmethod
     def add_runs(self, runs: list[NewRun], retried: list[int] = ()) -> list[int]:

@@ -2,7 +2,7 @@
 
 Services (with their sources), jobs (uid, spec and firing state), runs (with their run ids: the destination's
 later runs get higher ones), pending retries and connections. The destination must hold no jobs and no runs.
-A run of a claimed fire keeps the key that makes it the one run of its fire: its job's uid, found by name.
+A run keeps its job's uid (``job_uid``), part of the key that makes a run of a claimed fire the one run of its fire.
 Run as ``python -m nbsched.store.copy SRC_URL DST_URL`` (what the command line does).
 """
 
@@ -50,7 +50,7 @@ def copy_store(source: Store, destination: Store) -> Copied:
     for job in jobs:
         destination.add_job(job)
     copied.jobs = len(jobs)
-    copied.runs = _copy_runs(source, destination, {job.spec.name: job.uid for job in jobs})
+    copied.runs = _copy_runs(source, destination)
     retries = source.pending_retries()
     if retries:
         destination.update_runs([], retries)
@@ -78,14 +78,12 @@ def _copy_services(source: Store, destination: Store) -> int:
     return len(services)
 
 
-def _copy_runs(source: Store, destination: Store, job_uids: dict[str, str]) -> int:
-    """Every run, oldest first, with its id; a run of a job that still exists gets that job's uid."""
+def _copy_runs(source: Store, destination: Store) -> int:
+    """Every run, oldest first, with its id and its job's uid."""
     rows = source.runs()
     rows.reverse()
     for start in range(0, len(rows), BATCH_RUNS):
         runs = [dict(zip(RUN_FIELDS, row, strict=True)) for row in rows[start : start + BATCH_RUNS]]
-        for run in runs:
-            run["job_uid"] = job_uids.get(run["job"])
         destination.load_runs(runs)
     return len(rows)
 

@@ -24,8 +24,8 @@ from .safe import safe_value
 
 _INTEGER_FIELDS = ("run_id", "attempt")
 _REAL_FIELDS = ("delay_ms", "duration_ms")
-#: What a run holds: its fields, and the uid of the job that claimed it (the fire key's part).
-_RUN_KEYS = frozenset((*RUN_FIELDS, "job_uid"))
+#: What a run holds: its fields (``job_uid`` among them: the fire key's part).
+_RUN_KEYS = frozenset(RUN_FIELDS)
 _INTERRUPTED = "The runner stopped while this run was executing."
 
 
@@ -147,12 +147,13 @@ class MemoryStore(Store):
             newest: dict[str, dict] = {}
             counts: dict[str, int] = {}
             for run in self._runs.values():
-                if run["job"] is not None:
-                    newest[run["job"]] = run
-                    counts[run["job"]] = counts.get(run["job"], 0) + 1
+                uid = run["job_uid"]
+                if run["job"] is not None and uid is not None:
+                    newest[uid] = run
+                    counts[uid] = counts.get(uid, 0) + 1
             return {
-                job: {"runs": counts[job], "last_status": run["status"], "last_run": _started_or_due(run)}
-                for job, run in newest.items()
+                uid: {"runs": counts[uid], "last_status": run["status"], "last_run": _started_or_due(run)}
+                for uid, run in newest.items()
             }
 
     def add_runs(self, runs, retried=()):
@@ -297,7 +298,7 @@ def _started_or_due(run: dict) -> datetime | None:
 
 def _selects(query: RunQuery, run: dict) -> bool:
     """Whether ``query`` selects ``run`` (a missing value matches no filter, as NULL in SQL)."""
-    for name in ("job", "service", "status"):
+    for name in ("job", "job_uid", "service", "status"):
         wanted = getattr(query, name)
         if wanted is not None and run[name] != wanted:
             return False

@@ -22,6 +22,7 @@ from .postgres_schema import (
     INSERT_RUN,
     INTERRUPTED,
     JOB_COLUMNS,
+    JOB_STATS,
     MIGRATIONS,
     NEW_RUN_IDS,
     RETRY_COLUMNS,
@@ -201,12 +202,8 @@ class PostgresStore(SharedStore):
             return None  # one of its fires has its run already
 
     def job_stats(self):
-        rows = self._fetch(
-            "SELECT r.job, c.n, r.status, COALESCE(r.started_at, r.scheduled_at) FROM runs r JOIN "
-            "(SELECT job, COUNT(*) AS n, MAX(run_id) AS last FROM runs WHERE job IS NOT NULL GROUP BY job) c "
-            "ON r.run_id = c.last"
-        )
-        return {job: {"runs": n, "last_status": status, "last_run": when} for job, n, status, when in rows}
+        rows = self._fetch(JOB_STATS)
+        return {uid: {"runs": n, "last_status": status, "last_run": when} for uid, n, status, when in rows}
 
     def add_runs(self, runs, retried=()):
         return self._safely(self._add_runs, runs, retried)

@@ -15,7 +15,7 @@ from ..model.runs import CLAIMED_TRIGGERS, RUN_FIELDS
 from ..model.timeparse import iso
 from .base import PendingRetry, RunQuery, StoredJob
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Which runs the one-run-per-fire key holds: first attempts of the claimed triggers.
 FIRE_KEY_PREDICATE = f"""attempt = 1 AND "trigger" IN ({", ".join(f"'{t}'" for t in CLAIMED_TRIGGERS)})"""
 #: The statements that make an empty schema (after ``meta``) a schema of ``SCHEMA_VERSION``.
@@ -39,7 +39,8 @@ CREATE = [
         output text, logs text, runner text)""",
     # One run per fire: the key of ``Store.claim``.
     f'CREATE UNIQUE INDEX runs_fire_key ON runs (scheduled_at, job_uid, "trigger") WHERE {FIRE_KEY_PREDICATE}',
-    "CREATE INDEX runs_by_job ON runs (job, run_id)",
+    # A job's runs, by its name and its own uid (a job made under the name of a deleted one has runs of its own).
+    "CREATE INDEX runs_by_job_uid ON runs (job, job_uid, run_id)",
     "CREATE INDEX runs_by_status ON runs (status, run_id)",
     "CREATE INDEX runs_by_runner ON runs (runner) WHERE status = 'running'",
     """CREATE TABLE connections (
@@ -51,14 +52,26 @@ CREATE = [
     # Each runner's lease: a runner that stops renewing it has its runs taken over once it expires.
     "CREATE TABLE leases (runner text PRIMARY KEY, token bigint NOT NULL, expires_at timestamptz NOT NULL)",
 ]
-#: The statements that bring a schema of version N to N + 1 (none yet: version 1 is the first).
-MIGRATIONS: dict[int, list[str]] = {}
+#: The statements that bring a schema of version N to N + 1.
+MIGRATIONS: dict[int, list[str]] = {
+    # 2: runs of every kind carry their job's uid; those recorded before get the uid of the job that has their
+    # name, if it was made before them.
+    1: [
+        "DROP INDEX runs_by_job",
+        "CREATE INDEX runs_by_job_uid ON runs (job, job_uid, run_id)",
+        """UPDATE runs SET job_uid = (SELECT uid FROM jobs WHERE jobs.name = runs.job
+            AND (jobs.created_at IS NULL OR jobs.created_at <= COALESCE(runs.started_at, runs.scheduled_at)))
+        WHERE job_uid IS NULL AND job IS NOT NULL""",
+    ],
+}
 CREATE_META = "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)"
 
 #: The run fields as a SELECT's column list.
 SELECT_RUN_FIELDS = ", ".join(f'"{name}"' for name in RUN_FIELDS)
+#: The fields of a run but its id and its job's uid.
+_DATA_FIELDS = tuple(name for name in RUN_FIELDS[1:] if name != "job_uid")
 #: The columns a run is inserted with: all of them, its id and its job's uid first.
-INSERT_COLUMNS = ("run_id", "job_uid", *RUN_FIELDS[1:])
+INSERT_COLUMNS = ("run_id", "job_uid", *_DATA_FIELDS)
 INSERT_RUN = (
     f"INSERT INTO runs ({', '.join(f'{chr(34)}{name}{chr(34)}' for name in INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(INSERT_COLUMNS))})"
@@ -69,7 +82,7 @@ INTERRUPTED = "The runner stopped while this run was executing."
 
 def run_values(run_id: int, job_uid: str | None, run: dict) -> tuple:
     """The values of ``INSERT_RUN`` for a run."""
-    return (run_id, job_uid, *[run.get(name) for name in RUN_FIELDS[1:]])
+    return (run_id, job_uid, *[run.get(name) for name in _DATA_FIELDS])
 
 
 def run_record(row: tuple) -> dict:
@@ -81,6 +94,14 @@ def run_record(row: tuple) -> dict:
 def update_sql(fields: tuple[str, ...]) -> str:
     """The UPDATE of a run's ``fields`` (by ``run_id``, the last parameter)."""
     return f"UPDATE runs SET {', '.join(f'{chr(34)}{key}{chr(34)}=%s' for key in fields)} WHERE run_id=%s"
+
+
+#: Per job uid with runs: how many, and its newest run's status and time (``Store.job_stats``).
+JOB_STATS = (
+    "SELECT r.job_uid, c.n, r.status, COALESCE(r.started_at, r.scheduled_at) FROM runs r JOIN "
+    "(SELECT COUNT(*) AS n, MAX(run_id) AS last FROM runs WHERE job IS NOT NULL AND job_uid IS NOT NULL "
+    "GROUP BY job, job_uid) c ON r.run_id = c.last"
+)
 
 
 # -- jobs -----------------------------------------------------------------------
@@ -130,7 +151,8 @@ def runs_where(query: RunQuery) -> tuple[str, list]:
     if query.as_of is not None:
         clauses.append("(status <> 'running' OR scheduled_at <= %s::timestamptz)")
         params.append(iso(query.as_of))
-    for column, value in (("job", query.job), ("service", query.service), ("status", query.status)):
+    filters = (("job", query.job), ("job_uid", query.job_uid), ("service", query.service), ("status", query.status))
+    for column, value in filters:
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(value)

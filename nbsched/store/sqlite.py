@@ -18,8 +18,10 @@ from .history.sqlite import SQLiteHistory
 from .safe import safe_record
 from .sqlite_schema import (
     ADVANCE_JOB,
+    FILL_JOB_UIDS,
     INSERT_RUN,
     JOB_COLUMNS,
+    JOB_STATS,
     RETRY_COLUMNS,
     RUN_COLUMNS,
     SAVE_RETRY,
@@ -107,6 +109,9 @@ class SQLiteStore(Store):
                 f"The store {self.path} has schema version {row[0]}, newer than this nbsched "
                 f"understands ({SCHEMA_VERSION}). Upgrade nbsched: pip install -U nbsched."
             )
+        if self.db.execute("SELECT 1 FROM meta WHERE key='runs_job_uid'").fetchone() is None:
+            self.db.execute(FILL_JOB_UIDS)
+            self.db.execute("INSERT INTO meta VALUES ('runs_job_uid', '1')")
 
     def _tx(self):
         return _Transaction(self)
@@ -225,12 +230,8 @@ class SQLiteStore(Store):
         ]
 
     def job_stats(self):
-        rows = self.db.execute(
-            "SELECT r.job, c.n, r.status, COALESCE(r.started_at, r.scheduled_at) FROM runs r JOIN "
-            "(SELECT job, COUNT(*) AS n, MAX(run_id) AS last FROM runs WHERE job IS NOT NULL GROUP BY job) c "
-            "ON r.run_id = c.last"
-        )
-        return {job: {"runs": n, "last_status": status, "last_run": from_iso(when)} for job, n, status, when in rows}
+        rows = self.db.execute(JOB_STATS)
+        return {uid: {"runs": n, "last_status": status, "last_run": from_iso(when)} for uid, n, status, when in rows}
 
     def add_runs(self, runs, retried=()):
         try:
@@ -280,7 +281,7 @@ class SQLiteStore(Store):
             return runs_from_rows(self.db.execute(f"SELECT {SELECT_RUN_FIELDS} FROM runs {where}", params).fetchall())
 
     def load_runs(self, runs):
-        columns = RUN_FIELDS[1:]
+        columns = tuple(name for name in RUN_FIELDS[1:] if name != "job_uid")
         rows = [(run["run_id"], run.get("job_uid"), *[to_db(run.get(name)) for name in columns]) for run in runs]
         with self._tx():
             self.db.executemany(insert_columns_sql(columns), rows)

@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS runs (
 DROP INDEX IF EXISTS runs_one_per_fire;
 CREATE UNIQUE INDEX IF NOT EXISTS runs_fire_key ON runs (scheduled_at, job_uid, "trigger")
     WHERE attempt = 1 AND "trigger" IN {CLAIMED_TRIGGERS!r};
-CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
+-- A job's runs, by its name and its own uid (a job made under the name of a deleted one has runs of its own).
+DROP INDEX IF EXISTS runs_by_job;
+CREATE INDEX IF NOT EXISTS runs_by_job_uid ON runs (job, job_uid, run_id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
 -- Finished runs never change, so runs_cache keeps them as Arrow files; a run deleted, or changed after
 -- it finished (by hand, say), counts in meta's runs_generation, and the cache reads everything again.
@@ -53,7 +55,13 @@ CREATE TABLE IF NOT EXISTS retries (
     retries INTEGER NOT NULL, scheduled_at TEXT NOT NULL, due_at TEXT NOT NULL, channel TEXT NOT NULL);
 """
 #: The columns of the runs table a new run fills (all but ``run_id``).
-RUN_COLUMNS = ("job_uid", *RUN_FIELDS[1:])
+RUN_COLUMNS = RUN_FIELDS[1:]
+#: Fills in ``job_uid`` of runs recorded before runs of every kind carried it (manual runs, retries): the uid of
+#: the job that has the run's name, if the job was made before the run. Once per store (meta ``runs_job_uid``).
+FILL_JOB_UIDS = """
+UPDATE runs SET job_uid = (SELECT uid FROM jobs WHERE jobs.name = runs.job
+    AND (jobs.created_at IS NULL OR jobs.created_at <= COALESCE(runs.started_at, runs.scheduled_at)))
+WHERE job_uid IS NULL AND job IS NOT NULL"""
 #: The run fields as a SELECT's column list.
 SELECT_RUN_FIELDS = ", ".join(f'"{name}"' for name in RUN_FIELDS)
 
@@ -109,6 +117,14 @@ def retry_row(retry: PendingRetry) -> tuple:
 def retry_from_row(row: tuple) -> PendingRetry:
     run_id, job, service, attempt, retries, scheduled_at, due_at, channel = row
     return PendingRetry(run_id, job, service, attempt, retries, from_iso(scheduled_at), from_iso(due_at), channel)
+
+
+#: Per job uid with runs: how many, and its newest run's status and time (``Store.job_stats``).
+JOB_STATS = (
+    "SELECT r.job_uid, c.n, r.status, COALESCE(r.started_at, r.scheduled_at) FROM runs r JOIN "
+    "(SELECT COUNT(*) AS n, MAX(run_id) AS last FROM runs WHERE job IS NOT NULL AND job_uid IS NOT NULL "
+    "GROUP BY job, job_uid) c ON r.run_id = c.last"
+)
 
 
 # -- claims -----------------------------------------------------------------------
@@ -201,7 +217,7 @@ def runs_where(query: RunQuery, after: int | None = None) -> tuple[str, list]:
     if query.as_of is not None:
         clauses.append("(status != 'running' OR scheduled_at <= ?)")
         params.append(iso(query.as_of))
-    for column, value in (("job", query.job), ("service", query.service), ("status", query.status)):
+    for column, value in _filters(query):
         if value is not None:
             clauses.append(f"{column}=?")
             params.append(value)
@@ -209,6 +225,15 @@ def runs_where(query: RunQuery, after: int | None = None) -> tuple[str, list]:
         clauses.append("COALESCE(started_at, scheduled_at) >= ?")
         params.append(iso(query.since))
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _filters(query: RunQuery) -> tuple[tuple[str, str | None], ...]:
+    return (
+        ("job", query.job),
+        ("job_uid", query.job_uid),
+        ("service", query.service),
+        ("status", query.status),
+    )
 
 
 def runs_listing(query: RunQuery, after: int | None = None) -> tuple[str, list]:

@@ -43,7 +43,10 @@ def _create(session: Session, service: str, options: argparse.Namespace, **trigg
     args = commands.job_arguments(vars(options), config.settings().timezone)  # refuses bad JSON before a runner
     job = session.client().schedule(service, **trigger, **args)
     state = "" if job.active else " (paused)"
-    show(f"scheduled {job.name}{state}: {job.definition}, runs {job.service}; next run {fmt_time(job.next_run)}")
+    notice = f" ({job.notice})" if job.notice else ""
+    show(
+        f"scheduled {job.name}{state}: {job.definition}, runs {job.service}; next run {fmt_time(job.next_run)}{notice}"
+    )
 
 
 def sub_every(session: Session, words: list[str]):

@@ -19,7 +19,7 @@ RUN_ARROW_TYPES = {
     "finished_at": "timestamp",
 }
 #: Text columns with few distinct values: sent dictionary-encoded (a small index per row).
-RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner")
+RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner", "job_uid")
 
 
 def rows_table(rows: list[tuple]):
@@ -81,7 +81,12 @@ def filtered(table, query: RunQuery):
 
     conditions = [
         pc.equal(table[name], value)
-        for name, value in (("job", query.job), ("service", query.service), ("status", query.status))
+        for name, value in (
+            ("job", query.job),
+            ("job_uid", query.job_uid),
+            ("service", query.service),
+            ("status", query.status),
+        )
         if value is not None
     ]
     if query.since is not None:

@@ -33,6 +33,9 @@ from typing import Protocol
 
 from .arrow import empty_runs_schema
 
+#: The form of the files (their columns): part of their names, so that files of another form are written again.
+#: 2: runs carry ``job_uid``.
+CACHE_FORMAT = 2
 #: A new file is written once at least this many finished runs are not in one yet (fewer are read from SQLite).
 SEGMENT_ROWS = 50_000
 #: More files than this are merged into one.

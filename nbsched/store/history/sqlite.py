@@ -19,7 +19,7 @@ from ...gcpause import gc_paused
 from ..base import RunQuery
 from ..sqlite_schema import SELECT_RUN_FIELDS, runs_listing, runs_where
 from .arrow import arrow_stream, filtered, rows_table, typed_runs
-from .cache import RunsCache
+from .cache import CACHE_FORMAT, RunsCache
 from .reader import History
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class SQLiteHistory(History):
             "(SELECT value FROM meta WHERE key='runs_generation'), "
             "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs)"
         ).fetchone()
-        return f"{store_id}g{generation}", highest if running is None else running - 1
+        return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
         _read_in_child(self.path, _halves("", [], after, upto, None), file=path, nice=background)
@@ -85,7 +85,7 @@ class SQLiteHistory(History):
     def _more_runs_than(self, rows: int, query: RunQuery) -> bool:
         """Whether a query may select more than ``rows`` runs: counted when it filters, else told by the ids."""
         (span,) = self.db.execute("SELECT COALESCE(MAX(run_id) - MIN(run_id) + 1, 0) FROM runs").fetchone()
-        filters = (query.job, query.service, query.status, query.since)
+        filters = (query.job, query.job_uid, query.service, query.status, query.since)
         if span <= rows or all(value is None for value in filters):
             return span > rows
         where, params = runs_where(query)
