@@ -1,14 +1,17 @@
 """The client: everything a notebook, the CLI or a script does goes through these methods.
 
 ``nbsched.connect()`` finds the runner of ``NBSCHED_HOME`` over its Unix socket and
-starts a detached one if none answers. Listing methods return pandas DataFrames with
-times in the user's time zone; ``call`` gives the raw JSON-able result of any operation.
+starts a detached one if none answers (and says so in one line of its log, on stderr).
+Listing methods return pandas DataFrames with times in the user's time zone; ``call``
+gives the raw JSON-able result of any operation. A runner's error comes with a note in
+Python's words (``See client.jobs().``), shown under the message in a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import os
 import socket
 import threading
@@ -18,10 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, protocol
-from ..errors import DeployError, ProtocolError, RunnerError
+from ..errors import DeployError, NbschedError, NoRunner, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.triggers import Preview
 from . import frames
+from .launch import started_text
+
+log = logging.getLogger(__name__)
+
+#: The note a Python user reads under an error whose ``hint`` names one (``NbschedError.hint``).
+HINTS = {
+    "jobs": "See client.jobs().",
+    "runs": "See client.history() for run ids.",
+    "deploy": "Deploy it first: client.deploy('services/').",
+    "connections": "See client.connections.list().",
+    "status": "client.ping() shows the store's errors.",
+    "restart": "Restart the runner: client.shutdown(), then nbsched.connect().",
+    "start": "(start one: nbsched.connect())",
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class Client:
         self._lock = threading.Lock()
         self._next_id = 0
         self.connections = _Connections(self)
+        #: The ping answer of the runner this client started, or None when one was running already.
+        self.started_runner: dict | None = None
         self._connect()
 
     # -- transport --------------------------------------------------------------
@@ -74,20 +93,20 @@ class Client:
                 raise
             from .launch import start_detached
 
-            start_detached(self.settings, ping=self.ping)
+            self.started_runner = start_detached(self.settings, ping=self.ping)
 
     def _open(self) -> None:
         path = str(self.settings.socket_path)
         try:
             token = self.settings.token_path.read_text().strip()
         except FileNotFoundError:
-            raise RunnerError(f"No runner for {self.settings.home}: start one with 'nbsched runner start'.") from None
+            raise _noted(NoRunner(f"No runner is running for NBSCHED_HOME={self.settings.home}")) from None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
-            raise RunnerError(f"No runner answers at {path}: start one with 'nbsched runner start'.") from None
+            raise _noted(NoRunner(f"No runner is running for NBSCHED_HOME={self.settings.home}")) from None
         self._sock, self._buffer, self._token = sock, sock.makefile("rb"), token
 
     def close(self) -> None:
@@ -113,6 +132,8 @@ class Client:
                     if reply.get("ok") and "binary" in reply:
                         return self._read_binary(reply["binary"], op)
                     break
+                except NoRunner:
+                    raise
                 except (ConnectionError, BrokenPipeError, OSError) as exc:
                     self.close()
                     if isinstance(exc, TimeoutError) or attempt == 2:
@@ -121,7 +142,7 @@ class Client:
                         ) from None
         if reply.get("ok"):
             return reply.get("result")
-        raise protocol.remote_error(reply.get("error"))
+        raise _noted(protocol.remote_error(reply.get("error")))
 
     def _read_binary(self, size, op: str) -> bytes:
         """The raw bytes that follow a reply header announcing ``binary``: N."""
@@ -323,7 +344,17 @@ def connect(home: str | os.PathLike | None = None, autostart: bool = True) -> Cl
         resolved = Path(home).expanduser().resolve()
         store_url = settings.store_url if "NBSCHED_STORE" in os.environ else f"sqlite:///{resolved / 'nbsched.db'}"
         settings = replace(settings, home=resolved, store_url=store_url)
-    return Client(settings, autostart=autostart)
+    client = Client(settings, autostart=autostart)
+    if client.started_runner is not None:
+        log.warning("%s", started_text(settings, client.started_runner))
+    return client
+
+
+def _noted(error: NbschedError) -> NbschedError:
+    """``error`` with its hint, in the client's words, as a note (shown under the message; ``str()`` stays)."""
+    if error.hint in HINTS:
+        error.add_note(HINTS[error.hint])
+    return error
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -315,8 +315,39 @@ def check_kvdb_url(url: str) -> str:
 
 
 # -- what the front ends say ------------------------------------------------------------
+#: How each front end ends an error whose ``hint`` points somewhere (``NbschedError.hint``): in its own
+#: commands, so a terminal user reads ``nbsched jobs`` and a notebook user ``%schedule list``. (A Python
+#: user reads ``client.jobs()``: the client's own ``HINTS``, as a note under the error.)
+HINTS = {
+    "cli": {
+        "jobs": "See nbsched jobs.",
+        "runs": "See nbsched history for run ids.",
+        "deploy": "Deploy it first: nbsched deploy services/.",
+        "connections": "See nbsched connection list.",
+        "status": "nbsched runner status shows the store's errors.",
+        "restart": "Restart the runner: nbsched runner restart.",
+        "start": "(start one: nbsched runner start)",
+    },
+    "magic": {
+        "jobs": "See %schedule list.",
+        "runs": "See %schedule history for run ids.",
+        "deploy": "Deploy it first with %%service.",
+        "connections": "See %connection list.",
+        "status": "%schedule runner status shows the store's errors.",
+        "restart": "Restart the runner: %schedule runner restart.",
+        "start": "(start one: %schedule runner start)",
+    },
+}
+
+
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
+
+
+def error_text(error: BaseException, front_end: str) -> str:
+    """An error's message in one line, ending with its hint in ``front_end``'s words (``"cli"`` or ``"magic"``)."""
+    hint = HINTS[front_end].get(getattr(error, "hint", None) or "")
+    return f"{one_line(error)} {hint}" if hint else one_line(error)
 
 
 def is_missing(value: Any) -> bool:
