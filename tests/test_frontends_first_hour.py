@@ -7,6 +7,7 @@ is read in the user's time zone.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -145,3 +146,55 @@ def test_an_error_ends_with_the_hint_of_the_front_end_it_is_shown_in(
     assert (str(raised.value), raised.value.__notes__) == (message.format(run_id=run_id), [note])
     assert "%" not in cli.stderr and "client." not in cli.stderr
     assert "nbsched " not in str(shown.value) and "client." not in str(shown.value)
+
+
+# -- output into a pipe whose reader goes away ---------------------------------------------------
+LOUD_SERVICE = """\
+from nbsched import Service
+
+
+class Loud(Service):
+    name = "test.loud"
+
+    def handle(self):
+        print("a line of output\\n" * 20_000)
+"""
+
+
+@pytest.fixture
+def busy(client):
+    """A runner with 1,000 runs in its history, 600 jobs and a run with long logs (run 1)."""
+    client.deploy(LOUD_SERVICE)
+    client.wait(client.invoke("test.loud"))
+    run_ids = [client.invoke("api.hello") for _ in range(1000)]
+    client.wait(run_ids[-1])
+    for number in range(600):
+        client.schedule("api.hello", name=f"job-{number:03}", every="1h", start="2099-01-01")
+    return client
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "history --format json --limit 1000",
+        "history --limit 1000",
+        "history --format csv --limit 1000",
+        "jobs",
+        "logs 1",
+    ],
+)
+def test_output_into_a_pipe_whose_reader_has_gone_ends_quietly(busy, command):
+    line = f"{sys.executable} -m nbsched {command} | head -1"
+    env = {**os.environ, "NBSCHED_HOME": str(busy.settings.home)}
+    result = subprocess.run(line, shell=True, capture_output=True, text=True, env=env, timeout=60)
+    assert (result.returncode, result.stderr, len(result.stdout.splitlines())) == (0, "", 1)
+    status = subprocess.run(
+        f"{sys.executable} -m nbsched {command} | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert (status.stdout, status.stderr) == ("0\n", "")
