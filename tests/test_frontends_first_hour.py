@@ -7,11 +7,15 @@ is read in the user's time zone.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import HELLO_SERVICE, alive, run_cli
@@ -198,3 +202,46 @@ def test_output_into_a_pipe_whose_reader_has_gone_ends_quietly(busy, command):
         timeout=60,
     )
     assert (status.stdout, status.stderr) == ("0\n", "")
+
+
+# -- --since in the user's time zone --------------------------------------------------------------
+@pytest.fixture
+def before_and_after(client):
+    """Two runs on a runner in UTC, and the moment between them as a Kolkata wall-clock time without an offset."""
+    first = client.invoke("api.hello")
+    client.wait(first)
+    time.sleep(0.05)
+    boundary = datetime.now(UTC)
+    time.sleep(0.05)
+    second = client.invoke("api.hello")
+    client.wait(second)
+    kolkata = boundary.astimezone(ZoneInfo("Asia/Kolkata")).replace(tzinfo=None).isoformat()
+    return client, first, second, kolkata
+
+
+def test_history_since_reads_a_time_without_offset_in_the_users_zone_on_the_command_line(before_and_after, monkeypatch):
+    client, first, second, kolkata = before_and_after
+    home = client.settings.home
+
+    def run_ids(*args):
+        result = run_cli("history", "--format", "json", *args, home=home)
+        assert result.returncode == 0, result.stderr
+        return [row["run_id"] for row in json.loads(result.stdout)]
+
+    monkeypatch.setenv("NBSCHED_TIMEZONE", "Asia/Kolkata")
+    assert (run_ids(), run_ids("--since", kolkata)) == ([second, first], [second])
+    monkeypatch.setenv("NBSCHED_TIMEZONE", "UTC")  # the same wall-clock time in UTC is 5h30 later: no runs yet
+    assert run_ids("--since", kolkata) == []
+
+
+def test_history_since_reads_a_time_without_offset_in_the_sessions_zone_in_a_notebook(
+    before_and_after, ip, monkeypatch
+):
+    _, _, second, kolkata = before_and_after
+    monkeypatch.setenv("NBSCHED_TIMEZONE", "UTC")  # restored after the test, whatever %schedule config sets
+    ip.run_line_magic("schedule", "config timezone=Asia/Kolkata")
+    frame = ip.run_line_magic("schedule", f"history --since {kolkata}")
+    assert list(frame["run_id"]) == [second]
+    assert str(frame["started_at"].dt.tz) == "Asia/Kolkata"
+    ip.run_line_magic("schedule", "config timezone=UTC")
+    assert ip.run_line_magic("schedule", f"history --since {kolkata}").empty

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, protocol
-from ..errors import DeployError, NbschedError, NoRunner, ProtocolError, RunnerError
+from ..errors import DeployError, InvalidInput, NbschedError, NoRunner, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
+from ..model.timeparse import parse_datetime, parse_duration, utcnow
 from ..model.triggers import Preview
 from . import frames
 from .launch import started_text
@@ -251,13 +252,19 @@ class Client:
         import pyarrow as pa
 
         filters = {"job": job, "service": service, "status": status, "since": since, "limit": limit}
-        args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
-        table = pa.ipc.open_stream(self.call("history", format="arrow", **args)).read_all()
+        table = pa.ipc.open_stream(self.call("history", format="arrow", **self._history_args(filters))).read_all()
         return frames.from_arrow(table, self.tz, frames.RUN_TIME_COLUMNS)
 
     def history_rows(self, **filters) -> dict:
+        return self.call("history", **self._history_args(filters))
+
+    def _history_args(self, filters: dict) -> dict:
+        """History filters for the wire; a ``since`` date without an offset is read in the user's zone here,
+        not in the runner's."""
         args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
-        return self.call("history", **args)
+        if filters.get("since") not in (None, ""):
+            args["since"] = _since(filters["since"], self.tz)
+        return args
 
     def run(self, run_id: int) -> dict:
         """Every field of one run, including logs, traceback and output."""
@@ -410,6 +417,19 @@ def _wire_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def _since(value: Any, tz: str) -> Any:
+    """A ``since`` filter for the runner: a duration as given; a date in UTC (read in ``tz`` when it has no offset)."""
+    if isinstance(value, str):
+        try:
+            parse_duration(value, "since")
+            return value
+        except InvalidInput:
+            pass
+    if isinstance(value, str | datetime):
+        return parse_datetime(value, tz, utcnow(), "since").isoformat()
+    return _wire_value(value)
 
 
 def _wire(args: dict) -> dict:
