@@ -184,7 +184,7 @@ def add_history_filters(parser: argparse.ArgumentParser) -> None:
     """``--service``, ``--status``, ``--since`` and ``--limit`` of a history command."""
     parser.add_argument("--service", help="only this service's runs")
     parser.add_argument("--status", help=f"one of {', '.join(STATUSES)}")
-    parser.add_argument("--since", help="e.g. 1h, 2d or '2026-11-25 10:00'")
+    parser.add_argument("--since", help="e.g. 1h, 2d or '2026-11-25 10:00' (in your time zone, NBSCHED_TIMEZONE)")
     parser.add_argument("--limit", type=int, default=100, help="newest N runs (default 100)")
 
 
