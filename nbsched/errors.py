@@ -5,6 +5,10 @@ Every leaf also inherits the builtin a caller would naturally catch, so
 Errors cross the runner's socket by class name and are raised again on the client
 side with the same class, message and ``field``: the option or form field the error is
 about (``"cron"``, ``"every"``, ``"name"``, ...), so a form can show it next to that field.
+
+Messages name no front end's commands. An error's ``hint`` says what a user may want next
+(``"jobs"``: the job names), and each front end ends the message with that hint in its own
+words: ``See nbsched jobs.`` on the command line, ``See %schedule list.`` in a notebook.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ class NbschedError(Exception):
 
     #: The job option (or connection setting) the error is about, e.g. ``"cron"``; None when it is about none.
     field: str | None = None
+    #: What a front end's hint after the message points to (``"jobs"``, ``"runs"``, ``"deploy"``,
+    #: ``"connections"``, ``"status"``, ``"restart"``, ``"start"``); None for no hint.
+    hint: str | None = None
 
-    def __init__(self, *args: object, field: str | None = None) -> None:
+    def __init__(self, *args: object, field: str | None = None, hint: str | None = None) -> None:
         super().__init__(*args)
         if field is not None:
             self.field = field
+        if hint is not None:
+            self.hint = hint
 
 
 class InvalidInput(NbschedError, ValueError):
@@ -43,23 +52,36 @@ class DeployError(InvalidInput):
 class JobNotFound(NbschedError, LookupError):
     """No job has that name."""
 
+    hint = "jobs"
+
 
 class ServiceNotFound(NbschedError, LookupError):
     """No deployed service has that name."""
 
     field = "service"
+    hint = "deploy"
 
 
 class RunNotFound(NbschedError, LookupError):
     """No run has that id."""
 
+    hint = "runs"
+
 
 class ConnectionNotFound(NbschedError, LookupError):
     """No outgoing connection has that name."""
 
+    hint = "connections"
+
 
 class RunnerError(NbschedError, ConnectionError):
     """The runner cannot be reached or started."""
+
+
+class NoRunner(RunnerError):
+    """No runner is running for the home, and none was to be started."""
+
+    hint = "start"
 
 
 class ProtocolError(NbschedError, ValueError):
@@ -81,13 +103,19 @@ class ServiceError(NbschedError, RuntimeError):
 class StoreError(NbschedError, OSError):
     """The store could not be written (locked by another process, disk full, read-only, ...)."""
 
+    hint = "status"
+
 
 class StoreGone(StoreError):
     """The store's file was deleted or replaced while the runner had it open: nothing more is written to it."""
 
+    hint = "restart"
+
 
 class RetryStarted(StoreError):
     """A retry was started already (by another runner of a shared store): this one records nothing."""
+
+    hint = None
 
 
 class Fenced(StoreError):

@@ -3,7 +3,8 @@
 Request:  ``{"v": 1, "id": 7, "token": "...", "op": "jobs", "args": {...}}``
 Reply:    ``{"v": 1, "id": 7, "ok": true, "result": ...}``
 Error:    ``{"v": 1, "id": 7, "ok": false, "error": {"type": "JobNotFound", "message": "...", "field": "name"}}``
-          (``field``, the option the error is about, only when it is about one)
+          (``field``, the option the error is about, only when it is about one; ``hint``, what the
+          front end's hint after the message points to, e.g. ``"jobs"``, only when there is one)
 
 Every request gets exactly one reply. Datetimes travel as ISO 8601 text with an offset.
 """
@@ -118,6 +119,9 @@ def error_reply(request_id, error: BaseException) -> bytes:
     field = getattr(error, "field", None) if isinstance(error, NbschedError) else None
     if isinstance(field, str):
         body["field"] = field
+    hint = getattr(error, "hint", None) if isinstance(error, NbschedError) else None
+    if isinstance(hint, str):
+        body["hint"] = hint
     return dumps({"v": VERSION, "id": request_id, "ok": False, "error": body})
 
 
@@ -126,8 +130,12 @@ def remote_error(error: object) -> NbschedError:
     if not isinstance(error, dict):
         error = {}
     cls = error_types().get(error.get("type"), ProtocolError)
-    field = error.get("field")
-    return cls(error.get("message", "unknown error"), field=field if isinstance(field, str) else None)
+    field, hint = error.get("field"), error.get("hint")
+    return cls(
+        error.get("message", "unknown error"),
+        field=field if isinstance(field, str) else None,
+        hint=hint if isinstance(hint, str) else None,
+    )
 
 
 def parse_request(line: bytes) -> dict:

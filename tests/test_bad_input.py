@@ -99,7 +99,7 @@ def test_other_operations_refuse_malformed_arguments_without_an_internal_error(c
         ("update", {"name": "existing", "changes": {"every": "0s"}}, "it must be positive"),
         ("update", {"name": "existing", "changes": {"name": "other"}}, "delete it and schedule it again"),
         ("pause", {"name": ["x"]}, "Jobs: existing"),
-        ("execute", {"name": "nope"}, "See %schedule list"),
+        ("execute", {"name": "nope"}, "No job named 'nope'. Jobs: existing."),
         ("execute", {"name": "existing", "channel": "scheduler"}, "use one of manual, cli, invoke"),
         ("invoke", {"service": None}, "Services: api.hello"),
         ("invoke", {"service": "api.hello", "extra": BIG_EXTRA}, "the limit is 65536 bytes"),
@@ -155,7 +155,7 @@ def test_cli_refuses_bad_jobs_with_one_line_on_stderr_and_stores_nothing(client,
         assert len(lines) == 1 and lines[0].startswith("nbsched: error: "), (args, result.stderr)
         assert valid_form in lines[0], args
     result = run_cli("schedule", "no.such.service", "--every", "5m", home=home)
-    assert result.returncode == 1 and "Deploy it first" in result.stderr
+    assert result.returncode == 1 and result.stderr.strip().endswith("Deploy it first: nbsched deploy services/.")
     result = run_cli("history", "--limit", "lots", home=home)
     assert result.returncode == 2 and "invalid int value" in result.stderr
     assert list(client.jobs()["name"]) == ["existing"]

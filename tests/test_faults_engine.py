@@ -366,7 +366,7 @@ def test_a_deleted_store_file_stops_firing_and_every_change_is_refused_with_the_
     assert harness.engine.next_due() is None
     assert harness.tick(T0 + timedelta(seconds=20)) == 0
     assert harness.dispatched == []
-    with pytest.raises(StoreGone, match=r"was deleted.*nbsched runner restart"):
+    with pytest.raises(StoreGone, match=r"was deleted.*a restarted runner starts with a new, empty store"):
         harness.engine.control.add_job({"name": "k", "service": "test.counter", "every": "10s"}, T0)
     with pytest.raises(StoreGone):
         harness.engine.ondemand.invoke("test.counter", None, "invoke", T0)
@@ -565,8 +565,9 @@ def test_a_runner_whose_store_file_is_deleted_says_so_stops_firing_and_a_restart
     status = run_cli("runner", "status", home=home)
     assert status.returncode == 0
     assert "STORE ERROR since" in status.stdout and "the store file is gone; restart the runner" in status.stdout
-    with pytest.raises(StoreGone, match="nbsched runner restart"):
+    with pytest.raises(StoreGone, match="a restarted runner starts with a new, empty store") as refused:
         runner.schedule("api.hello", name="new", every="1m")
+    assert refused.value.__notes__ == ["Restart the runner: client.shutdown(), then nbsched.connect()."]
     with pytest.raises(StoreGone, match="was deleted"):
         runner.invoke("api.hello")
     count = len(beats.read_text().split())

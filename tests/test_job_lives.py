@@ -119,3 +119,18 @@ def test_the_schedule_magic_says_a_past_at_runs_now(ip, client, capsys):
     out = capsys.readouterr().out
     assert out.startswith("scheduled late: once at 2020-01-02 03:04:00 (UTC), runs api.hello; next run ")
     assert out.endswith(" (at is in the past: runs now)\n")
+
+
+def test_the_command_line_says_a_past_at_runs_now_and_lists_one_jobs_runs_by_uid(client, home):
+    result = run_cli("schedule", "api.hello", "--name", "late", "--at", "2020-01-01T00:00:00Z", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "note: at is in the past: runs now" in result.stdout
+    wait_until(lambda: client.job("late")["runs"] == 1, what="the late job's run")
+    client.delete("late")
+    client.schedule("api.hello", name="late", every="1h", start="in 1h")
+    ran_once(client, "late")
+    uid = client.job("late")["uid"]
+    listed = run_cli("history", "--job-uid", uid, "--format", "json", home=home)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [row["job_uid"] for row in rows] == [uid] and rows[0]["trigger"] == "manual"

@@ -58,7 +58,7 @@ def test_schedule_without_arguments_prints_its_help(ip, capsys):
 
 
 # -- %%service ---------------------------------------------------------------------
-def test_service_cell_deploys_every_service_class_with_its_version(ip, capsys):
+def test_service_cell_deploys_every_service_class_with_its_version(ip, client, capsys):
     cell = (
         "from nbsched import Service\n\n"
         "class One(Service):\n    name = 'cell.one'\n    def handle(self):\n        self.response.payload = 1\n\n"
@@ -72,10 +72,10 @@ def test_service_cell_deploys_every_service_class_with_its_version(ip, capsys):
     ]
     assert ip.user_ns["One"].name == "cell.one"  # the cell ran in the kernel too
     services = ip.magics_manager.registry[NbschedMagics.__name__].session.client().services()
-    assert set(services["name"]) == {"cell.one", "cell.two"}
+    assert set(services["name"]) == {"api.hello", "cell.one", "cell.two"}  # api.hello: the client fixture's
 
 
-def test_service_cell_with_a_name_becomes_the_body_of_handle(ip, capsys):
+def test_service_cell_with_a_name_becomes_the_body_of_handle(ip, client, capsys):
     ip.run_cell_magic("service", "my.quick-svc", "self.response.payload = {'answer': 41 + 1}\n")
     source = handle_source("my.quick-svc", "self.response.payload = {'answer': 41 + 1}\n")
     assert capsys.readouterr().out == f"deployed my.quick-svc (version {source_version(source)})\n"
@@ -86,7 +86,7 @@ def test_service_cell_with_a_name_becomes_the_body_of_handle(ip, capsys):
     assert '"answer": 42' in out
 
 
-def test_service_cell_warns_about_a_name_from_another_cell(ip, capsys):
+def test_service_cell_warns_about_a_name_from_another_cell(ip, client, capsys):
     ip.user_ns["threshold"] = 10
     ip.run_cell_magic("service", "uses.other.cell", "limit = 3\nif threshold > limit:\n    print('high')\n")
     warning, deployed = capsys.readouterr().out.splitlines()
@@ -235,6 +235,8 @@ def test_runner_status_stop_and_start(ip, home, capsys):
     schedule(ip, "runner status")
     assert capsys.readouterr().out == f"no runner is running for {home}; start one with %schedule runner start\n"
     schedule(ip, "runner start")
+    assert capsys.readouterr().out.startswith("started a runner (pid ")
+    schedule(ip, "runner start")
     assert capsys.readouterr().out.startswith("runner ")
     schedule(ip, "runner status")
     assert " up since " in capsys.readouterr().out
@@ -353,7 +355,7 @@ RUNNER_MISTAKES = [
     (
         "every 5m api.helo",
         "No service named 'api.helo' is deployed. Did you mean 'api.hello'? Services: api.hello. "
-        "Deploy it first (nbsched deploy services/ or %%service).",
+        "Deploy it first with %%service.",
     ),
     ("pause hourli", "No job named 'hourli'. Did you mean 'hourly'? Jobs: hourly. See %schedule list."),
     ("run hourli --wait", "No job named 'hourli'. Did you mean 'hourly'? Jobs: hourly. See %schedule list."),
@@ -363,7 +365,7 @@ RUNNER_MISTAKES = [
         "history hourli",
         "No job named 'hourli' and no runs of it. Did you mean 'hourly'? Jobs: hourly. See %schedule list.",
     ),
-    ("logs 999", "No run with id '999'; see %schedule history or nbsched history for run ids."),
+    ("logs 999", "No run with id '999'. See %schedule history for run ids."),
     (
         "every 5m api.hello --tz Mars/Olympus",
         "Unknown time zone 'Mars/Olympus': use an IANA name such as 'Europe/Warsaw', 'America/New_York' or 'UTC'.",

@@ -222,8 +222,10 @@ def test_pause_and_resume_buttons_switch_the_job(dash, client):
         "(a run already going finishes; Execute still runs it now)"
     )
 
+    assert ">active<" in row.cells.value
     row.toggle.click()
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (False, "Resume")
+    assert ">paused<" in row.cells.value  # the row shows the job's state
     assert row.toggle.tooltip == (
         "Resume job 'hourly': its schedule starts runs again from its next time (missed times are not run)"
     )

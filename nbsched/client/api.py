@@ -1,14 +1,17 @@
 """The client: everything a notebook, the CLI or a script does goes through these methods.
 
 ``nbsched.connect()`` finds the runner of ``NBSCHED_HOME`` over its Unix socket and
-starts a detached one if none answers. Listing methods return pandas DataFrames with
-times in the user's time zone; ``call`` gives the raw JSON-able result of any operation.
+starts a detached one if none answers (and says so in one line of its log, on stderr).
+Listing methods return pandas DataFrames with times in the user's time zone; ``call``
+gives the raw JSON-able result of any operation. A runner's error comes with a note in
+Python's words (``See client.jobs().``), shown under the message in a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import os
 import socket
 import threading
@@ -18,10 +21,25 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, protocol
-from ..errors import DeployError, ProtocolError, RunnerError
+from ..errors import DeployError, InvalidInput, NbschedError, NoRunner, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
+from ..model.timeparse import parse_datetime, parse_duration, utcnow
 from ..model.triggers import Preview
 from . import frames
+from .launch import started_text
+
+log = logging.getLogger(__name__)
+
+#: The note a Python user reads under an error whose ``hint`` names one (``NbschedError.hint``).
+HINTS = {
+    "jobs": "See client.jobs().",
+    "runs": "See client.history() for run ids.",
+    "deploy": "Deploy it first: client.deploy('services/').",
+    "connections": "See client.connections.list().",
+    "status": "client.ping() shows the store's errors.",
+    "restart": "Restart the runner: client.shutdown(), then nbsched.connect().",
+    "start": "(start one: nbsched.connect())",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,8 @@ class Client:
         self._lock = threading.Lock()
         self._next_id = 0
         self.connections = _Connections(self)
+        #: The ping answer of the runner this client started, or None when one was running already.
+        self.started_runner: dict | None = None
         self._connect()
 
     # -- transport --------------------------------------------------------------
@@ -76,20 +96,20 @@ class Client:
                 raise
             from .launch import start_detached
 
-            start_detached(self.settings, ping=self.ping)
+            self.started_runner = start_detached(self.settings, ping=self.ping)
 
     def _open(self) -> None:
         path = str(self.settings.socket_path)
         try:
             token = self.settings.token_path.read_text().strip()
         except FileNotFoundError:
-            raise RunnerError(f"No runner for {self.settings.home}: start one with 'nbsched runner start'.") from None
+            raise _noted(NoRunner(f"No runner is running for NBSCHED_HOME={self.settings.home}")) from None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
-            raise RunnerError(f"No runner answers at {path}: start one with 'nbsched runner start'.") from None
+            raise _noted(NoRunner(f"No runner is running for NBSCHED_HOME={self.settings.home}")) from None
         self._sock, self._buffer, self._token = sock, sock.makefile("rb"), token
 
     def close(self) -> None:
@@ -115,6 +135,8 @@ class Client:
                     if reply.get("ok") and "binary" in reply:
                         return self._read_binary(reply["binary"], op)
                     break
+                except NoRunner:
+                    raise
                 except (ConnectionError, BrokenPipeError, OSError) as exc:
                     self.close()
                     if isinstance(exc, TimeoutError) or attempt == 2:
@@ -123,7 +145,7 @@ class Client:
                         ) from None
         if reply.get("ok"):
             return reply.get("result")
-        raise protocol.remote_error(reply.get("error"))
+        raise _noted(protocol.remote_error(reply.get("error")))
 
     def _read_binary(self, size, op: str) -> bytes:
         """The raw bytes that follow a reply header announcing ``binary``: N."""
@@ -237,13 +259,19 @@ class Client:
 
         filters = {"job": job, "job_uid": job_uid, "service": service, "status": status, "since": since}
         filters["limit"] = limit
-        args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
-        table = pa.ipc.open_stream(self.call("history", format="arrow", **args)).read_all()
+        table = pa.ipc.open_stream(self.call("history", format="arrow", **self._history_args(filters))).read_all()
         return frames.from_arrow(table, self.tz, frames.RUN_TIME_COLUMNS)
 
     def history_rows(self, **filters) -> dict:
+        return self.call("history", **self._history_args(filters))
+
+    def _history_args(self, filters: dict) -> dict:
+        """History filters for the wire; a ``since`` date without an offset is read in the user's zone here,
+        not in the runner's."""
         args = {key: _wire_value(value) for key, value in filters.items() if value is not None}
-        return self.call("history", **args)
+        if filters.get("since") not in (None, ""):
+            args["since"] = _since(filters["since"], self.tz)
+        return args
 
     def run(self, run_id: int) -> dict:
         """Every field of one run, including logs, traceback and output."""
@@ -334,7 +362,17 @@ def connect(home: str | os.PathLike | None = None, autostart: bool = True) -> Cl
         resolved = Path(home).expanduser().resolve()
         store_url = settings.store_url if "NBSCHED_STORE" in os.environ else f"sqlite:///{resolved / 'nbsched.db'}"
         settings = replace(settings, home=resolved, store_url=store_url)
-    return Client(settings, autostart=autostart)
+    client = Client(settings, autostart=autostart)
+    if client.started_runner is not None:
+        log.warning("%s", started_text(settings, client.started_runner))
+    return client
+
+
+def _noted(error: NbschedError) -> NbschedError:
+    """``error`` with its hint, in the client's words, as a note (shown under the message; ``str()`` stays)."""
+    if error.hint in HINTS:
+        error.add_note(HINTS[error.hint])
+    return error
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -390,6 +428,19 @@ def _wire_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def _since(value: Any, tz: str) -> Any:
+    """A ``since`` filter for the runner: a duration as given; a date in UTC (read in ``tz`` when it has no offset)."""
+    if isinstance(value, str):
+        try:
+            parse_duration(value, "since")
+            return value
+        except InvalidInput:
+            pass
+    if isinstance(value, str | datetime):
+        return parse_datetime(value, tz, utcnow(), "since").isoformat()
+    return _wire_value(value)
 
 
 def _wire(args: dict) -> dict:

@@ -48,6 +48,11 @@ def start_detached(settings: config.Settings, ping, timeout: float = config.RUNN
     raise RunnerError(f"The runner did not answer within {timeout:g}s. See {settings.log_path}:\n{log_tail(settings)}")
 
 
+def started_text(settings: config.Settings, info: dict) -> str:
+    """What every front end says, in one line, when it started a runner: ``info`` is the runner's ping answer."""
+    return f"started a runner (pid {info['pid']}) for NBSCHED_HOME={settings.home}"
+
+
 def _pid_alive(settings: config.Settings) -> bool:
     """Whether the process named in ``runner.pid`` lives (a runner that runs, starts or stops)."""
     try:

@@ -3,6 +3,10 @@
 Options, their spellings and their messages come from ``commands``, the vocabulary the magics
 and the dashboard share. Exit status 0 on success; 1 with a one-line message on stderr when a
 value was refused (by the runner or here); 2 for a command line that does not parse.
+
+Commands that only look (``jobs``, ``history``, ``logs``, ...) never start a runner: with none
+running they say so and exit 1. Commands that change something start one, and say so on stderr.
+Output into a pipe whose reader has gone (``| head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -17,13 +21,22 @@ import sys
 from collections.abc import Sequence
 
 from .. import config
-from ..client.api import Client, connect
+from ..client.api import Client
 from ..client.frames import RUN_TIME_COLUMNS, local_time
+from ..client.launch import started_text
 from ..errors import NbschedError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.runs import RUN_FIELDS
 from . import commands
-from .commands import TRIGGERS, add_history_filters, add_preview_options, add_wait_options, fmt_time, one_line
+from .commands import (
+    TRIGGERS,
+    add_history_filters,
+    add_preview_options,
+    add_wait_options,
+    error_text,
+    fmt_time,
+    one_line,
+)
 
 HISTORY_TABLE_COLUMNS = (
     "run_id",
@@ -84,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     history = _with_format(subcommands.add_parser("history", help="run history, newest first"))
     history.add_argument("--job", help="only this job's runs")
     add_history_filters(history)
+    history.add_argument("--job-uid", help="only the runs of the job with this uid (a deleted job's too)")
 
     logs = subcommands.add_parser("logs", help="a run's logs, output and traceback")
     logs.add_argument("run_id", type=int)
@@ -136,16 +150,31 @@ def _with_format(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     try:
-        return COMMANDS[options.command](options) or 0
+        code = COMMANDS[options.command](options) or 0
+        sys.stdout.flush()  # a reader that has gone shows here, not at exit
+        return code
     except NbschedError as exc:
-        print(f"nbsched: error: {one_line(exc)}", file=sys.stderr)
+        print(f"nbsched: error: {error_text(exc, 'cli')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `nbsched history | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 0
 
 
 def _client() -> Client:
-    return connect()
+    """The runner's client for a command that changes something: a runner is started if none runs (and said so)."""
+    settings = config.settings()
+    client = Client(settings)
+    if client.started_runner is not None:
+        print(started_text(settings, client.started_runner), file=sys.stderr)
+    return client
+
+
+def _reader() -> Client:
+    """The runner's client for a command that only looks: with no runner running, ``NoRunner`` (none is started)."""
+    return Client(config.settings(), autostart=False)
 
 
 # -- commands ---------------------------------------------------------------------
@@ -187,7 +216,7 @@ def cmd_deploy(options) -> int:
 
 
 def cmd_services(options) -> int:
-    records = _client().call("services")
+    records = _reader().call("services")
     _print_records(records, SERVICE_COLUMNS, options.format)
     return 0
 
@@ -197,16 +226,18 @@ def cmd_schedule(options) -> int:
     job = _client().schedule(options.service, every=options.every, cron=options.cron, at=options.at, **args)
     next_run = job.next_run.isoformat() if job.next_run else "never"
     print(f"scheduled {job.name}: {job.definition}; next run {next_run}")
+    if job.notice:
+        print(f"note: {job.notice}")
     return 0
 
 
 def cmd_jobs(options) -> int:
-    _print_records(_client().call("jobs"), JOB_LIST_FIELDS, options.format)
+    _print_records(_reader().call("jobs"), JOB_LIST_FIELDS, options.format)
     return 0
 
 
 def cmd_show(options) -> int:
-    print(json.dumps(_client().job(options.job), indent=2, default=str))
+    print(json.dumps(_reader().job(options.job), indent=2, default=str))
     return 0
 
 
@@ -256,8 +287,8 @@ def cmd_delete(options) -> int:
 
 def cmd_history(options) -> int:
     commands.check_status(options.status)
-    filters = {key: getattr(options, key) for key in ("job", "service", "status", "since", "limit")}
-    result = _client().history_rows(**filters)
+    filters = {key: getattr(options, key) for key in ("job", "job_uid", "service", "status", "since", "limit")}
+    result = _reader().history_rows(**filters)
     records = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
     columns = HISTORY_TABLE_COLUMNS if options.format == "table" else RUN_FIELDS
     _print_records(records, columns, options.format)
@@ -265,7 +296,7 @@ def cmd_history(options) -> int:
 
 
 def cmd_logs(options) -> int:
-    record = _client().run(options.run_id)
+    record = _reader().run(options.run_id)
     print(f"run {record['run_id']} ({record['job'] or record['service']}): {record['status']}")
     _print_run_details(record)
     return 0
@@ -287,13 +318,13 @@ def cmd_preview(options) -> int:
 def cmd_connection(options) -> int:
     action = options.action
     if action == "list":
-        client = _client()
+        client = _reader()
         _print_records(client.call("connections"), client.connections.COLUMNS, options.format)
     elif action == "delete":
         _client().connections.delete(options.name)
         print(f"deleted connection {options.name}")
     elif action == "test":
-        result = _client().connections.test(options.name)
+        result = _reader().connections.test(options.name)
         if not result["ok"]:
             print(f"nbsched: error: connection {options.name!r} failed: {one_line(result['detail'])}", file=sys.stderr)
             return 1

@@ -184,7 +184,7 @@ def add_history_filters(parser: argparse.ArgumentParser) -> None:
     """``--service``, ``--status``, ``--since`` and ``--limit`` of a history command."""
     parser.add_argument("--service", help="only this service's runs")
     parser.add_argument("--status", help=f"one of {', '.join(STATUSES)}")
-    parser.add_argument("--since", help="e.g. 1h, 2d or '2026-11-25 10:00'")
+    parser.add_argument("--since", help="e.g. 1h, 2d or '2026-11-25 10:00' (in your time zone, NBSCHED_TIMEZONE)")
     parser.add_argument("--limit", type=int, default=100, help="newest N runs (default 100)")
 
 
@@ -322,8 +322,39 @@ def check_kvdb_url(url: str) -> str:
 
 
 # -- what the front ends say ------------------------------------------------------------
+#: How each front end ends an error whose ``hint`` points somewhere (``NbschedError.hint``): in its own
+#: commands, so a terminal user reads ``nbsched jobs`` and a notebook user ``%schedule list``. (A Python
+#: user reads ``client.jobs()``: the client's own ``HINTS``, as a note under the error.)
+HINTS = {
+    "cli": {
+        "jobs": "See nbsched jobs.",
+        "runs": "See nbsched history for run ids.",
+        "deploy": "Deploy it first: nbsched deploy services/.",
+        "connections": "See nbsched connection list.",
+        "status": "nbsched runner status shows the store's errors.",
+        "restart": "Restart the runner: nbsched runner restart.",
+        "start": "(start one: nbsched runner start)",
+    },
+    "magic": {
+        "jobs": "See %schedule list.",
+        "runs": "See %schedule history for run ids.",
+        "deploy": "Deploy it first with %%service.",
+        "connections": "See %connection list.",
+        "status": "%schedule runner status shows the store's errors.",
+        "restart": "Restart the runner: %schedule runner restart.",
+        "start": "(start one: %schedule runner start)",
+    },
+}
+
+
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
+
+
+def error_text(error: BaseException, front_end: str) -> str:
+    """An error's message in one line, ending with its hint in ``front_end``'s words (``"cli"`` or ``"magic"``)."""
+    hint = HINTS[front_end].get(getattr(error, "hint", None) or "")
+    return f"{one_line(error)} {hint}" if hint else one_line(error)
 
 
 def is_missing(value: Any) -> bool:

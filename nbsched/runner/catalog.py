@@ -80,7 +80,7 @@ class Catalog:
             known = sorted(self.services)
             raise ServiceNotFound(
                 f"No service named {name!r} is deployed.{did_you_mean(str(name), known)} "
-                f"Services: {', '.join(known) or 'none'}. Deploy it first (nbsched deploy services/ or %%service)."
+                f"Services: {', '.join(known) or 'none'}."
             )
 
     def _load_connections(self) -> None:
@@ -126,7 +126,7 @@ class Catalog:
             known = sorted(self.connections)
             raise ConnectionNotFound(
                 f"No connection named {name!r}.{did_you_mean(str(name), known)} "
-                f"Connections: {', '.join(known) or 'none'}. See nbsched connection list."
+                f"Connections: {', '.join(known) or 'none'}."
             )
         return self.connections[name]
 

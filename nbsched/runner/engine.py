@@ -136,9 +136,7 @@ class Engine:
         if not isinstance(name, str) or name not in self.jobs:
             known = sorted(self.jobs)
             shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-            raise JobNotFound(
-                f"No job named {name!r}.{did_you_mean(str(name), known)} Jobs: {shown or 'none'}. See %schedule list."
-            )
+            raise JobNotFound(f"No job named {name!r}.{did_you_mean(str(name), known)} Jobs: {shown or 'none'}.")
         return self.jobs[name]
 
     def is_finished(self, run_id: int) -> bool:

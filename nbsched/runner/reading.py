@@ -60,7 +60,7 @@ class Reader:
         self.flush()
         record = self.store.run(_run_id(run_id))
         if record is None:
-            raise RunNotFound(f"No run with id {run_id!r}; see %schedule history or nbsched history for run ids.")
+            raise RunNotFound(f"No run with id {run_id!r}.")
         return record
 
     def preview(
@@ -81,6 +81,4 @@ def _run_id(value) -> int:
             raise ValueError
         return run_id
     except (TypeError, ValueError, OverflowError):
-        raise RunNotFound(
-            f"Invalid run id {value!r}: run ids are whole numbers, as shown by %schedule history."
-        ) from None
+        raise RunNotFound(f"Invalid run id {value!r}: run ids are whole numbers.") from None

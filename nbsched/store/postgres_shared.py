@@ -94,7 +94,7 @@ class SharedStore(Store):
     def _failed(self, exc: Exception) -> StoreError:
         return StoreError(
             f"The PostgreSQL store at {self.location.where} could not be used ({masked_reason(self.location, exc)}); "
-            "nothing was changed. Try again once the server answers; nbsched runner status shows the store's errors."
+            "nothing was changed. Try again once the server answers."
         )
 
     def close(self) -> None:

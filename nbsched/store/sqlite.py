@@ -84,12 +84,12 @@ class SQLiteStore(Store):
         except FileNotFoundError:
             raise StoreGone(
                 f"The store file {self.path} was deleted while the runner was using it; the runner has stopped "
-                "firing and writes nothing more. Restart it (nbsched runner restart) to start with a new, empty store."
+                "firing and writes nothing more; a restarted runner starts with a new, empty store."
             ) from None
         if now != self._identity:
             raise StoreGone(
                 f"The store file {self.path} was replaced by another file while the runner was using it; the runner "
-                "has stopped firing and writes nothing more. Restart it (nbsched runner restart) to use the new file."
+                "has stopped firing and writes nothing more; a restarted runner uses the new file."
             )
 
     def history(self) -> SQLiteHistory:
@@ -378,8 +378,7 @@ class _Transaction:
 
 def _store_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
     return StoreError(
-        f"The store {path} could not be written ({exc}); nothing was changed. Try again once it can be "
-        "written; nbsched runner status shows the store's errors."
+        f"The store {path} could not be written ({exc}); nothing was changed. Try again once it can be written."
     )
 
 

@@ -17,8 +17,9 @@ from IPython.display import display
 
 from ... import config
 from ...client.api import Client
+from ...client.launch import started_text
 from ...errors import NbschedError, did_you_mean
-from ..commands import one_line
+from ..commands import error_text
 
 #: A subcommand: the session and the words after the subcommand's name; what it returns is the cell's value.
 Subcommand = Callable[["Session", list[str]], object]
@@ -97,6 +98,8 @@ class Session:
         if self._client is None or self._client.settings != settings:
             self.close()
             self._client = Client(settings)
+            if self._client.started_runner is not None:
+                show(started_text(settings, self._client.started_runner))
         return self._client
 
     def close(self) -> None:
@@ -121,13 +124,13 @@ def run_subcommand(session: Session, line: str, magic: str, help_text: str, subc
 
 
 def as_usage_errors(func: Callable, *args, **kwargs):
-    """Call ``func``; an NbschedError becomes a one-line UsageError."""
+    """Call ``func``; an NbschedError becomes a one-line UsageError, ending with its hint in the magics' words."""
     try:
         return func(*args, **kwargs)
     except HelpShown:
         return None
     except NbschedError as exc:
-        raise UsageError(one_line(exc)) from None
+        raise UsageError(error_text(exc, "magic")) from None
 
 
 def subcommands_of(namespace: dict, prefix: str) -> dict[str, Subcommand]:

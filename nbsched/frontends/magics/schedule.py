@@ -118,7 +118,7 @@ def _check_job_exists(client: Client, name: str) -> None:
     if name not in known:
         raise UsageError(
             f"No job named {name!r} and no runs of it.{did_you_mean(name, known)} "
-            f"Jobs: {', '.join(sorted(known)) or 'none'}. See %schedule list."
+            f"Jobs: {', '.join(sorted(known)) or 'none'}. {commands.HINTS['magic']['jobs']}"
         )
 
 
@@ -232,12 +232,14 @@ def sub_runner(session: Session, words: list[str]):
         status = commands.runner_status(settings)
         show(status or f"no runner is running for {settings.home}; start one with %schedule runner start")
         return
+    session.close()  # a fresh client: it says whether it started a runner
     if options.action in ("stop", "restart"):
-        session.close()
         show(commands.stop_runner(settings))
     if options.action in ("start", "restart"):
-        info = session.client().ping()
-        show(f"runner {info['runner']} is up (pid {info['pid']}), home {settings.home}")
+        client = session.client()  # shows "started a runner (pid N) ..." when it starts one
+        if client.started_runner is None:
+            info = client.ping()
+            show(f"runner {info['runner']} is up (pid {info['pid']}), home {settings.home}")
 
 
 def sub_ui(session: Session, words: list[str]):
