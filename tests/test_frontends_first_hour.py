@@ -21,6 +21,8 @@ import pytest
 from conftest import HELLO_SERVICE, alive, run_cli
 from IPython.core.error import UsageError
 
+import nbsched
+
 pytestmark = pytest.mark.slow
 
 LOOKING = [
@@ -245,3 +247,26 @@ def test_history_since_reads_a_time_without_offset_in_the_sessions_zone_in_a_not
     assert str(frame["started_at"].dt.tz) == "Asia/Kolkata"
     ip.run_line_magic("schedule", "config timezone=UTC")
     assert ip.run_line_magic("schedule", f"history --since {kolkata}").empty
+
+
+# -- the times inside a run's logs in the user's time zone ------------------------------------------
+KOLKATA_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30 INFO .*hello, zones$", re.MULTILINE)
+
+
+def test_the_times_in_a_runs_logs_are_shown_in_the_users_zone_everywhere(client, ip, capsys, monkeypatch):
+    run_id = client.invoke("api.hello", {"who": "zones"})
+    client.wait(run_id)
+    stored = client.history_rows(limit=1)
+    logs = dict(zip(stored["columns"], stored["rows"][0], strict=True))["logs"]
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO .*hello, zones$", logs, re.MULTILINE)  # as stored
+
+    monkeypatch.setenv("NBSCHED_TIMEZONE", "Asia/Kolkata")
+    shown = run_cli("logs", str(run_id), home=client.settings.home)
+    assert shown.returncode == 0 and KOLKATA_LOG_LINE.search(shown.stdout), shown.stdout
+    assert KOLKATA_LOG_LINE.search(nbsched.connect().run(run_id)["logs"])
+    monkeypatch.setenv("NBSCHED_TIMEZONE", "UTC")
+    ip.run_line_magic("schedule", "config timezone=Asia/Kolkata")
+    capsys.readouterr()
+    ip.run_line_magic("schedule", f"logs {run_id}")
+    assert KOLKATA_LOG_LINE.search(capsys.readouterr().out)
+    ip.run_line_magic("schedule", "config timezone=UTC")

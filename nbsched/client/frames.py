@@ -6,6 +6,7 @@ the runner and the CLI's table output.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,8 @@ from typing import Any
 RUN_TIME_COLUMNS = ("scheduled_at", "started_at", "finished_at")
 #: The columns of a job listing that are times.
 JOB_TIME_COLUMNS = ("next_run", "last_run")
+#: The UTC time a logged line of a run starts with (``worker.capture.UTCFormatter``).
+_LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.MULTILINE)
 
 
 def local_time(value: Any, tz: str) -> datetime | None:
@@ -26,7 +29,24 @@ def local_time(value: Any, tz: str) -> datetime | None:
 
 
 def run_record(record: dict, tz: str) -> dict:
-    return {key: local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
+    """One run as the client shows it: its times, and the times its log lines start with, in ``tz``."""
+    shown = {key: local_time(value, tz) if key in RUN_TIME_COLUMNS else value for key, value in record.items()}
+    if isinstance(shown.get("logs"), str):
+        shown["logs"] = local_log_times(shown["logs"], tz)
+    return shown
+
+
+def local_log_times(logs: str, tz: str) -> str:
+    """A run's log text with the UTC time each logged line starts with (``2026-11-30T04:07:01.123Z``) in ``tz``."""
+    from ..model.timeparse import zone
+
+    where = zone(tz)
+
+    def shown(match: re.Match) -> str:
+        moment = datetime.fromisoformat(match[0].replace("Z", "+00:00")).astimezone(where)
+        return moment.isoformat(timespec="milliseconds")
+
+    return _LOG_TIME.sub(shown, logs)
 
 
 def from_records(records: list[dict], columns, tz: str, time_columns):

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Log times are UTC, ISO 8601 with a ``Z``, whatever the worker's zone: unambiguous in the store, and shown
+#: in the user's zone by the client (``client.frames.local_log_times``).
+LOG_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+class UTCFormatter(logging.Formatter):
+    """``LOG_FORMAT`` with ``asctime`` as UTC ISO 8601 to the millisecond: ``2026-11-30T04:07:01.123Z``."""
+
+    converter = time.gmtime
+    default_time_format = LOG_TIME_FORMAT
+    default_msec_format = "%s.%03dZ"
 
 
 class Capture(io.TextIOBase):
@@ -36,7 +48,7 @@ class ListHandler(logging.Handler):
     def __init__(self, lines: list[str]):
         super().__init__(logging.DEBUG)
         self.lines = lines
-        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.setFormatter(UTCFormatter(LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
