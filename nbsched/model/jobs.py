@@ -366,6 +366,13 @@ def validate_extra(value: object) -> object:
             f"Invalid extra of type {type(value).__name__}: use text, or JSON-serialisable data such as a dict.",
             field="extra",
         ) from None
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:  # JSON has no NaN or infinity: stored, they would come back as null
+        raise InvalidJob(
+            "Invalid extra: it holds NaN or infinity, which JSON cannot carry; use null, a string or a number.",
+            field="extra",
+        ) from None
     if len(encoded.encode()) > config.MAX_EXTRA_BYTES:
         raise InvalidJob(
             f"Extra is too large ({len(encoded.encode())} bytes); the limit is {config.MAX_EXTRA_BYTES} bytes. "
