@@ -22,6 +22,7 @@ from conftest import HELLO_SERVICE, alive, stop_runner, wait_until
 
 import nbsched
 from nbsched import config
+from nbsched.errors import StoreError
 from nbsched.model.runs import RUN_FIELDS
 from nbsched.store import open_store
 
@@ -157,9 +158,16 @@ def test_a_runner_frozen_past_its_lease_records_nothing_over_its_successor_and_r
         os.kill(frozen, signal.SIGCONT)
     wait_until(lambda: "lost its lease" in fleet.log(0), timeout=20, what="the frozen runner noticing")
     rejoined = f"{fleet.names[0]}#2"
-    wait_until(
-        lambda: any(run["runner"] == rejoined for run in fleet.runs()), timeout=20, what="the runner firing again"
-    )
+
+    def invoked_there() -> dict | None:  # through the rejoined runner: it records runs again, under its new lease
+        try:
+            run_id = fleet.clients[0].invoke("test.mark", {"path": str(marks)})
+        except StoreError:
+            return None  # not re-leased yet
+        return fleet.clients[0].wait(run_id, timeout=20)
+
+    record = wait_until(invoked_there, timeout=20, interval=0.2, what="a run through the rejoined runner")
+    assert (record["runner"], record["status"]) == (rejoined, "ok")
     time.sleep(2)
     fleet.clients[1].call("pause", name="j00", note="")
     runs = fleet.runs()
