@@ -109,11 +109,12 @@ def run_cli(
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A URL for db 13 of the Redis at 127.0.0.1:6379, flushed before and after; skips without Redis
-    (fails instead when NBSCHED_REQUIRE_REDIS=1, as in CI)."""
+    """A URL for db 13 (or ``NBSCHED_TEST_REDIS_DB``, so two checkouts can test at once) of the Redis at
+    127.0.0.1:6379, flushed before and after; skips without Redis (fails instead when NBSCHED_REQUIRE_REDIS=1, as
+    in CI)."""
     import redis
 
-    url = "redis://127.0.0.1:6379/13"
+    url = f"redis://127.0.0.1:6379/{os.environ.get('NBSCHED_TEST_REDIS_DB', '13')}"
     conn = redis.Redis.from_url(url)
     try:
         conn.ping()
