@@ -354,8 +354,8 @@ def cmd_demo(options) -> int:
 
 
 def cmd_store(options) -> int:
-    """``store copy``: in a process of its own (python -m nbsched.store.copy), as front ends import no store."""
-    command = [sys.executable, "-m", "nbsched.store.copy", options.source, options.destination]
+    """``store copy``: in a process of its own (python -m nbsched.store copy), as front ends import no store."""
+    command = [sys.executable, "-m", "nbsched.store", "copy", options.source, options.destination]
     return subprocess.run(command, check=False).returncode
 
 

@@ -3,15 +3,15 @@
 Services (with their sources), jobs (uid, spec and firing state), runs (with their run ids: the destination's
 later runs get higher ones), pending retries and connections. The destination must hold no jobs and no runs.
 A run keeps its job's uid (``job_uid``), part of the key that makes a run of a claimed fire the one run of its fire.
-Run as ``python -m nbsched.store.copy SRC_URL DST_URL`` (what the command line does).
+The command line runs it in a process of its own, ``python -m nbsched.store copy SRC_URL DST_URL``
+(``nbsched/store/__main__.py``), as front ends import no store.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
-from ..errors import InvalidInput, NbschedError
+from ..errors import InvalidInput
 from ..model.runs import RUN_FIELDS
 from ..model.timeparse import from_iso
 from .base import RunQuery, Store
@@ -86,32 +86,3 @@ def _copy_runs(source: Store, destination: Store) -> int:
         runs = [dict(zip(RUN_FIELDS, row, strict=True)) for row in rows[start : start + BATCH_RUNS]]
         destination.load_runs(runs)
     return len(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Copy the store ``argv[0]`` names into the one ``argv[1]`` names; print what was copied."""
-    from . import masked, open_store
-
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: nbsched store copy SRC_URL DST_URL", file=sys.stderr)
-        return 2
-    try:
-        source = open_store(args[0])
-        try:
-            destination = open_store(args[1])
-            try:
-                copied = copy_store(source, destination)
-            finally:
-                destination.close()
-        finally:
-            source.close()
-    except NbschedError as exc:
-        print(f"nbsched: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    print(f"copied {copied} from {masked(args[0])} to {masked(args[1])}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
