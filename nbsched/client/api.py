@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -281,6 +282,19 @@ class Client:
         """Block until the run ends (or raise WaitTimeout); return its record."""
         record = self.call("wait", _timeout=timeout + 10, run_id=run_id, timeout=timeout)
         return frames.run_record(record, self.tz)
+
+    def logs(self, run_id: int, after: int = 0, wait: float = 0.0) -> dict:
+        """The run's log lines after the first ``after``, waiting up to ``wait`` seconds for some while it runs:
+        ``{"lines", "next" (the offset to ask from next), "done" (it has ended), "status", ...}``."""
+        result = self.call("logs", _timeout=wait + 10, run_id=run_id, after=after, wait=wait)
+        result["lines"] = frames.local_log_lines(result["lines"], self.tz)
+        return result
+
+    def follow(self, run_id: int) -> Iterator[str]:
+        """The run's log lines as they are written, until it ends (``client.run(run_id)`` then tells how)."""
+        from .follow import follow_lines
+
+        return follow_lines(self, run_id)
 
     @property
     def tz(self) -> str:

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = subcommands.add_parser("logs", help="a run's logs, output and traceback")
     logs.add_argument("run_id", type=int)
+    logs.add_argument("--follow", "-f", action="store_true", help="show a running run's lines as they come")
 
     invoke = subcommands.add_parser("invoke", help="run a service once, now")
     invoke.add_argument("service")
@@ -296,6 +297,11 @@ def cmd_history(options) -> int:
 
 
 def cmd_logs(options) -> int:
+    if options.follow:
+        from .follow import follow_run
+
+        record = follow_run(_reader(), options.run_id, lambda text: print(text, flush=True))
+        return 0 if record["status"] == "ok" else 1
     record = _reader().run(options.run_id)
     print(f"run {record['run_id']} ({record['job'] or record['service']}): {record['status']}")
     _print_run_details(record)

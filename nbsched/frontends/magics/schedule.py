@@ -193,9 +193,15 @@ def sub_show(session: Session, words: list[str]):
 
 
 def sub_logs(session: Session, words: list[str]):
-    parser = Parser("%schedule logs", "%schedule logs 42")
+    parser = Parser("%schedule logs", "%schedule logs 42 --follow")
     parser.add_argument("run_id")
+    parser.add_argument("--follow", "-f", action="store_true", help="show a running run's lines as they come")
     options = parser.parse(words)
+    if options.follow:
+        from ..follow import follow_run
+
+        follow_run(session.client(), options.run_id, show)
+        return
     _show_run(session.client().run(options.run_id))
 
 
