@@ -189,3 +189,26 @@ def test_magic_follow_shows_the_lines_then_the_outcome(ip, client, tmp_path, cap
     assert "step 1" in out and "last step" in out and f"run {run_id}: ok in " in out
     with pytest.raises(UsageError, match="No run with id '999'"):
         ip.run_line_magic("schedule", "logs 999 --follow")
+
+
+def test_the_dashboards_run_view_shows_a_running_runs_lines_then_its_end(client, tmp_path):
+    import html
+    import re
+
+    from nbsched.frontends.ui import Dashboard
+
+    def shown() -> str:
+        return html.unescape(re.sub(r"<[^>]+>", "", dash.history.details.value))
+
+    run_id, gate = _start_slow(client, tmp_path)
+    dash = Dashboard(client, auto_refresh=False)
+    try:
+        dash.history.show_run(run_id)
+        wait_until(lambda: "step 1" in shown(), what="the first line in the run view")
+        assert "running" in shown() and "last step" not in shown()
+        gate.touch()
+        wait_until(lambda: "last step" in shown() and "running" not in shown(), what="the run's end in the run view")
+        assert "ok" in shown()
+    finally:
+        dash.history.follower.stop()
+        dash.close()
