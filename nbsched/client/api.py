@@ -296,6 +296,18 @@ class Client:
 
         return follow_lines(self, run_id)
 
+    def import_crontab(self, path, dry_run: bool = False):
+        """Create jobs of a crontab's notebook and Python script lines; see ``nbsched.client.importing``."""
+        from .importing import import_crontab
+
+        return import_crontab(self, path, dry_run)
+
+    def import_jupyter_scheduler(self, db=None, dry_run: bool = False, staging=None, root_dir=None):
+        """Create notebook jobs of jupyter-scheduler's job definitions (its SQLite database ``db``)."""
+        from .importing import import_jupyter_scheduler
+
+        return import_jupyter_scheduler(self, db, dry_run, staging, root_dir)
+
     @property
     def tz(self) -> str:
         return self.settings.timezone

@@ -217,6 +217,15 @@ def _show_run(record: dict) -> None:
     show("\n".join(lines))
 
 
+def sub_import(session: Session, words: list[str]):
+    from ..importing import add_import_arguments, run_import
+
+    parser = Parser("%schedule import", "%schedule import crontab my.cron --dry-run")
+    add_import_arguments(parser)
+    result = run_import(parser.parse(words), session.client)
+    show("\n".join(result.lines()))
+
+
 def sub_preview(session: Session, words: list[str]):
     parser = Parser("%schedule preview", '%schedule preview "0 9 * * mon" --tz Europe/Warsaw --count 5')
     parser.add_argument("cron", nargs="+", help="a cron line (quoted)")
