@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ..client.importing import ImportResult, import_crontab, import_jupyter_scheduler
+from ..client.importing import ImportResult, apply_plan, plan_crontab_file, plan_jupyter_scheduler
 from ..client.importing.jupyter_scheduler import DEFAULT_DB
 from ..errors import InvalidInput, RunnerError
 
@@ -30,10 +30,12 @@ def run_import(options: argparse.Namespace, connect: Callable[[], object]) -> Im
         raise InvalidInput("import crontab needs the crontab file, e.g. import crontab my.cron")
     if options.source == "crontab" and (options.staging or options.root_dir):
         raise InvalidInput("--staging and --root-dir are for import jupyter-scheduler only")
-    client = _client(connect, options.dry_run)
-    if options.source == "crontab":
-        return import_crontab(client, options.path, options.dry_run)
-    return import_jupyter_scheduler(client, options.path, options.dry_run, options.staging, options.root_dir)
+    if options.source == "crontab":  # the file is read and translated before a runner is asked (or started)
+        entries, result = plan_crontab_file(options.path)
+    else:
+        entries, result = plan_jupyter_scheduler(options.path, options.staging, options.root_dir)
+    result.dry_run = options.dry_run
+    return apply_plan(_client(connect, options.dry_run), result, entries)
 
 
 def _client(connect: Callable[[], object], dry_run: bool):
