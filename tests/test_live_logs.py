@@ -212,3 +212,30 @@ def test_the_dashboards_run_view_shows_a_running_runs_lines_then_its_end(client,
     finally:
         dash.history.follower.stop()
         dash.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_run_on_another_runner_of_a_shared_store_shows_its_logs_when_it_ends(pg_url, monkeypatch, tmp_path):
+    from test_shared_runners import Fleet
+
+    from nbsched.client.follow import follow_chunks
+
+    fleet = Fleet(pg_url, 2, monkeypatch)
+    try:
+        here, there = fleet.clients
+        there.deploy(SLOW_SOURCE)
+        wait_until(lambda: "slow.steps" in {s["name"] for s in here.call("services")}, timeout=10, what="deploy")
+        gate = tmp_path / "gate"
+        run_id = there.invoke("slow.steps", extra={"gate": str(gate)})
+        wait_until(lambda: there.logs(run_id)["lines"], what="the run started there")
+        quiet = here.logs(run_id, wait=0.3)
+        assert (quiet["done"], quiet["live"], quiet["lines"]) == (False, False, [])
+        assert quiet["elsewhere"] == there.ping()["runner"]
+        gate.touch()
+        chunks = list(follow_chunks(here, run_id, wait=2))
+        assert chunks[0][0].startswith(f"(run {run_id} runs on runner ") or chunks[0][0] == "step 1"
+        lines = [line for chunk in chunks for line in chunk if not line.startswith("(run ")]
+        assert lines[0] == "step 1" and lines[-1] == "last step" and len(lines) == 3
+    finally:
+        fleet.close()
