@@ -87,7 +87,8 @@ def _entry(row: dict, where: str, text: str, staging: Path, root_dir: Path | Non
     notes = ()
     if notebook.stem != name:
         notes = (f"the job is {name}; its notebook's service is {notebook.stem}",)
-    return ImportEntry(where, text, name, str(notebook), schedule, tz, parameters, bool(row["active"]), notes=notes)
+    active = row["active"] is None or bool(row["active"])  # the model's default is active
+    return ImportEntry(where, text, name, str(notebook), schedule, tz, parameters, active, notes=notes)
 
 
 def _notebook(row: dict, staging: Path, root_dir: Path | None) -> Path:

@@ -47,11 +47,12 @@ class ImportEntry:
         return "notebook" if self.script is None else "script"
 
     def describe(self) -> str:
-        """``job daily: cron "0 6 * * *" in Europe/Warsaw, notebook /x/daily.ipynb, extra {"day": 1}``."""
+        """``job daily: cron "0 6 * * *" in Europe/Warsaw, notebook /x/daily.ipynb, extra {"day": 1} [line 4]``."""
         text = f'job {self.job}: cron "{self.cron}"' + (f" in {self.tz}" if self.tz else "")
-        text += f", {self.kind} {self.path}"
-        if self.script is not None and len(self.script.argv) > 2:
-            text += f" {' '.join(self.script.argv[2:])}"
+        if self.script is None:
+            text += f", notebook {self.path}"
+        else:
+            text += f", script: {' '.join(self.script.argv)} (in {self.script.cwd})"
         if self.extra:
             text += f", extra {json.dumps(self.extra, default=str)}"
         return text + ("" if self.active else " (paused)") + f" [{self.where}]"
