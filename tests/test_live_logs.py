@@ -239,3 +239,25 @@ def test_a_run_on_another_runner_of_a_shared_store_shows_its_logs_when_it_ends(p
         assert lines[0] == "step 1" and lines[-1] == "last step" and len(lines) == 3
     finally:
         fleet.close()
+
+
+def test_a_follow_interrupted_by_the_user_leaves_the_client_answering_the_next_request_right(client, tmp_path):
+    import signal
+
+    run_id, gate = _start_slow(client, tmp_path)
+    wait_until(lambda: client.logs(run_id)["next"] >= 2, what="two live lines")
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            client.logs(run_id, after=2, wait=3)  # nothing new until the gate opens: interrupted while waiting
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    gate.touch()
+    record = client.wait(run_id, timeout=30)  # not the interrupted request's late reply
+    assert (record["run_id"], record["service"], record["status"]) == (run_id, "slow.steps", "ok")

@@ -138,6 +138,9 @@ class Client:
                     break
                 except NoRunner:
                     raise
+                except KeyboardInterrupt:  # its reply would answer the next request: that one gets a new connection
+                    self.close()
+                    raise
                 except (ConnectionError, BrokenPipeError, OSError) as exc:
                     self.close()
                     if isinstance(exc, TimeoutError) or attempt == 2:

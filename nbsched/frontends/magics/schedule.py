@@ -200,7 +200,10 @@ def sub_logs(session: Session, words: list[str]):
     if options.follow:
         from ..follow import follow_run
 
-        follow_run(session.client(), options.run_id, show)
+        try:
+            follow_run(session.client(), options.run_id, show)
+        except KeyboardInterrupt:  # the run goes on
+            show(f"stopped following run {options.run_id}; it goes on (see %schedule logs {options.run_id})")
         return
     _show_run(session.client().run(options.run_id))
 
