@@ -84,8 +84,11 @@ SECRET_WORDS = ("sig", "pw")
 MASK_MIN_CHARS = 8
 #: Seconds between the batches of log lines a worker sends of a run in hand (live logs; none when it logs nothing).
 LIVE_LOG_SECONDS = 0.15
-#: Log lines the runner keeps in memory per running run for followers (``nbsched logs --follow``); the oldest go first.
-LIVE_LOG_LINES = 10_000
+#: Log lines the runner keeps in memory per running run for followers (``nbsched logs --follow``); the oldest go
+#: first. A worker sends no more than these of one batch either (the older ones are counted, not sent).
+LIVE_LOG_LINES = 5_000
+#: Characters of a live log line beyond which it is cut (the stored logs keep it whole).
+LIVE_LOG_LINE_CHARS = 2_000
 #: Longest a ``logs`` request waits for new lines of a running run, in seconds (clients ask again).
 LOGS_MAX_WAIT_SECONDS = 60.0
 #: How long a follower's request waits for new lines before asking again, in seconds.

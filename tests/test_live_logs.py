@@ -49,23 +49,34 @@ def test_the_worker_sends_only_new_lines_of_the_run_in_hand_split_at_newlines_an
     current = [(7, entries)]
     live = WorkerLiveLogs(lambda: current[0], sent.append, lambda text: text.replace("secret", "***"))
     assert live.look() is True
-    assert sent == [pipe.Logs(7, ["one", "two", "three"])]
+    assert sent == [pipe.Logs(7, 0, ["one", "two", "three"])]
     assert live.look() is False  # nothing new: nothing sent
     entries.append("my secret")
     live.look()
-    assert sent[-1] == pipe.Logs(7, ["my ***"])
+    assert sent[-1] == pipe.Logs(7, 3, ["my ***"])
     current[0] = (8, ["a"])  # the next run starts from its first line
     live.look()
-    assert sent[-1] == pipe.Logs(8, ["a"])
+    assert sent[-1] == pipe.Logs(8, 0, ["a"])
     current[0] = None
     assert live.look() is False and len(sent) == 3
+
+
+def test_a_chatty_batch_sends_only_the_lines_the_runner_keeps_each_cut_short(monkeypatch):
+    from nbsched import config
+
+    monkeypatch.setattr(config, "LIVE_LOG_LINES", 3)
+    sent, entries = [], [f"line {n}" for n in range(5)] + ["x" * (config.LIVE_LOG_LINE_CHARS + 7)]
+    WorkerLiveLogs(lambda: (1, entries), sent.append, lambda text: text).look()
+    (message,) = sent
+    assert (message.first, message.lines[:2]) == (3, ["line 3", "line 4"])
+    assert message.lines[2] == "x" * config.LIVE_LOG_LINE_CHARS + " ... (7 more characters)"
 
 
 def test_the_logs_frame_round_trips_through_the_pipe_and_bumped_its_version():
     import io
 
-    stream = io.BytesIO(pipe.encode(pipe.Logs(3, ["x", "y"])))
-    assert pipe.read(stream) == pipe.Logs(3, ["x", "y"])
+    stream = io.BytesIO(pipe.encode(pipe.Logs(3, 0, ["x", "y"])))
+    assert pipe.read(stream) == pipe.Logs(3, 0, ["x", "y"])
     assert pipe.VERSION == 3
 
 
@@ -73,14 +84,16 @@ def test_the_logs_frame_round_trips_through_the_pipe_and_bumped_its_version():
 def test_the_runner_keeps_a_bounded_tail_per_running_run_with_absolute_offsets():
     running = {1}
     live = LiveLogs(running.__contains__, limit=3)
-    live.add(1, ["a", "b"])
-    live.add(2, ["late"])  # a run that is not running here: dropped
+    live.add(1, 0, ["a", "b"])
+    live.add(2, 0, ["late"])  # a run that is not running here: dropped
     assert live.read(1, 0) == (["a", "b"], 0)
-    live.add(1, ["c", "d", "e"])
+    live.add(1, 2, ["c", "d", "e"])
     assert live.read(1, 0) == (["c", "d", "e"], 2)  # a and b are no longer kept
     assert live.read(1, 4) == (["e"], 0)
     assert live.read(1, 5) == ([], 0)
     assert live.read(2, 0) is None
+    live.add(1, 10, ["k"])  # lines 5 to 9 were counted by the worker, not sent
+    assert live.read(1, 0) == (["k"], 10) and live.read(1, 11) == ([], 0)
     running.discard(1)
     live.end(1)
     assert live.runs == {} and live.read(1, 0) is None
@@ -91,7 +104,7 @@ def test_a_waiting_follower_wakes_when_lines_come_and_when_the_run_ends():
         live = LiveLogs(lambda run_id: True)
         waiter = asyncio.create_task(live.wait(1, 0, 5.0))
         await asyncio.sleep(0.01)
-        live.add(1, ["hello"])
+        live.add(1, 0, ["hello"])
         started = time.monotonic()
         await waiter
         woke_on_line = time.monotonic() - started

@@ -1,8 +1,9 @@
 """Live logs, the runner's end: the lines of its running runs, kept in memory for followers, and the ``logs`` read.
 
 Workers send a running run's new lines in small batches (``pipe.Logs``); the runner keeps the last
-``config.LIVE_LOG_LINES`` of each run it is running (line offsets stay absolute: a follower that fell behind
-is told how many it missed) and drops them when the run ends, from then on the stored logs answer.
+``config.LIVE_LOG_LINES`` of each run it is running, each cut at ``config.LIVE_LOG_LINE_CHARS`` (line offsets
+stay absolute: a follower that fell behind is told how many it missed) and drops them when the run ends, from
+then on the stored logs answer.
 A follower asks for the lines after an offset and waits (long-poll) until there are some or the run ends.
 
 Live lines come from the runner running the run. Asked about a run another runner of a shared store runs,
@@ -59,13 +60,16 @@ class LiveLogs:
             return None
         return entry
 
-    def add(self, run_id: int, lines: list[str]) -> None:
-        """Lines a worker sent of a run; those of a run that has ended meanwhile are late and dropped."""
+    def add(self, run_id: int, first: int, lines: list[str]) -> None:
+        """Lines a worker sent of a run, ``first`` lines of it before them; those of a run that has ended meanwhile
+        are late and dropped."""
         entry = self._entry(run_id)
         if entry is None:
             return
+        if first != entry.total:  # the worker counted lines it did not send: what is kept must stay contiguous
+            entry.lines.clear()
         entry.lines.extend(lines)
-        entry.total += len(lines)
+        entry.total = first + len(lines)
         self._wake(entry)
 
     def end(self, run_id: int) -> None:

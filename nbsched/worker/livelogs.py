@@ -27,6 +27,7 @@ class LiveLogs:
         self.every = config.LIVE_LOG_SECONDS
         self.run_id: int | None = None
         self.sent = 0  # entries of ``run_id`` sent so far
+        self.lines = 0  # ... and the physical lines they made, sent or counted
 
     def look(self) -> bool:
         """Send what the run in hand logged since the last look; whether anything was sent."""
@@ -35,13 +36,15 @@ class LiveLogs:
             return False
         run_id, entries = current
         if run_id != self.run_id:
-            self.run_id, self.sent = run_id, 0
+            self.run_id, self.sent, self.lines = run_id, 0, 0
         count = len(entries)
         if count <= self.sent:
             return False
-        text = "\n".join(entries[self.sent : count])
-        self.sent = count
-        self.send(pipe.Logs(run_id, self.mask(text).split("\n")))
+        lines = self.mask("\n".join(entries[self.sent : count])).split("\n")
+        skip = max(0, len(lines) - config.LIVE_LOG_LINES)  # the runner keeps no more of them anyway
+        first = self.lines + skip
+        self.sent, self.lines = count, self.lines + len(lines)
+        self.send(pipe.Logs(run_id, first, [_cut(line) for line in lines[skip:]]))
         return True
 
     def loop(self) -> None:
@@ -50,3 +53,8 @@ class LiveLogs:
             time.sleep(self.every)
             with contextlib.suppress(Exception):  # a failed look must not end live logs for later runs
                 self.look()
+
+
+def _cut(line: str, most: int = config.LIVE_LOG_LINE_CHARS) -> str:
+    """A live line of at most ``most`` characters (and a mark where it was cut)."""
+    return line if len(line) <= most else f"{line[:most]} ... ({len(line) - most} more characters)"

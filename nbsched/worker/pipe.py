@@ -153,9 +153,11 @@ class Cancelled:
 class Logs:
     """Lines the run ``run_id`` logged since the last ``Logs`` of it, sent while it runs (at most every
     ``config.LIVE_LOG_SECONDS``, and only when it logged something); its ``Result`` still carries all its logs.
-    ``lines`` are physical lines (no newline in them), masked as the result's logs are."""
+    ``lines`` are physical lines (no newline in them), masked as the result's logs are, and cut when very long;
+    ``first`` is the number of the run's lines before them (more than were sent when a batch was cut short)."""
 
     run_id: int
+    first: int
     lines: list[str]
 
 
