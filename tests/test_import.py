@@ -336,3 +336,64 @@ def test_cli_import_jupyter_scheduler_dry_run_lists_the_jobs(home, tmp_path):
     bad = run_cli("import", "jupyter-scheduler", str(tmp_path / "nope.sqlite"), "--dry-run", home=home)
     assert bad.returncode == 1 and bad.stderr.startswith("nbsched: error: No jupyter-scheduler database at ")
     assert bad.stderr.count("\n") == 1
+
+
+# -- notebooks end to end (needs notebook services: issue 18 items 1-2) ------------------------------------
+PARAMETERIZED = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": "day = 1",
+            "outputs": [],
+            "execution_count": None,
+            "id": "p",
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "print(day)",
+            "outputs": [],
+            "execution_count": None,
+            "id": "q",
+        },
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def test_notebook_lines_and_definitions_become_jobs_of_the_notebooks_service(client, files, tmp_path):
+    from nbsched.errors import DeployError
+
+    notebook = files / "reports" / "daily.ipynb"
+    notebook.write_text(json.dumps(PARAMETERIZED))
+    try:
+        client.deploy(str(notebook))
+    except DeployError:
+        pytest.skip("notebook services (issue 18 items 1-2) are not merged into this tree yet")
+    (files / "nb.cron").write_text(f"CRON_TZ=Europe/Warsaw\n0 6 * * * papermill {notebook} out.ipynb -p day 3\n")
+    result = client.import_crontab(files / "nb.cron")
+    assert [entry.job for entry in result.created] == ["daily"] and result.refused == []
+    job = client.job("daily")
+    assert (job["service"], job["cron"], job["tz"], job["extra"]) == ("daily", "0 6 * * *", "Europe/Warsaw", {"day": 3})
+    staged(tmp_path, "a1")
+    (tmp_path / "scheduler_staging_area" / "a1" / "daily.ipynb").write_text(json.dumps(PARAMETERIZED))
+    row = {
+        "job_definition_id": "a1",
+        "name": "weekly",
+        "schedule": "0 7 * * mon",
+        "parameters": '{"day": 7}',
+        "timezone": "Asia/Tokyo",
+        "active": 0,
+    }
+    imported = client.import_jupyter_scheduler(scheduler_db(tmp_path / "scheduler.sqlite", [row]))
+    assert [entry.job for entry in imported.created] == ["weekly"]
+    weekly = client.job("weekly")
+    assert (weekly["service"], weekly["tz"], weekly["extra"], weekly["active"]) == (
+        "daily",
+        "Asia/Tokyo",
+        {"day": 7},
+        False,
+    )
