@@ -397,3 +397,12 @@ def test_notebook_lines_and_definitions_become_jobs_of_the_notebooks_service(cli
         {"day": 7},
         False,
     )
+
+
+def test_a_script_lines_quotes_backslashes_and_percent_signs_reach_the_script_as_written(client, files):
+    crontab = files / "odd.cron"
+    crontab.write_text(f'0 1 * * * python3 {files}/bin/sync.py \'say """hi"""\' back\\\\slash 50\\%\n')
+    (entry,) = client.import_crontab(crontab).created
+    run = client.wait(client.execute(entry.job), timeout=30)
+    assert run["status"] == "ok", run["error"]
+    assert run["logs"].split("\n")[0] == 'syncing say """hi""" back\\slash 50%'
