@@ -229,7 +229,10 @@ def _typed(value: str):
 
 
 def _yaml_parameters(option: str, value: str, cwd: Path) -> dict:
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise Untranslatable(f"papermill's {option} parameters are YAML: pip install pyyaml") from None
 
     try:
         if option in ("-f", "--parameters_file"):
