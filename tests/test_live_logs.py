@@ -152,22 +152,24 @@ def test_logs_of_an_ended_run_are_its_stored_lines_after_the_offset(client):
     assert later["lines"] == [] and later["done"] is True
 
 
-@pytest.mark.parametrize(
-    ("args", "error", "message"),
-    [
-        ({"after": -1}, InvalidInput, "Invalid after -1: use a line offset"),
-        ({"after": "x"}, InvalidInput, "Invalid after 'x'"),
-        ({"wait": 1e9}, InvalidInput, "Invalid wait 1000000000.0: use seconds to wait for new lines, 0 to 60"),
-        ({"wait": True}, InvalidInput, "Invalid wait True"),
-        ({"run_id": 424242}, RunNotFound, "No run with id 424242"),
-        ({"run_id": "abc"}, RunNotFound, "Invalid run id 'abc'"),
-    ],
-)
-def test_a_bad_logs_request_is_refused_by_name(client, args, error, message):
+#: Bad ``logs`` requests: the arguments, the error and the start of its message.
+BAD_LOGS_REQUESTS = [
+    ({"after": -1}, InvalidInput, "Invalid after -1: use a line offset"),
+    ({"after": "x"}, InvalidInput, "Invalid after 'x'"),
+    ({"wait": 1e9}, InvalidInput, "Invalid wait 1000000000.0: use seconds to wait for new lines, 0 to 60"),
+    ({"wait": True}, InvalidInput, "Invalid wait True"),
+    ({"run_id": 424242}, RunNotFound, "No run with id 424242"),
+    ({"run_id": "abc"}, RunNotFound, "Invalid run id 'abc'"),
+]
+
+
+def test_a_bad_logs_request_is_refused_by_name(client):
     run_id = client.invoke("api.hello")
-    with pytest.raises(error) as caught:
-        client.call("logs", **{"run_id": run_id, **args})
-    assert str(caught.value).startswith(message)
+    for args, error, message in BAD_LOGS_REQUESTS:
+        with pytest.raises(error) as caught:
+            client.call("logs", **{"run_id": run_id, **args})
+        assert str(caught.value).startswith(message), args
+    assert client.wait(run_id)["status"] == "ok"  # the runner goes on serving
 
 
 def test_cli_follow_prints_lines_as_they_come_then_the_final_status_and_exits_by_it(client, tmp_path):
