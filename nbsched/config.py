@@ -82,6 +82,17 @@ SECRET_WORDS = ("sig", "pw")
 #: Secrets shorter than this many characters are masked only where they stand as a value (after ``=`` or
 #: ``:``, or in quotes), not as a word of free text: ``password=test`` is masked, "test passed" is not.
 MASK_MIN_CHARS = 8
+#: Seconds between the batches of log lines a worker sends of a run in hand (live logs; none when it logs nothing).
+LIVE_LOG_SECONDS = 0.15
+#: Log lines the runner keeps in memory per running run for followers (``nbsched logs --follow``); the oldest go
+#: first. A worker sends no more than these of one batch either (the older ones are counted, not sent).
+LIVE_LOG_LINES = 5_000
+#: Characters of a live log line beyond which it is cut (the stored logs keep it whole).
+LIVE_LOG_LINE_CHARS = 2_000
+#: Longest a ``logs`` request waits for new lines of a running run, in seconds (clients ask again).
+LOGS_MAX_WAIT_SECONDS = 60.0
+#: How long a follower's request waits for new lines before asking again, in seconds.
+LOGS_FOLLOW_WAIT_SECONDS = 10.0
 #: Client connections the runner keeps open at most (the longest idle is closed to admit a new one) ...
 MAX_CLIENTS = 4096
 #: ... and file descriptors it keeps free for the rest (store, history threads, log) and per worker (pipes).

@@ -49,6 +49,14 @@ class DeployError(InvalidInput):
     """Service source that cannot be deployed (syntax error, no Service subclass, ...)."""
 
 
+class ImportSourceError(InvalidInput):
+    """A crontab file or jupyter-scheduler database to import cannot be read as one; nothing was created."""
+
+
+class ScriptFailed(NbschedError, RuntimeError):
+    """A script run as a service (``nbsched import crontab``) ended with a non-zero exit status."""
+
+
 class JobNotFound(NbschedError, LookupError):
     """No job has that name."""
 

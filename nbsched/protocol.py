@@ -39,6 +39,7 @@ OPERATIONS = frozenset(
         "history",
         "run",
         "wait",
+        "logs",
         "preview",
         "backfill",
         "connection_save",

@@ -37,6 +37,12 @@ NOT_RUN = {
         "the URL's template, not a URL"
     ),
     ("docs/postgresql.md", "[Unit]"): "a systemd unit file",
+    ("docs/live-logs.md", "nbsched logs RUN_ID --follow          # exit status 0 if the run ended ok, 1 otherwise"): (
+        "a synopsis with placeholders (tests/test_live_logs.py runs it)"
+    ),
+    ("docs/import.md", "nbsched import crontab FILE [--dry-run]"): (
+        "a synopsis with placeholders (tests/test_import.py runs it)"
+    ),
 }
 #: What the samples say comes from the environment (secrets given as ``--password-env VAR`` or ``env:VAR``).
 SAMPLE_ENVIRONMENT = {"SOURCE_PW": "source-secret", "SMTP_PASSWORD": "smtp-secret", "API_TOKEN": "api-token"}

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -136,6 +137,9 @@ class Client:
                         return self._read_binary(reply["binary"], op)
                     break
                 except NoRunner:
+                    raise
+                except KeyboardInterrupt:  # its reply would answer the next request: that one gets a new connection
+                    self.close()
                     raise
                 except (ConnectionError, BrokenPipeError, OSError) as exc:
                     self.close()
@@ -281,6 +285,31 @@ class Client:
         """Block until the run ends (or raise WaitTimeout); return its record."""
         record = self.call("wait", _timeout=timeout + 10, run_id=run_id, timeout=timeout)
         return frames.run_record(record, self.tz)
+
+    def logs(self, run_id: int, after: int = 0, wait: float = 0.0) -> dict:
+        """The run's log lines after the first ``after``, waiting up to ``wait`` seconds for some while it runs:
+        ``{"lines", "next" (the offset to ask from next), "done" (it has ended), "status", ...}``."""
+        result = self.call("logs", _timeout=wait + 10, run_id=run_id, after=after, wait=wait)
+        result["lines"] = frames.local_log_lines(result["lines"], self.tz)
+        return result
+
+    def follow(self, run_id: int) -> Iterator[str]:
+        """The run's log lines as they are written, until it ends (``client.run(run_id)`` then tells how)."""
+        from .follow import follow_lines
+
+        return follow_lines(self, run_id)
+
+    def import_crontab(self, path, dry_run: bool = False):
+        """Create jobs of a crontab's notebook and Python script lines; see ``nbsched.client.importing``."""
+        from .importing import import_crontab
+
+        return import_crontab(self, path, dry_run)
+
+    def import_jupyter_scheduler(self, db=None, dry_run: bool = False, staging=None, root_dir=None):
+        """Create notebook jobs of jupyter-scheduler's job definitions (its SQLite database ``db``)."""
+        from .importing import import_jupyter_scheduler
+
+        return import_jupyter_scheduler(self, db, dry_run, staging, root_dir)
 
     @property
     def tz(self) -> str:

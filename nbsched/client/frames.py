@@ -49,6 +49,11 @@ def local_log_times(logs: str, tz: str) -> str:
     return _LOG_TIME.sub(shown, logs)
 
 
+def local_log_lines(lines: list[str], tz: str) -> list[str]:
+    """Log lines (``local_log_times``) with their UTC times in ``tz``."""
+    return local_log_times("\n".join(lines), tz).split("\n") if lines else []
+
+
 def from_records(records: list[dict], columns, tz: str, time_columns):
     import pandas as pd
 

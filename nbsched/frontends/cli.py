@@ -37,6 +37,7 @@ from .commands import (
     fmt_time,
     one_line,
 )
+from .importing import add_import_arguments, run_import
 
 HISTORY_TABLE_COLUMNS = (
     "run_id",
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = subcommands.add_parser("logs", help="a run's logs, output and traceback")
     logs.add_argument("run_id", type=int)
+    logs.add_argument("--follow", "-f", action="store_true", help="show a running run's lines as they come")
 
     invoke = subcommands.add_parser("invoke", help="run a service once, now")
     invoke.add_argument("service")
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_preview_options(preview)
 
     _add_connection_parser(subcommands)
+    add_import_arguments(subcommands.add_parser("import", help="create jobs of a crontab or of jupyter-scheduler's"))
     store = subcommands.add_parser("store", help="copy a store into another (e.g. a SQLite home to PostgreSQL)")
     store_actions = store.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     store_actions.required = True
@@ -296,6 +299,11 @@ def cmd_history(options) -> int:
 
 
 def cmd_logs(options) -> int:
+    if options.follow:
+        from .follow import follow_run
+
+        record = follow_run(_reader(), options.run_id, lambda text: print(text, flush=True))
+        return 0 if record["status"] == "ok" else 1
     record = _reader().run(options.run_id)
     print(f"run {record['run_id']} ({record['job'] or record['service']}): {record['status']}")
     _print_run_details(record)
@@ -345,6 +353,14 @@ def _save_connection(options) -> dict:
         return _client().connections.add_rest(options.name, options.url, **args)
     (host, port), args = commands.host_port(options.address), commands.smtp_arguments(options)
     return _client().connections.add_smtp(options.name, host, port, **args)
+
+
+def cmd_import(options) -> int:
+    """Import jobs; each refused line or definition goes to stderr, and makes the exit status 1."""
+    result = run_import(options, _reader if options.dry_run else _client)
+    for line in result.lines():
+        print(line, file=sys.stderr if line.startswith("refused ") else sys.stdout)
+    return 1 if result.refused else 0
 
 
 def cmd_demo(options) -> int:

@@ -17,6 +17,7 @@ from .. import protocol
 from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
+from .livelogs import read_logs
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
 SHARED_WAIT_POLL_SECONDS = 0.05
@@ -132,6 +133,13 @@ class Operations:
         except TimeoutError:
             raise WaitTimeout(f"Run {run_id} did not finish within {float(timeout):g}s; it is still running.") from None
         return self.runner.engine.reader.run(run_id)
+
+    async def op_logs(self, run_id, after: int = 0, wait: float = 0.0) -> dict:
+        """A run's log lines after the first ``after``: live while it runs here (waiting up to ``wait`` seconds for
+        some), its stored logs once it has ended (``done``); see ``livelogs``."""
+        loop = asyncio.get_running_loop()
+        runner = self.runner
+        return await read_logs(runner.live_logs, runner.engine.reader, run_id, after, wait, loop.time, runner.runner_id)
 
     async def _finished_elsewhere(self, run_id: int) -> None:
         """Wait for a run another runner of a shared store has: its record says when it ends."""

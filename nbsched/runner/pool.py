@@ -54,6 +54,7 @@ class WorkerPool:
         self.size = max(1, size)
         self.on_result = on_result
         self.on_start: Callable[[int], None] = lambda run_id: None
+        self.on_logs: Callable[[int, int, list[str]], None] = lambda run_id, first, lines: None  # live lines
         self.queue: deque[RunMessage] = deque()
         self.workers: list[_Worker] = []
         self.sources: dict[str, tuple[str, str]] = {}
@@ -281,6 +282,8 @@ class WorkerPool:
                     self._finished(worker, results)
                     self._retire_if_done(worker)
                     self._dispatch()
+                case pipe.Logs(run_id, first, lines):
+                    self.on_logs(run_id, first, lines)
                 case pipe.Bounced(run_ids):
                     self._bounced(worker, set(run_ids))
                 case pipe.Cancelled(run_id):

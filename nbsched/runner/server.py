@@ -27,6 +27,7 @@ from ..model.timeparse import utcnow
 from ..store import open_store
 from .engine import Engine, Hooks
 from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_token
+from .livelogs import LiveLogs
 from .logfilter import RateLimit
 from .operations import Operations, checked_args
 from .pool import WorkerPool
@@ -94,6 +95,8 @@ class Runner:
             default_tz=self.settings.timezone,
         )
         self.pool.on_start = self.engine.results.on_start
+        self.live_logs = LiveLogs(lambda run_id: run_id in self.engine.inflight.active)
+        self.pool.on_logs = self.live_logs.add
         self.engine.results.finished_listeners.append(self._run_finished)
         shared = self.store.shared
         self.sharing = Sharing(self.engine, self.settings.store_url, loop, self.pool.set_lease) if shared else None
@@ -229,6 +232,7 @@ class Runner:
         self.engine.results.on_result(result)
 
     def _run_finished(self, run_id: int) -> None:
+        self.live_logs.end(run_id)
         for future in self.waiters.pop(run_id, []):
             if not future.done():
                 future.set_result(None)

@@ -60,6 +60,7 @@ class Worker:
         self._handler = ListHandler([])
         logging.getLogger().addHandler(self._handler)
         self.state = ProcessState()
+        self.current: tuple[int, list[str]] | None = None  # the run in hand and its log lines (for live logs)
 
     def set_connections(self, definitions: dict[str, dict]) -> None:
         """The runner's connection definitions (name -> {kind, definition}); sent when they change."""
@@ -82,17 +83,22 @@ class Worker:
 
     def _mask(self, result: Result) -> None:
         """Blank connection secrets in what a run reports (its logs, error, traceback and output)."""
+        result.error = self.mask_text(result.error)
+        result.traceback = self.mask_text(result.traceback)
+        result.output = self.mask_text(result.output)
+        result.logs = self.mask_text(result.logs)
+
+    def mask_text(self, text: str | None) -> str | None:
+        """``text`` with the connections' secrets blanked (as it is, when no connection is defined)."""
+        if not self.connection_definitions or text is None:
+            return text
         if self._secrets is None:
             from ..connections import secrets_of
 
             self._secrets = secrets_of(self.connection_definitions)
         from ..connections import mask
 
-        secrets = self._secrets
-        result.error = mask(result.error, secrets)
-        result.traceback = mask(result.traceback, secrets)
-        result.output = mask(result.output, secrets)
-        result.logs = mask(result.logs, secrets)
+        return mask(text, self._secrets)
 
     def prepare_ahead(self, message: RunMessage) -> Service | None:
         """The service object of a run held for later (``not_before``), built while it waits; or None.
@@ -128,6 +134,7 @@ class Worker:
         capture.lines, capture.partial = lines, ""
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
+        self.current = (message.run_id, lines)
         status, error, trace, output = "ok", None, None, None
         started = time.time()
         try:
@@ -152,6 +159,7 @@ class Worker:
                 raise
         finally:
             finished = time.time()
+            self.current = None
             sys.stdout, sys.stderr = saved
             if capture.partial:
                 capture.finish()

@@ -2,7 +2,8 @@
 
 A frame is a 4-byte big-endian length and a pickle (protocol 5) of one message. The runner writes
 ``Sources``, ``Connections``, ``Runs``, ``Cancel`` and ``Lease`` to the worker's stdin; the worker answers on
-its stdout with ``Ready`` (once, when it has started), ``Results``, ``Bounced`` and ``Cancelled``.
+its stdout with ``Ready`` (once, when it has started), ``Results``, ``Bounced``, ``Cancelled`` and ``Logs`` (the
+lines a run in hand has logged so far, sent while it runs: live logs).
 Each end tells messages apart by their class. A batch of runs or of results travels as plain
 tuples, one per run (``Runs`` and ``Results`` pickle as rows): a run costs the pipe well under a
 microsecond at either end.
@@ -24,7 +25,7 @@ from operator import attrgetter
 from typing import Any, BinaryIO
 
 #: The version of this protocol: change it with any change to the frames or the messages.
-VERSION = 2
+VERSION = 3
 #: The exit code of a worker started for another version of the pipe.
 EXIT_MISMATCH = 78  # EX_CONFIG
 PICKLE_PROTOCOL = 5
@@ -146,6 +147,18 @@ class Cancelled:
     """The run ``run_id`` was given back unstarted, as asked by ``Cancel``."""
 
     run_id: int
+
+
+@dataclass(slots=True)
+class Logs:
+    """Lines the run ``run_id`` logged since the last ``Logs`` of it, sent while it runs (at most every
+    ``config.LIVE_LOG_SECONDS``, and only when it logged something); its ``Result`` still carries all its logs.
+    ``lines`` are physical lines (no newline in them), masked as the result's logs are, and cut when very long;
+    ``first`` is the number of the run's lines before them (more than were sent when a batch was cut short)."""
+
+    run_id: int
+    first: int
+    lines: list[str]
 
 
 _run_row = attrgetter(*(f.name for f in fields(RunMessage)))

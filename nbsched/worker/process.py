@@ -3,8 +3,8 @@
 Started by the runner's pool as ``python -m nbsched.worker VERSION`` (``pipe.worker_arguments``). It reads
 the runner's messages on stdin (``pipe``) and sends results back on the original stdout, several runs'
 results to a frame when runs come due together (``inbox``); ``print`` output and log records of a run are
-captured into the run's ``logs`` (``execute``). A service that crashes the process, hangs or leaks takes
-only this worker with it; the runner starts a fresh one.
+captured into the run's ``logs`` (``execute``), and sent to the runner while the run goes on (``livelogs``).
+A service that crashes the process, hangs or leaks takes only this worker with it; the runner starts a fresh one.
 
 Runs share the worker's process, as services share a Zato server's: after each run the worker
 puts back the working directory, the environment, the umask and the logging set-up
@@ -24,6 +24,7 @@ import threading
 from . import pipe
 from .execute import Worker
 from .inbox import Inbox
+from .livelogs import LiveLogs
 
 
 def main() -> None:
@@ -45,6 +46,8 @@ def main() -> None:
     inbox.send(pipe.Ready(os.getpid()))
     threading.Thread(target=inbox.fill, args=(source,), daemon=True, name="nbsched-inbox").start()
     threading.Thread(target=inbox.watch, daemon=True, name="nbsched-bounce").start()
+    live = LiveLogs(lambda: worker.current, inbox.send, worker.mask_text)
+    threading.Thread(target=live.loop, daemon=True, name="nbsched-live-logs").start()
     serve(worker, inbox)
 
 

@@ -193,9 +193,18 @@ def sub_show(session: Session, words: list[str]):
 
 
 def sub_logs(session: Session, words: list[str]):
-    parser = Parser("%schedule logs", "%schedule logs 42")
+    parser = Parser("%schedule logs", "%schedule logs 42 --follow")
     parser.add_argument("run_id")
+    parser.add_argument("--follow", "-f", action="store_true", help="show a running run's lines as they come")
     options = parser.parse(words)
+    if options.follow:
+        from ..follow import follow_run
+
+        try:
+            follow_run(session.client(), options.run_id, show)
+        except KeyboardInterrupt:  # the run goes on
+            show(f"stopped following run {options.run_id}; it goes on (see %schedule logs {options.run_id})")
+        return
     _show_run(session.client().run(options.run_id))
 
 
@@ -209,6 +218,15 @@ def _show_run(record: dict) -> None:
         if record.get(key):
             lines.append(f"--- {key}\n{str(record[key]).rstrip()}")
     show("\n".join(lines))
+
+
+def sub_import(session: Session, words: list[str]):
+    from ..importing import add_import_arguments, run_import
+
+    parser = Parser("%schedule import", "%schedule import crontab my.cron --dry-run")
+    add_import_arguments(parser)
+    result = run_import(parser.parse(words), session.client)
+    show("\n".join(result.lines()))
 
 
 def sub_preview(session: Session, words: list[str]):

@@ -121,8 +121,9 @@ class Dashboard:
             self.tick()
 
     def close(self) -> None:
-        """Stop refreshing and close every widget of the dashboard."""
+        """Stop refreshing (and following a run's logs) and close every widget of the dashboard."""
         self.stop()
+        self.history.follower.stop()
         close_tree(self.widget)
 
 

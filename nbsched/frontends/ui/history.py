@@ -21,6 +21,7 @@ from .base import (
     status_html,
     table_row,
 )
+from .follow import RunFollower
 
 COLUMNS = (
     ("job", "job", "140px"),
@@ -94,6 +95,7 @@ class HistoryTab:
         self.details.add_class("nbsched-run-details")
         self.chart = W.Image(format="png", layout=W.Layout(max_width="720px"))
         self.chart_note = W.HTML()
+        self.follower = RunFollower(client, self._live_lines, self._run_ended)
         show(self.chart, False)
         toolbar = W.HBox([self.job, self.status_filter, self.limit, self.refresh_button, self.auto_refresh])
         self.widget = W.VBox(
@@ -143,9 +145,25 @@ class HistoryTab:
             guarded(self.status, lambda: self.show_run(run_id), self.lock)
 
     def show_run(self, run_id: int) -> dict:
-        """Show one run's fields, logs, output and traceback (one client call)."""
+        """Show one run's fields, logs, output and traceback (one client call); a running run's logs as they come."""
         run = self.client.run(run_id)
         self.selected = run_id
+        self.render_run(run)
+        self.follower.follow(run)
+        return run
+
+    def _live_lines(self, run: dict, logs: str) -> None:
+        with self.lock:
+            if self.selected == run["run_id"]:
+                self.render_run(run, logs)
+
+    def _run_ended(self, run_id: int) -> None:
+        if self.selected == run_id:
+            guarded(self.status, lambda: self.show_run(run_id), self.lock)
+
+    def render_run(self, run: dict, live_logs: str | None = None) -> None:
+        """The run view of ``run``; ``live_logs``: the lines of a running run so far, in place of its stored logs."""
+        run_id = run["run_id"]
         facts = (
             f"<b>Run {run_id}</b> &middot; job <b>{html.escape(str(run.get('job') or '(invoke)'))}</b> &middot; "
             f"{status_html(run['status'])} &middot; trigger {html.escape(str(run['trigger']))} &middot; "
@@ -155,7 +173,8 @@ class HistoryTab:
             f"service {html.escape(str(run['service']))} version {html.escape(str(run['service_version']))} "
             f"&middot; cid {html.escape(str(run['cid']))} &middot; runner {html.escape(str(run['runner']))}"
         )
-        sections = [("Error", run.get("error")), ("Output", run.get("output")), ("Logs", run.get("logs"))]
+        logs = run.get("logs") if live_logs is None else live_logs
+        sections = [("Error", run.get("error")), ("Output", run.get("output")), ("Logs", logs)]
         sections.append(("Traceback", run.get("traceback")))
         blocks = "".join(
             f"<div><b>{title}</b><pre style='white-space:pre-wrap;margin:2px 0 6px 0'>{html.escape(str(text))}</pre>"
@@ -164,7 +183,6 @@ class HistoryTab:
             if not is_missing(text) and text != ""
         )
         self.details.value = f"<div style='border-top:1px solid #d0d7de;padding-top:4px'>{facts}{blocks}</div>"
-        return run
 
     def _draw_chart(self) -> None:
         points = [r for r in self.records if not is_missing(r["started_at"]) and not is_missing(r["duration_ms"])]
