@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 from .errors import ScriptFailed
 
@@ -32,7 +33,7 @@ def run_script(argv: list[str], cwd: str | None = None, env: dict[str, str] | No
     except OSError as exc:
         raise ScriptFailed(f"Cannot start {argv[0]!r} in {cwd or os.getcwd()}: {exc.strerror or exc}.") from None
     with process:
-        for line in process.stdout:
-            print(line.rstrip("\n"))
+        for line in process.stdout:  # the run's stdout is its log lines (worker.capture), so a line shows as it comes
+            sys.stdout.write(line if line.endswith("\n") else line + "\n")
     if process.returncode:
         raise ScriptFailed(f"{' '.join(argv)} exited with status {process.returncode}.")
