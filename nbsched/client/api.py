@@ -171,7 +171,10 @@ class Client:
 
     # -- services ---------------------------------------------------------------
     def deploy(self, target: Any) -> list[str]:
-        """Deploy services from a file, a folder, source text, a Service class, or a list of those."""
+        """Deploy services from a file, a folder, source text, a Service class, or a list of those.
+
+        A notebook file (``reports/daily.ipynb``) becomes the service ``daily``; each run executes a copy.
+        """
         result = self.call("deploy", units=source_units(target))
         self.last_deploy = result
         return [service["name"] for service in result["services"]]
@@ -390,7 +393,7 @@ def source_units(target: Any) -> list[dict]:
 
 
 def _looks_like_path(text: str) -> bool:
-    return os.path.exists(text) or text.endswith(".py") or "/" in text
+    return os.path.exists(text) or text.endswith((".py", ".ipynb")) or "/" in text
 
 
 def _path_units(path: Path) -> list[dict]:
@@ -401,8 +404,12 @@ def _path_units(path: Path) -> list[dict]:
         return [unit for file in files for unit in _path_units(file)]
     if not path.is_file():
         raise DeployError(f"Cannot deploy {path}: no such file or folder.")
+    if path.suffix not in ("", ".py", ".ipynb"):
+        raise DeployError(f"Cannot deploy {path}: only Python files (.py) and notebooks (.ipynb) can be deployed.")
+    # A notebook's kernel starts in the notebook's folder: the runner gets its full path.
+    origin = str(path.resolve()) if path.suffix == ".ipynb" else str(path)
     try:
-        return [{"source": path.read_text(encoding="utf-8"), "origin": str(path)}]
+        return [{"source": path.read_text(encoding="utf-8"), "origin": origin}]
     except UnicodeDecodeError:
         raise DeployError(f"Cannot deploy {path}: it is not UTF-8 text.") from None
 

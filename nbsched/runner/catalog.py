@@ -15,7 +15,7 @@ from datetime import datetime
 from .. import connections as conns
 from ..errors import ConnectionNotFound, InvalidInput, ServiceNotFound, did_you_mean
 from ..store import Store
-from ..worker.loading import SourceUnit, parse_services
+from ..worker.loading import SourceUnit, parse_unit
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Catalog:
             if not isinstance(unit, dict) or not isinstance(unit.get("source"), str):
                 raise InvalidInput("Each deploy unit needs 'source' (text) and 'origin' (a file name or '<cell>').")
             source_unit = SourceUnit(unit["source"], str(unit.get("origin") or "<string>"))
-            parsed_units.append((source_unit, parse_services(source_unit)))
+            parsed_units.append((source_unit, parse_unit(source_unit)))
         for source_unit, parsed in parsed_units:
             self.store.save_source(source_unit.version, source_unit.origin, source_unit.source, parsed.services, now)
             warnings.extend(parsed.warnings)
