@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import os
 import socket
@@ -170,12 +171,16 @@ class Client:
         return self.call("shutdown")
 
     # -- services ---------------------------------------------------------------
-    def deploy(self, target: Any) -> list[str]:
+    def deploy(self, target: Any, html: bool = False) -> list[str]:
         """Deploy services from a file, a folder, source text, a Service class, or a list of those.
 
-        A notebook file (``reports/daily.ipynb``) becomes the service ``daily``; each run executes a copy.
+        A notebook file (``reports/daily.ipynb``) becomes the service ``daily``; each run executes a copy,
+        saved as the run's output (``html=True``: an HTML rendering is saved beside it).
         """
-        result = self.call("deploy", units=source_units(target))
+        units = source_units(target)
+        if html:
+            units = with_html(units)
+        result = self.call("deploy", units=units)
         self.last_deploy = result
         return [service["name"] for service in result["services"]]
 
@@ -390,6 +395,24 @@ def source_units(target: Any) -> list[dict]:
     if isinstance(target, str):
         return [{"source": target, "origin": "<string>"}]
     raise DeployError(f"Cannot deploy {type(target).__name__}: pass a file, a folder, source text or a Service class.")
+
+
+def with_html(units: list[dict]) -> list[dict]:
+    """The units with each notebook's metadata asking for an HTML rendering of its runs (``nbsched.html``)."""
+    notebooks = [unit for unit in units if unit["origin"].lower().endswith(".ipynb")]
+    if not notebooks:
+        raise DeployError("html applies to notebooks (.ipynb) only; none was given.", field="html")
+    changed = []
+    for unit in units:
+        if unit in notebooks:
+            try:
+                notebook = json.loads(unit["source"])
+                notebook.setdefault("metadata", {}).setdefault("nbsched", {})["html"] = True
+                unit = {**unit, "source": json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"}
+            except (ValueError, AttributeError):
+                pass  # not a notebook after all: the runner says why
+        changed.append(unit)
+    return changed
 
 
 def _looks_like_path(text: str) -> bool:
