@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
+from ..errors import InvalidInput
 from ..service import Service
 from .kernels import KERNELS, connect
 from .notebook import first_line, inject_parameters, kernel_name_of, read_notebook
@@ -75,7 +76,11 @@ def run_notebook(service: Service, notebook: dict, kernel: str, cwd: str) -> str
     from nbclient.exceptions import CellExecutionError
 
     message = service._context.message
-    copy = nbformat.from_dict(inject_parameters(notebook, service.request.payload))
+    try:
+        copy = nbformat.from_dict(inject_parameters(notebook, service.request.payload))
+    except InvalidInput as exc:
+        exc.run_traceback = f"{type(exc).__name__}: {exc}"  # the user's input, not a bug: no worker traceback
+        raise
     path = output_path(message.job[0] if message.job else service.name, message.run_id)
     manager = KERNELS.take(kernel, cwd)
     client = NotebookClient(copy, km=manager, kernel_name=kernel, timeout=None, resources={"metadata": {"path": cwd}})
