@@ -179,10 +179,12 @@ def test_runs_inject_parameters_name_the_failing_cell_and_use_fresh_spare_kernel
     second_kernel = int(printed(failed["output"]).split()[-1])
     assert second_kernel in spare  # the run took the spare: no wait for a kernel to boot
 
-    bad = client.wait(client.invoke("report", {"my-key": 1}), timeout=60)
-    assert (
-        bad["status"] == "error" and "Parameter 'my-key' of the extra cannot be a Python variable name" in bad["error"]
-    )
+    with pytest.raises(InvalidInput, match="Parameter 'my-key' of the extra cannot be a Python variable name"):
+        client.invoke("report", {"my-key": 1})  # refused before a run is stored
+    with pytest.raises(InvalidInput, match="Parameter 'class' of the extra"):
+        client.schedule("report", name="bad", every="1h", extra={"class": 1})
+    assert "bad" not in list(client.jobs()["name"])
+    assert len(client.history(service="report")) == 2
 
 
 def test_a_timeout_kills_the_kernel(client, tmp_path, home):

@@ -14,8 +14,10 @@ from datetime import datetime
 
 from .. import connections as conns
 from ..errors import ConnectionNotFound, InvalidInput, ServiceNotFound, did_you_mean
+from ..service import parse_payload
 from ..store import Store
 from ..worker.loading import SourceUnit, parse_unit
+from ..worker.notebook import NOTEBOOK_CLASS, parameter_lines
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,11 @@ class Catalog:
                 f"No service named {name!r} is deployed.{did_you_mean(str(name), known)} "
                 f"Services: {', '.join(known) or 'none'}."
             )
+
+    def check_extra(self, service: str, extra) -> None:
+        """A notebook service's extra must give Python variables: refused before a job or run is stored."""
+        if self.services.get(service, {}).get("class_name") == NOTEBOOK_CLASS and extra is not None:
+            parameter_lines(parse_payload(extra))
 
     def _load_connections(self) -> None:
         """Read the connections; when they changed, hand them to the workers (via ``connections_changed``).

@@ -67,6 +67,7 @@ class JobControl:
     def add_job(self, args: dict, now: datetime) -> dict:
         spec = JobSpec.from_user(now=now, default_tz=self.engine.default_tz, **args)
         self.engine.catalog.require_service(spec.service)
+        self.engine.catalog.check_extra(spec.service, spec.extra)
         job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(created_at=now))
         job.state.next_fire = spec.first_fire(now, 0)
         self.engine.store.add_job(job)
@@ -81,6 +82,7 @@ class JobControl:
             raise InvalidJob("A job cannot be renamed; delete it and schedule it again under the new name.")
         spec = job.spec.changed(now, self.engine.default_tz, **changes)
         self.engine.catalog.require_service(spec.service)
+        self.engine.catalog.check_extra(spec.service, spec.extra)
         timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
         state = job.state
         if timing & set(changes):
