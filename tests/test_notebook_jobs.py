@@ -152,6 +152,7 @@ def test_runs_inject_parameters_name_the_failing_cell_and_use_fresh_spare_kernel
         tmp_path / "report.ipynb",
         "import os\nprint('region', region, 'kernel', os.getpid())",
         "1 / 0 if region == 'bad' else None",
+        "os._exit(1) if region == 'die' else None",
         parameters="region = 'us'",
     )
     client.deploy(str(path), html=True)
@@ -162,7 +163,7 @@ def test_runs_inject_parameters_name_the_failing_cell_and_use_fresh_spare_kernel
     assert copy.cells[1].metadata.tags == [INJECTED_TAG] and "region = 'eu'" in copy.cells[1].source
     assert "region eu kernel" in printed(first["output"])
     assert Path(first["output"]).with_suffix(".html").read_text().startswith("<!DOCTYPE html>")
-    assert "cell 1/5: region = 'us'" in first["logs"] and "cell 4/5: import os" in first["logs"]
+    assert "cell 1/6: region = 'us'" in first["logs"] and "cell 4/6: import os" in first["logs"]
     first_kernel = int(printed(first["output"]).split()[-1])
 
     wait_until(lambda: kernel_pids(home) - {first_kernel}, timeout=30, what="a spare kernel booted ahead")
@@ -179,26 +180,29 @@ def test_runs_inject_parameters_name_the_failing_cell_and_use_fresh_spare_kernel
     second_kernel = int(printed(failed["output"]).split()[-1])
     assert second_kernel in spare  # the run took the spare: no wait for a kernel to boot
 
+    died = client.wait(client.invoke("report", {"region": "die"}), timeout=60)
+    assert died["status"] == "error" and died["error"].startswith("CellError: cell 6 (os._exit(1) if region == 'die'")
+    assert "the kernel died" in died["error"]
+
     with pytest.raises(InvalidInput, match="Parameter 'my-key' of the extra cannot be a Python variable name"):
         client.invoke("report", {"my-key": 1})  # refused before a run is stored
     with pytest.raises(InvalidInput, match="Parameter 'class' of the extra"):
         client.schedule("report", name="bad", every="1h", extra={"class": 1})
     assert "bad" not in list(client.jobs()["name"])
-    assert len(client.history(service="report")) == 2
+    assert len(client.history(service="report")) == 3
 
 
-def test_a_timeout_kills_the_kernel(client, tmp_path, home):
-    path = write_notebook(
-        tmp_path / "slow.ipynb",
-        f"import os, time\nopen({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)",
-    )
+def test_a_timeout_kills_the_kernel(one_worker, tmp_path):
+    client = one_worker
+    cell = f"import os, time\nopen({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))"
+    path = write_notebook(tmp_path / "slow.ipynb", cell + "\nif slow:\n    time.sleep(60)", parameters="slow = False")
     client.deploy(str(path))
-    client.schedule("slow", name="slow", every="1h", timeout="3s", active=False)
-    run_id = client.execute("slow")
-    wait_until(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), timeout=30, what="the cell")
-    kernel = int((tmp_path / "pid").read_text())
-    run = client.wait(run_id, timeout=30)
+    # A first run loads what notebook runs need and leaves a spare kernel: the timed run's cell starts at once.
+    assert client.wait(client.invoke("slow"), timeout=60)["status"] == "ok"
+    client.schedule("slow", name="slow", every="1h", timeout="3s", active=False, extra={"slow": True})
+    run = client.wait(client.execute("slow"), timeout=60)
     assert run["status"] == "timeout"
+    kernel = int((tmp_path / "pid").read_text())
     wait_until(lambda: not alive(kernel), timeout=10, what="the kernel killed with its run")
 
 

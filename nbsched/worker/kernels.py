@@ -119,23 +119,34 @@ class KernelPool:
 
 
 def connect(manager, timeout: float = config.KERNEL_STARTUP_TIMEOUT):
-    """A started client of a booted kernel, its IOPub channel surely subscribed.
+    """A started asynchronous client (what nbclient drives) of a booted kernel, its IOPub channel subscribed.
 
     ``wait_for_ready`` would do, but it waits 0.2 s for IOPub to fall quiet: here a kernel_info request
     is sent until one of the kernel's IOPub messages arrives (a message published before the channel was
-    subscribed is lost, and a cell's ``idle`` then never comes).
+    subscribed is lost, and a cell's ``idle`` then never comes). Its parent is the kernel's manager, so
+    nbclient sees at once when the kernel process dies.
     """
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_core.utils import run_sync
+
+    client = AsyncKernelClient(
+        **manager.get_connection_info(session=True), connection_file=manager.connection_file, parent=manager
+    )
+    run_sync(_subscribed)(client, manager, timeout)
+    return client
+
+
+async def _subscribed(client, manager, timeout: float) -> None:
     from queue import Empty
 
-    client = manager.client()
     client.start_channels()
     client.allow_stdin = False
     deadline = time.monotonic() + timeout
     while True:
         client.kernel_info()
         try:
-            client.get_iopub_msg(timeout=0.05)
-            return client
+            await client.get_iopub_msg(timeout=0.05)
+            return
         except Empty:
             if time.monotonic() > deadline or not manager.is_alive():
                 client.stop_channels()

@@ -73,7 +73,7 @@ def run_notebook(service: Service, notebook: dict, kernel: str, cwd: str) -> str
     """Execute a copy of ``notebook`` with the run's parameters; return the saved copy's path."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     message = service._context.message
     try:
@@ -101,6 +101,8 @@ def run_notebook(service: Service, notebook: dict, kernel: str, cwd: str) -> str
                     )
                     failed.run_output = str(path)
                     raise failed from None
+                except DeadKernelError as exc:
+                    raise CellError(f"cell {index + 1} ({first_line(cell)}): the kernel died ({exc})", "") from None
                 finally:
                     _log_printed(cell)
     finally:
