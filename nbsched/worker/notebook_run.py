@@ -32,10 +32,10 @@ class CellError(Exception):
     """A cell of a notebook run raised; ``run_traceback`` is the kernel's traceback as text, ``run_output``
     the path of the executed copy (saved up to the failing cell)."""
 
-    def __init__(self, message: str, run_traceback: str):
+    def __init__(self, message: str, run_traceback: str, output: Path):
         super().__init__(message)
         self.run_traceback = run_traceback
-        self.run_output: str | None = None
+        self.run_output = str(output)
 
 
 def notebook_service_class(name: str, origin: str, source: str) -> type[Service]:
@@ -84,25 +84,23 @@ def run_notebook(service: Service, notebook: dict, kernel: str, cwd: str) -> str
     path = output_path(message.job[0] if message.job else service.name, message.run_id)
     manager = KERNELS.take(kernel, cwd)
     client = NotebookClient(copy, km=manager, kernel_name=kernel, timeout=None, resources={"metadata": {"path": cwd}})
-    client.kc = connect(manager)
     cells = copy.cells
     try:
+        client.kc = connect(manager)
         with client.setup_kernel():
             for index, cell in enumerate(cells):
                 if cell.cell_type != "code":
                     continue
+                where = f"cell {index + 1} ({first_line(cell)})"
                 log.info("cell %d/%d: %s", index + 1, len(cells), first_line(cell))
                 try:
                     client.execute_cell(cell, index)
                 except CellExecutionError as exc:
-                    failed = CellError(
-                        f"cell {index + 1} ({first_line(cell)}) raised {exc.ename}: {exc.evalue}",
-                        _ANSI.sub("", str(exc)),
-                    )
-                    failed.run_output = str(path)
-                    raise failed from None
+                    raise CellError(
+                        f"{where} raised {exc.ename}: {exc.evalue}", _ANSI.sub("", str(exc)), path
+                    ) from None
                 except DeadKernelError as exc:
-                    raise CellError(f"cell {index + 1} ({first_line(cell)}): the kernel died ({exc})", "") from None
+                    raise CellError(f"{where}: the kernel died ({exc})", "", path) from None
                 finally:
                     _log_printed(cell)
     finally:
