@@ -12,6 +12,7 @@ top when there is none); values are Python literals (``repr`` of the JSON value)
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import keyword
 from pathlib import PurePath
@@ -82,8 +83,20 @@ def parse_notebook(source: str, origin: str) -> dict[str, str]:
     name = notebook_service_name(origin)
     if not name or not name.isprintable():
         raise DeployError(f"Cannot deploy {origin!r}: its file name gives no usable service name.")
-    check_kernel_known(kernel_name_of(read_notebook(source, origin), origin), origin)
+    notebook = read_notebook(source, origin)
+    check_kernel_known(kernel_name_of(notebook, origin), origin)
+    if wants_html(notebook) and importlib.util.find_spec("nbconvert") is None:
+        raise DeployError(
+            f"Cannot deploy {origin} with HTML output: nbconvert is not installed where the runner runs "
+            "(pip install nbconvert), or deploy it without html."
+        )
     return {name: NOTEBOOK_CLASS}
+
+
+def wants_html(notebook: dict) -> bool:
+    """Whether the notebook asks for an HTML rendering of each run (``"nbsched": {"html": true}`` in its metadata)."""
+    options = notebook.get("metadata", {}).get("nbsched", {})
+    return isinstance(options, dict) and options.get("html") is True
 
 
 def parameter_lines(extra: Any) -> list[str]:

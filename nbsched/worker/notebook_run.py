@@ -20,7 +20,7 @@ from .. import config
 from ..errors import InvalidInput
 from ..service import Service
 from .kernels import KERNELS, connect
-from .notebook import first_line, inject_parameters, kernel_name_of, read_notebook
+from .notebook import first_line, inject_parameters, kernel_name_of, read_notebook, wants_html
 
 log = logging.getLogger("nbsched.notebook")
 #: Characters of a cell's printed output copied into the run's logs, per cell.
@@ -125,7 +125,7 @@ def _save(copy: Any, path: Path, notebook: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(copy, str(path))
     log.info("executed notebook saved to %s", path)
-    if notebook.get("metadata", {}).get("nbsched", {}).get("html"):
+    if wants_html(notebook):
         from nbconvert import HTMLExporter
 
         html, _ = HTMLExporter().from_notebook_node(copy)
