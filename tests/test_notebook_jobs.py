@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -190,6 +191,15 @@ def test_runs_inject_parameters_name_the_failing_cell_and_use_fresh_spare_kernel
         client.schedule("report", name="bad", every="1h", extra={"class": 1})
     assert "bad" not in list(client.jobs()["name"])
     assert len(client.history(service="report")) == 3
+
+
+def test_scheduling_a_notebook_job_boots_a_kernel_that_its_first_run_takes(client, tmp_path, home):
+    client.deploy(str(write_notebook(tmp_path / "pid.ipynb", "import os\nprint(os.getpid())")))
+    assert not kernel_pids(home)  # deploying alone boots nothing
+    client.schedule("pid", name="pid", every="1d", start=datetime.now(UTC) + timedelta(hours=1))
+    booted = wait_until(lambda: kernel_pids(home), timeout=30, what="a kernel booted for the job ahead of its fire")
+    run = client.wait(client.execute("pid"), timeout=60)  # goes where the fire would: to the worker with the spare
+    assert run["status"] == "ok" and int(printed(run["output"])) in booted
 
 
 def test_a_timeout_kills_the_kernel(one_worker, tmp_path):

@@ -85,9 +85,12 @@ class Catalog:
                 f"Services: {', '.join(known) or 'none'}."
             )
 
+    def is_notebook(self, service: str) -> bool:
+        return self.services.get(service, {}).get("class_name") == NOTEBOOK_CLASS
+
     def check_extra(self, service: str, extra) -> None:
         """A notebook service's extra must give Python variables: refused before a job or run is stored."""
-        if self.services.get(service, {}).get("class_name") == NOTEBOOK_CLASS and extra is not None:
+        if extra is not None and self.is_notebook(service):
             parameter_lines(parse_payload(extra))
 
     def _load_connections(self) -> None:

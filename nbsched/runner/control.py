@@ -73,6 +73,8 @@ class JobControl:
         self.engine.store.add_job(job)
         self.engine.jobs[spec.name] = job
         self.engine.reschedule(job)
+        if spec.active:
+            self.warm(spec.service)
         self.engine.hooks.changed(f"job:{spec.name}")
         return self._with_notice(self.job_record(spec.name), spec, now)
 
@@ -91,6 +93,8 @@ class JobControl:
         self.engine.store.save_job(updated)
         self.engine.jobs[name] = updated
         self.engine.reschedule(updated)
+        if spec.active:
+            self.warm(spec.service)
         self.engine.hooks.changed(f"job:{name}")
         record = self.job_record(name)
         return self._with_notice(record, spec, now) if {"at", "start"} & set(changes) else record
@@ -124,8 +128,20 @@ class JobControl:
         elif self.engine.inflight.is_waiting_ahead(name) and self.engine.may_predispatch(updated):
             self.engine.predispatch_waiting(updated)
         self.engine.reschedule(updated)
+        if active:
+            self.warm(job.spec.service)
         self.engine.hooks.changed(f"job:{name}")
         return self.job_record(name)
+
+    def warm(self, service: str) -> None:
+        """Have a kernel booted ahead for the next fire of a job of ``service``, if it is a notebook."""
+        if self.engine.catalog.is_notebook(service):
+            self.engine.hooks.warm(service)
+
+    def warm_all(self) -> None:
+        """At the runner's start: a kernel booted ahead for each notebook service an active job runs."""
+        for service in {job.spec.service for job in self.engine.jobs.values() if job.spec.active}:
+            self.warm(service)
 
     def delete(self, name: str) -> dict:
         self.engine.job(name)

@@ -95,6 +95,14 @@ class Worker:
         result.output = mask(result.output, secrets)
         result.logs = mask(result.logs, secrets)
 
+    def warm(self, service: str) -> None:
+        """A job of ``service`` is scheduled: if it is a notebook, boot a spare kernel for its next run now."""
+        if self.registry.services.get(service, ("", ""))[1] == NOTEBOOK_CLASS:
+            try:
+                self.registry.service_class(service)._nbsched_ahead()
+            except Exception:  # its run will say what is wrong
+                logging.getLogger(__name__).exception("booting a kernel ahead for %s failed", service)
+
     def prepare_ahead(self, message: RunMessage) -> Service | None:
         """The service object of a run held for later (``not_before``), built while it waits; or None.
 

@@ -1,7 +1,7 @@
 """The pipe between the runner and a worker: its frames, its version, and the typed messages both ends send.
 
 A frame is a 4-byte big-endian length and a pickle (protocol 5) of one message. The runner writes
-``Sources``, ``Connections``, ``Runs``, ``Cancel`` and ``Lease`` to the worker's stdin; the worker answers on
+``Sources``, ``Connections``, ``Runs``, ``Cancel``, ``Lease`` and ``Warm`` to the worker's stdin; the worker answers on
 its stdout with ``Ready`` (once, when it has started), ``Results``, ``Bounced`` and ``Cancelled``.
 Each end tells messages apart by their class. A batch of runs or of results travels as plain
 tuples, one per run (``Runs`` and ``Results`` pickle as rows): a run costs the pipe well under a
@@ -24,7 +24,7 @@ from operator import attrgetter
 from typing import Any, BinaryIO
 
 #: The version of this protocol: change it with any change to the frames or the messages.
-VERSION = 2
+VERSION = 3
 #: The exit code of a worker started for another version of the pipe.
 EXIT_MISMATCH = 78  # EX_CONFIG
 PICKLE_PROTOCOL = 5
@@ -97,6 +97,14 @@ class Lease:
     A runner of a store of its own sends none: its workers start runs whenever they are due."""
 
     valid_until: float
+
+
+@dataclass(slots=True)
+class Warm:
+    """A job of the notebook service ``service`` is scheduled: boot a kernel for its next run now (a spare),
+    so that its fire does not wait for one. Nothing for other services."""
+
+    service: str
 
 
 # -- worker -> runner ------------------------------------------------------------------------------
