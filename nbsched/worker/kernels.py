@@ -1,13 +1,14 @@
 """The worker's Jupyter kernels: spares started ahead of a notebook run, and tied to the worker's life.
 
 Every notebook run gets a kernel no run has used; it is shut down when the run ends. So that a run
-does not wait ~1 s for a kernel to boot, a worker keeps spare kernels: once it has run (or been handed
-ahead of its time) a notebook run, it keeps ``NBSCHED_SPARE_KERNELS`` kernels (default 1) of that
-kernelspec and working directory booted, and starts a fresh one each time a run takes one. At most
-``config.MAX_SPARE_KERNELS`` spares wait per worker (the least recently used kind goes first).
+does not wait ~1 s for a kernel to boot, a worker keeps spare kernels: when the runner says a job of a
+notebook is scheduled (``pipe.Warm``), when a notebook run is handed over ahead of its time, and after each
+notebook run, it tops up to ``NBSCHED_SPARE_KERNELS`` kernels (default 1) of that kernelspec and working
+directory booted. At most ``config.MAX_SPARE_KERNELS`` spares wait per worker (the least recently used
+kind goes first).
 
-All kernels are started from one long-lived thread of the worker, and each asks the operating system
-(Linux ``PR_SET_PDEATHSIG``) to be killed when that thread's process ends: a worker killed for a timeout,
+All kernels are started from one thread of the worker that lives as long as the worker, and each asks the
+operating system (Linux ``PR_SET_PDEATHSIG``) to be killed when that thread ends: a worker killed for a timeout,
 stopped with the runner, or orphaned by a runner that was SIGKILLed takes its kernels with it.
 Their connection files live under ``NBSCHED_HOME/kernels/``, named after the worker's pid; a new
 worker removes those of workers that are gone.
