@@ -92,6 +92,7 @@ class KernelPool:
 
     def _start(self, kernel: str, cwd: str):
         """Start a kernel and wait until it answers (runs on the launcher thread)."""
+        import nbclient  # noqa: F401  (loaded here, off the run's path, for the run that takes this kernel)
         from jupyter_client.manager import KernelManager
 
         self._started += 1

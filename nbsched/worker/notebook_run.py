@@ -39,23 +39,27 @@ class CellError(Exception):
 
 
 def notebook_service_class(name: str, origin: str, source: str) -> type[Service]:
-    """A ``Service`` class whose ``handle()`` runs the notebook ``source`` (deployed from ``origin``)."""
-    import nbformat
+    """A ``Service`` class whose ``handle()`` runs the notebook ``source`` (deployed from ``origin``).
 
-    read_notebook(source, origin)  # refused with a clear error if it is not a notebook
-    notebook = nbformat.reads(source, as_version=4)  # cell sources joined, older formats upgraded
-    kernel = kernel_name_of(notebook, origin)
+    Building it is cheap (the notebook's JSON is read for its kernel); nbformat reads it at the first run.
+    """
+    kernel = kernel_name_of(read_notebook(source, origin), origin)
     cwd = _working_directory(origin)
+    parsed: list = []
 
     class NotebookService(Service):
         """Runs a deployed notebook; its output is the path of the executed copy."""
 
         def handle(self) -> None:
-            self.response.payload = run_notebook(self, notebook, kernel, cwd)
+            if not parsed:
+                import nbformat
+
+                parsed.append(nbformat.reads(source, as_version=4))  # cell sources joined, older formats upgraded
+            self.response.payload = run_notebook(self, parsed[0], kernel, cwd)
 
         @classmethod
         def _nbsched_ahead(cls) -> None:
-            """A run of this notebook was handed over ahead of its time: have a kernel booted for it."""
+            """A run of this notebook is coming (a job scheduled, a fire handed over early): boot a kernel for it."""
             KERNELS.top_up(kernel, cwd)
 
     NotebookService.name = name
