@@ -23,6 +23,12 @@ MAX_REQUEST_BYTES = 1024 * 1024
 MAX_EXTRA_BYTES = 64 * 1024
 #: Worker processes that execute services.
 DEFAULT_WORKERS = 2
+#: Spare kernels a worker keeps booted per kernelspec and folder once it has run a notebook (``NBSCHED_SPARE_KERNELS``).
+SPARE_KERNELS = 1
+#: Most spare kernels one worker keeps in all (the least recently used kind is shut down first).
+MAX_SPARE_KERNELS = 4
+#: Seconds a notebook run waits for a kernel to start and answer before the run fails.
+KERNEL_STARTUP_TIMEOUT = 60.0
 #: Seconds a stopping runner waits for running runs before marking them interrupted.
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: Seconds a client waits for a freshly started runner to answer.

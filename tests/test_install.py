@@ -17,6 +17,7 @@ OPTIONAL = {
     "psycopg": "postgres",
     "adbc_driver_postgresql": "postgres",
     "matplotlib": "notebooks",  # the history timeline and the dashboard's chart; without it, "pip install ..."
+    "nbconvert": "html",  # the HTML rendering of a notebook job's runs; deploying with html refuses without it
 }
 
 

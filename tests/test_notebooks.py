@@ -27,11 +27,12 @@ def _text_of(output) -> str:
     return ""
 
 
-def test_there_are_three_tutorials():
+def test_there_are_four_tutorials():
     assert [path.name for path in NOTEBOOKS] == [
         "01-quickstart.ipynb",
         "02-data-sync.ipynb",
         "03-cron-and-timezones.ipynb",
+        "04-notebook-jobs.ipynb",
     ]
 
 

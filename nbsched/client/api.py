@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import os
 import socket
@@ -174,9 +175,16 @@ class Client:
         return self.call("shutdown")
 
     # -- services ---------------------------------------------------------------
-    def deploy(self, target: Any) -> list[str]:
-        """Deploy services from a file, a folder, source text, a Service class, or a list of those."""
-        result = self.call("deploy", units=source_units(target))
+    def deploy(self, target: Any, html: bool = False) -> list[str]:
+        """Deploy services from a file, a folder, source text, a Service class, or a list of those.
+
+        A notebook file (``reports/daily.ipynb``) becomes the service ``daily``; each run executes a copy,
+        saved as the run's output (``html=True``: an HTML rendering is saved beside it).
+        """
+        units = source_units(target)
+        if html:
+            units = with_html(units)
+        result = self.call("deploy", units=units)
         self.last_deploy = result
         return [service["name"] for service in result["services"]]
 
@@ -418,8 +426,26 @@ def source_units(target: Any) -> list[dict]:
     raise DeployError(f"Cannot deploy {type(target).__name__}: pass a file, a folder, source text or a Service class.")
 
 
+def with_html(units: list[dict]) -> list[dict]:
+    """The units with each notebook's metadata asking for an HTML rendering of its runs (``nbsched.html``)."""
+    notebooks = [unit for unit in units if unit["origin"].lower().endswith(".ipynb")]
+    if not notebooks:
+        raise DeployError("html applies to notebooks (.ipynb) only; none was given.", field="html")
+    changed = []
+    for unit in units:
+        if unit in notebooks:
+            try:
+                notebook = json.loads(unit["source"])
+                notebook.setdefault("metadata", {}).setdefault("nbsched", {})["html"] = True
+                unit = {**unit, "source": json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"}
+            except (ValueError, AttributeError):
+                pass  # not a notebook after all: the runner says why
+        changed.append(unit)
+    return changed
+
+
 def _looks_like_path(text: str) -> bool:
-    return os.path.exists(text) or text.endswith(".py") or "/" in text
+    return os.path.exists(text) or text.endswith((".py", ".ipynb")) or "/" in text
 
 
 def _path_units(path: Path) -> list[dict]:
@@ -430,8 +456,12 @@ def _path_units(path: Path) -> list[dict]:
         return [unit for file in files for unit in _path_units(file)]
     if not path.is_file():
         raise DeployError(f"Cannot deploy {path}: no such file or folder.")
+    if path.suffix not in ("", ".py", ".ipynb"):
+        raise DeployError(f"Cannot deploy {path}: only Python files (.py) and notebooks (.ipynb) can be deployed.")
+    # A notebook's kernel starts in the notebook's folder: the runner gets its full path.
+    origin = str(path.resolve()) if path.suffix == ".ipynb" else str(path)
     try:
-        return [{"source": path.read_text(encoding="utf-8"), "origin": str(path)}]
+        return [{"source": path.read_text(encoding="utf-8"), "origin": origin}]
     except UnicodeDecodeError:
         raise DeployError(f"Cannot deploy {path}: it is not UTF-8 text.") from None
 

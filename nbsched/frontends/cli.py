@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_argument("action", choices=commands.RUNNER_ACTIONS)
     runner.add_argument("--foreground", action="store_true", help="run in this terminal (start only)")
 
-    deploy = subcommands.add_parser("deploy", help="deploy service files or folders")
+    deploy = subcommands.add_parser("deploy", help="deploy service files, folders or notebooks (.ipynb)")
     deploy.add_argument("paths", nargs="+", metavar="PATH")
+    deploy.add_argument("--html", action="store_true", help="notebooks: save an HTML rendering of each run too")
 
     _with_format(subcommands.add_parser("services", help="list deployed services"))
 
@@ -209,7 +210,7 @@ def cmd_runner(options) -> int:
 
 def cmd_deploy(options) -> int:
     client = _client()
-    names = client.deploy(list(options.paths))
+    names = client.deploy(list(options.paths), html=options.html)
     for warning in client.last_deploy.get("warnings", []):
         print(f"warning: {one_line(warning)}", file=sys.stderr)
     versions = {s["name"]: s["version"] for s in client.last_deploy["services"]}

@@ -14,8 +14,10 @@ from datetime import datetime
 
 from .. import connections as conns
 from ..errors import ConnectionNotFound, InvalidInput, ServiceNotFound, did_you_mean
+from ..service import parse_payload
 from ..store import Store
-from ..worker.loading import SourceUnit, parse_services
+from ..worker.loading import SourceUnit, parse_unit
+from ..worker.notebook import NOTEBOOK_CLASS, parameter_lines
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class Catalog:
             if not isinstance(unit, dict) or not isinstance(unit.get("source"), str):
                 raise InvalidInput("Each deploy unit needs 'source' (text) and 'origin' (a file name or '<cell>').")
             source_unit = SourceUnit(unit["source"], str(unit.get("origin") or "<string>"))
-            parsed_units.append((source_unit, parse_services(source_unit)))
+            parsed_units.append((source_unit, parse_unit(source_unit)))
         for source_unit, parsed in parsed_units:
             self.store.save_source(source_unit.version, source_unit.origin, source_unit.source, parsed.services, now)
             warnings.extend(parsed.warnings)
@@ -82,6 +84,14 @@ class Catalog:
                 f"No service named {name!r} is deployed.{did_you_mean(str(name), known)} "
                 f"Services: {', '.join(known) or 'none'}."
             )
+
+    def is_notebook(self, service: str) -> bool:
+        return self.services.get(service, {}).get("class_name") == NOTEBOOK_CLASS
+
+    def check_extra(self, service: str, extra) -> None:
+        """A notebook service's extra must give Python variables: refused before a job or run is stored."""
+        if extra is not None and self.is_notebook(service):
+            parameter_lines(parse_payload(extra))
 
     def _load_connections(self) -> None:
         """Read the connections; when they changed, hand them to the workers (via ``connections_changed``).

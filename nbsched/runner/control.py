@@ -67,11 +67,14 @@ class JobControl:
     def add_job(self, args: dict, now: datetime) -> dict:
         spec = JobSpec.from_user(now=now, default_tz=self.engine.default_tz, **args)
         self.engine.catalog.require_service(spec.service)
+        self.engine.catalog.check_extra(spec.service, spec.extra)
         job = StoredJob(uid=uuid.uuid4().hex, spec=spec, state=JobState(created_at=now))
         job.state.next_fire = spec.first_fire(now, 0)
         self.engine.store.add_job(job)
         self.engine.jobs[spec.name] = job
         self.engine.reschedule(job)
+        if spec.active:
+            self.warm(spec.service)
         self.engine.hooks.changed(f"job:{spec.name}")
         return self._with_notice(self.job_record(spec.name), spec, now)
 
@@ -81,6 +84,7 @@ class JobControl:
             raise InvalidJob("A job cannot be renamed; delete it and schedule it again under the new name.")
         spec = job.spec.changed(now, self.engine.default_tz, **changes)
         self.engine.catalog.require_service(spec.service)
+        self.engine.catalog.check_extra(spec.service, spec.extra)
         timing = {"every", "cron", "at", "start", "end", "tz", "repeats"}
         state = job.state
         if timing & set(changes):
@@ -89,6 +93,8 @@ class JobControl:
         self.engine.store.save_job(updated)
         self.engine.jobs[name] = updated
         self.engine.reschedule(updated)
+        if spec.active:
+            self.warm(spec.service)
         self.engine.hooks.changed(f"job:{name}")
         record = self.job_record(name)
         return self._with_notice(record, spec, now) if {"at", "start"} & set(changes) else record
@@ -122,8 +128,20 @@ class JobControl:
         elif self.engine.inflight.is_waiting_ahead(name) and self.engine.may_predispatch(updated):
             self.engine.predispatch_waiting(updated)
         self.engine.reschedule(updated)
+        if active:
+            self.warm(job.spec.service)
         self.engine.hooks.changed(f"job:{name}")
         return self.job_record(name)
+
+    def warm(self, service: str) -> None:
+        """Have a kernel booted ahead for the next fire of a job of ``service``, if it is a notebook."""
+        if self.engine.catalog.is_notebook(service):
+            self.engine.hooks.warm(service)
+
+    def warm_all(self) -> None:
+        """At the runner's start: a kernel booted ahead for each notebook service an active job runs."""
+        for service in {job.spec.service for job in self.engine.jobs.values() if job.spec.active}:
+            self.warm(service)
 
     def delete(self, name: str) -> dict:
         self.engine.job(name)

@@ -62,6 +62,7 @@ class Hooks:
     wake: Callable[[], None] = lambda: None  # a run joined ``ahead`` outside ``tick``: ask ``next_due`` again
     changed: Callable[[str], None] = lambda change: None  # a job, services or connections changed: tell the others
     owns: Callable[[StoredJob], bool] = lambda job: True  # a shared store: this runner claims the job's fires first
+    warm: Callable[[str], None] = lambda service: None  # a notebook job is scheduled: boot a kernel for it ahead
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Engine:
             if job.spec.kind == "cron":
                 self.control.check_cron_line(job, now)
             self.reschedule(job)
+        self.control.warm_all()
         self.tick(now, grace=timedelta(seconds=config.MISFIRE_GRACE_SECONDS))
         self.results.resume_retries(now)
 

@@ -68,6 +68,7 @@ class _Worker:
         self.retiring = False  # it takes no more runs and is killed when its run ends
         self.eof = False  # its result pipe has closed
         self.last_finished = 0.0  # when the last run it reported ended (the next one began after it)
+        self.warmed: set[str] = set()  # notebook services it keeps a spare kernel booted for
 
     def kill(self) -> None:
         """Kill the worker's process group: the worker and whatever its runs forked."""

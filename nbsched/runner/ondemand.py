@@ -32,6 +32,7 @@ class OnDemand:
     def invoke(self, service: str, extra, channel: str, now: datetime) -> int:
         self.engine.catalog.require_service(service)
         validate_extra(extra)
+        self.engine.catalog.check_extra(service, extra)
         run = {**self.engine.new_run(None, "invoke", now, service=service), "job": None}
         (run_id,) = self.engine.store.add_runs([run])
         self.engine.dispatch_run(run_id, run, None, channel=channel, extra=extra)

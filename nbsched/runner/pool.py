@@ -34,6 +34,7 @@ from ..worker import pipe
 from ..worker.loading import declares_process_isolation
 from ..worker.pipe import Result, RunMessage
 from .handle import _Worker, _WorkerProtocol
+from .spares import Spares
 
 log = logging.getLogger(__name__)
 #: Longest wait of a worker's results while another worker still has runs due (see ``_finished``).
@@ -73,6 +74,7 @@ class WorkerPool:
         self._dispatch_pending = False
         self._deferred: list[Result] = []  # results held back while another worker runs a burst
         self._defer_timer: asyncio.TimerHandle | None = None
+        self.spares = Spares(self)  # which workers keep spare kernels for notebook services
 
     async def start(self) -> None:
         for _ in range(self.size):
@@ -242,10 +244,12 @@ class WorkerPool:
                     self._freshen()
                 break
             self.queue.popleft()
-            # A run for now avoids workers that hold runs for later: it would wait behind them; among the
-            # rest, workers that have run something come first, keeping fresh ones for isolated runs.
+            # A run for now avoids workers that hold runs for later: it would wait behind them; among the rest, one
+            # with a spare kernel for it (``spares``), then one that has run something (fresh ones: isolated runs).
             due_now = message.not_before <= now
-            worker = min(ready, key=lambda w: (due_now and w.held_until > now, len(w.inflight), not w.used))
+            late, svc = now if due_now else math.inf, message.service
+            worker = min(ready, key=lambda w: (w.held_until > late, len(w.inflight), svc not in w.warmed, not w.used))
+            self.spares.dispatched(worker, message)
             if not due_now:
                 worker.held_until = max(worker.held_until, message.not_before)
             worker.used = True
@@ -314,6 +318,7 @@ class WorkerPool:
             return
         worker.ready = True
         self._start_failures = 0
+        self.spares.worker_ready()
         self._dispatch()
 
     def _cancelled(self, worker: _Worker, run_id: int) -> None:

@@ -90,6 +90,7 @@ class Runner:
                 connections_changed=self.pool.set_connections,
                 clock=self.clock,
                 wake=self.wake.set,
+                warm=self.pool.spares.warm,
             ),
             runner_id=self.runner_id,
             default_tz=self.settings.timezone,

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..service import JobInfo, Service, output_text
 from .capture import Capture, ListHandler
+from .notebook import NOTEBOOK_CLASS
 from .pipe import Result, RunMessage
 from .registry import Registry
 from .state import ProcessState
@@ -100,6 +101,14 @@ class Worker:
 
         return mask(text, self._secrets)
 
+    def warm(self, service: str) -> None:
+        """A job of ``service`` is scheduled: if it is a notebook, boot a spare kernel for its next run now."""
+        if self.registry.services.get(service, ("", ""))[1] == NOTEBOOK_CLASS:
+            try:
+                self.registry.service_class(service)._nbsched_ahead()
+            except Exception:  # its run will say what is wrong
+                logging.getLogger(__name__).exception("booting a kernel ahead for %s failed", service)
+
     def prepare_ahead(self, message: RunMessage) -> Service | None:
         """The service object of a run held for later (``not_before``), built while it waits; or None.
 
@@ -108,8 +117,13 @@ class Worker:
         only the call remains.
         """
         cls = self.registry.classes.get(message.service)
+        if cls is None and self.registry.services.get(message.service, ("", ""))[1] == NOTEBOOK_CLASS:
+            cls = self.registry.service_class(message.service)  # builds a class; runs nothing of the notebook
         if cls is None or cls.__init__ is not Service.__init__ or cls.__new__ is not object.__new__:
             return None
+        ahead = cls.__dict__.get("_nbsched_ahead")  # a notebook service boots a kernel for it meanwhile
+        if ahead is not None:
+            ahead.__func__(cls)
         return self.prepare(message.service, message, message.extra, message.channel, message.job)
 
     def prepare(self, name: str, message: RunMessage, raw_request: Any, channel: str, job: tuple | None) -> Service:
@@ -154,7 +168,9 @@ class Worker:
                 service.handle()
             output = output_text(service.response.payload)
         except BaseException as exc:
-            status, error, trace = "error", _one_line(exc), traceback.format_exc()
+            status, error = "error", _one_line(exc)
+            trace = getattr(exc, "run_traceback", None) or traceback.format_exc()
+            output = getattr(exc, "run_output", None)  # a notebook's executed copy, saved up to the failing cell
             if isinstance(exc, KeyboardInterrupt):
                 raise
         finally:

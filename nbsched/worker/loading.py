@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from ..errors import DeployError
+from .notebook import is_notebook_origin, parse_notebook
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class Parsed:
 def source_version(source: str) -> str:
     """The version hash of a source text (12 hex digits of its SHA-256)."""
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+
+
+def parse_unit(unit: SourceUnit) -> Parsed:
+    """What a deploy unit defines: a notebook file (``.ipynb``) is one service named after its stem."""
+    if is_notebook_origin(unit.origin):
+        return Parsed(services=parse_notebook(unit.source, unit.origin))
+    return parse_services(unit)
 
 
 def parse_services(unit: SourceUnit) -> Parsed:

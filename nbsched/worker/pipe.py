@@ -1,9 +1,9 @@
 """The pipe between the runner and a worker: its frames, its version, and the typed messages both ends send.
 
 A frame is a 4-byte big-endian length and a pickle (protocol 5) of one message. The runner writes
-``Sources``, ``Connections``, ``Runs``, ``Cancel`` and ``Lease`` to the worker's stdin; the worker answers on
-its stdout with ``Ready`` (once, when it has started), ``Results``, ``Bounced``, ``Cancelled`` and ``Logs`` (the
-lines a run in hand has logged so far, sent while it runs: live logs).
+``Sources``, ``Connections``, ``Runs``, ``Cancel``, ``Lease`` and ``Warm`` to the worker's stdin; the worker
+answers on its stdout with ``Ready`` (once, when it has started), ``Results``, ``Bounced``, ``Cancelled`` and
+``Logs`` (the lines a run in hand has logged so far, sent while it runs: live logs).
 Each end tells messages apart by their class. A batch of runs or of results travels as plain
 tuples, one per run (``Runs`` and ``Results`` pickle as rows): a run costs the pipe well under a
 microsecond at either end.
@@ -98,6 +98,14 @@ class Lease:
     A runner of a store of its own sends none: its workers start runs whenever they are due."""
 
     valid_until: float
+
+
+@dataclass(slots=True)
+class Warm:
+    """A job of the notebook service ``service`` is scheduled: boot a kernel for its next run now (a spare),
+    so that its fire does not wait for one. Nothing for other services."""
+
+    service: str
 
 
 # -- worker -> runner ------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ def serve(worker: Worker, inbox: Inbox) -> None:
                 worker.registry.update(sources, services)
             case pipe.Connections(definitions):
                 worker.set_connections(definitions)
+            case pipe.Warm(service):
+                worker.warm(service)
             case None:
                 return
             case _:

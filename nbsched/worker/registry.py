@@ -6,6 +6,8 @@ import linecache
 import sys
 import types
 
+from .notebook import NOTEBOOK_CLASS
+
 
 class Registry:
     """Deployed sources by version and services by name, loaded into modules on first use."""
@@ -35,6 +37,11 @@ class Registry:
                 f"Services: {', '.join(known) or 'none'}."
             )
         version, class_name = self.services[name]
+        if class_name == NOTEBOOK_CLASS:
+            from .notebook_run import notebook_service_class
+
+            cls = self.classes[name] = notebook_service_class(name, *self.sources[version])
+            return cls
         cls = self.classes[name] = getattr(self._module(version), class_name)
         return cls
 

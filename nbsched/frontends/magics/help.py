@@ -24,6 +24,7 @@ SCHEDULE_HELP = f"""\
   list                        jobs, as a DataFrame
   history [JOB] [--status error] [--since 1h] [--limit 100] [--plot]   runs, as a DataFrame
   run JOB [--wait] [--timeout 60s] | invoke SERVICE [--extra ..] [--wait]
+  deploy reports/daily.ipynb [--html]   a notebook (or .py file, folder) becomes a service
   pause JOB [--note ..] | resume JOB | delete JOB | show JOB | logs RUN_ID [--follow]
   import crontab FILE | import jupyter-scheduler [DB] [--root-dir ..]   [--dry-run]   jobs of a crontab
   preview "0 9 * * mon" [--tz Europe/Warsaw] [--count 5] [--after 2026-03-28] [--name JOB]

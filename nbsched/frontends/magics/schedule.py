@@ -151,6 +151,20 @@ def sub_invoke(session: Session, words: list[str]):
     _after_start(client, run_id, options.service, timeout if options.wait else None)
 
 
+def sub_deploy(session: Session, words: list[str]):
+    parser = Parser("%schedule deploy", "%schedule deploy reports/daily.ipynb")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="a notebook (.ipynb), a .py file or a folder")
+    parser.add_argument("--html", action="store_true", help="notebooks: save an HTML rendering of each run too")
+    options = parser.parse(words)
+    client = session.client()
+    names = client.deploy(list(options.paths), html=options.html)
+    for warning in client.last_deploy.get("warnings", []):
+        show(f"warning: {one_line(warning)}")
+    versions = {s["name"]: s["version"] for s in client.last_deploy["services"]}
+    for name in names:
+        show(f"deployed {name} (version {versions[name]})")
+
+
 def _after_start(client: Client, run_id: int, what: str, wait: float | None) -> None:
     """Say the run started, or (``wait``: seconds) wait for it and show it."""
     if not wait:

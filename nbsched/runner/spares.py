@@ -1,0 +1,51 @@
+"""Spare kernels for notebook jobs, as the runner's pool arranges them: which worker boots one, and when.
+
+A worker boots a spare kernel for a notebook service when it is told a job of that service is scheduled
+(``pipe.Warm``: at the job's creation, update, resume, and at the runner's start) and after each run of the
+service (the worker does that itself, ``worker.kernels``). The pool then hands the service's runs to a worker
+that keeps a spare for it, among the idle ones, so a fire finds a kernel already up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..worker import pipe
+from ..worker.notebook import NOTEBOOK_CLASS
+
+if TYPE_CHECKING:
+    from ..worker.pipe import RunMessage
+    from .handle import _Worker
+    from .pool import WorkerPool
+
+
+class Spares:
+    """Which workers keep spare kernels for which notebook services (``_Worker.warmed``)."""
+
+    def __init__(self, pool: WorkerPool):
+        self.pool = pool
+        self.pending: set[str] = set()  # services to warm once a worker is ready
+
+    def warm(self, service: str) -> None:
+        """A job of the notebook service ``service`` is scheduled: an idle worker (one warmed for it already,
+        else one that has run something, as ``_dispatch`` prefers) boots a spare kernel for it now."""
+        ready = [worker for worker in self.pool.workers if worker.ready and not worker.retiring]
+        if not ready:
+            self.pending.add(service)
+            return
+        worker = min(ready, key=lambda w: (len(w.inflight), service not in w.warmed, not w.used))
+        worker.warmed.add(service)
+        frames = worker.catch_up(self.pool)
+        frames.append(pipe.encode(pipe.Warm(service)))
+        worker.process.stdin.write(b"".join(frames))
+
+    def worker_ready(self) -> None:
+        """A worker is ready: the services waiting for one are warmed."""
+        pending, self.pending = self.pending, set()
+        for service in pending:
+            self.warm(service)
+
+    def dispatched(self, worker: _Worker, message: RunMessage) -> None:
+        """``worker`` got a run: if it is a notebook's, the worker boots a spare for the next when it ends."""
+        if self.pool.services.get(message.service, ("", ""))[1] == NOTEBOOK_CLASS:
+            worker.warmed.add(message.service)
