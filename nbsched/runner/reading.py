@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..errors import InvalidInput, RunNotFound, did_you_mean
 from ..model.runs import RUN_FIELDS, STATUSES
 from ..model.timeparse import parse_datetime, parse_duration
 from ..model.triggers import preview
 from ..store import RunQuery, Store
+from .listing import check_paging
+
+#: The longest window of runs per minute a client may ask for (a day).
+MAX_COUNT_MINUTES = 1440
 
 
 @dataclass
@@ -22,15 +26,23 @@ class Reader:
     default_tz: str = "UTC"
 
     def history(
-        self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None, job_uid=None
+        self,
+        job=None,
+        service=None,
+        status=None,
+        since=None,
+        limit=None,
+        now: datetime | None = None,
+        job_uid=None,
+        offset=0,
     ) -> dict:
         """Run history, newest first, as columns and rows (times as UTC ISO text)."""
-        query = self.history_query(job, service, status, since, limit, now, job_uid)
+        query = self.history_query(job, service, status, since, limit, now, job_uid, offset)
         with self.store.history() as history:
             return {"columns": list(RUN_FIELDS), "rows": history.rows(query)}
 
     def history_query(
-        self, job=None, service=None, status=None, since=None, limit=None, now=None, job_uid=None
+        self, job=None, service=None, status=None, since=None, limit=None, now=None, job_uid=None, offset=0
     ) -> RunQuery:
         """Check history filters and write buffered results; return the query (as of ``now``) to read.
 
@@ -47,14 +59,33 @@ class Reader:
                 since_at = now - parse_duration(since, "since")
             except InvalidInput:
                 since_at = parse_datetime(since, self.default_tz, now, "since")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise InvalidInput(f"Invalid limit {limit!r}: use a whole number, 0 or more.")
+        limit, offset = check_paging(limit, offset)
         for what, value in (("job", job), ("job_uid", job_uid), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
         if job is not None and job_uid is None and (current := self.store.job(job)) is not None:
             job_uid = current.uid
-        return RunQuery(job, job_uid, service, status, since_at, limit, as_of=now)
+        return RunQuery(job, job_uid, service, status, since_at, limit, offset, as_of=now)
+
+    def minute_counts(self, now: datetime, minutes=60) -> dict:
+        """Runs per minute and status over the last ``minutes`` minutes (to the one of ``now``):
+        ``{"start": the first minute (UTC), "minutes": N, "counts": {status: [N counts, oldest first]}}``."""
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_COUNT_MINUTES:
+            raise InvalidInput(
+                f"Invalid minutes {minutes!r}: use a whole number from 1 to {MAX_COUNT_MINUTES}, e.g. 60.",
+                field="minutes",
+            )
+        self.flush()
+        start = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+        with self.store.history() as history:
+            triples = history.minute_counts(start)
+        counts: dict[str, list[int]] = {}
+        for minute, status, count in triples:
+            at = datetime.fromisoformat(minute + "+00:00")
+            index = int((at - start).total_seconds() // 60)
+            if 0 <= index < minutes:
+                counts.setdefault(status, [0] * minutes)[index] += count
+        return {"start": start, "minutes": minutes, "counts": counts}
 
     def run(self, run_id) -> dict:
         self.flush()
