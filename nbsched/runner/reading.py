@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..errors import InvalidInput, RunNotFound, did_you_mean
+from ..model.listing import check_paging
 from ..model.runs import RUN_FIELDS, STATUSES
 from ..model.timeparse import parse_datetime, parse_duration
 from ..model.triggers import preview
 from ..store import RunQuery, Store
-from .listing import check_paging
 
 #: The longest window of runs per minute a client may ask for (a day).
 MAX_COUNT_MINUTES = 1440
