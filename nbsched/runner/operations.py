@@ -17,6 +17,7 @@ from .. import protocol
 from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
+from .counting import MinuteCounts, count_window
 from .listing import job_page
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
@@ -38,6 +39,14 @@ class Operations:
 
     def __init__(self, runner: Runner):
         self.runner = runner
+        self._minute_counts: MinuteCounts | None = None
+
+    @property
+    def minute_counts(self) -> MinuteCounts:
+        """The kept counts of runs per minute (made at the first ask: the store opens after the operations)."""
+        if self._minute_counts is None:
+            self._minute_counts = MinuteCounts(self.runner.store)
+        return self._minute_counts
 
     async def op_ping(self) -> dict:
         return {
@@ -128,8 +137,10 @@ class Operations:
 
     async def op_run_counts(self, minutes=60) -> dict:
         """Runs per minute and status over the last ``minutes`` (the History tab's chart), counted in the store."""
-        reader, now = self.runner.engine.reader, self.runner.clock()
-        return await asyncio.get_running_loop().run_in_executor(None, reader.minute_counts, now, minutes)
+        start = count_window(self.runner.clock(), minutes)
+        self.runner.engine.reader.flush()  # on the loop, as every write of results
+        counts = self.minute_counts
+        return await asyncio.get_running_loop().run_in_executor(None, counts.window, start, minutes)
 
     async def op_run(self, run_id) -> dict:
         return self.runner.engine.reader.run(run_id)

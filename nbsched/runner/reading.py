@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from ..errors import InvalidInput, RunNotFound, did_you_mean
 from ..model.listing import check_paging
@@ -12,9 +12,6 @@ from ..model.runs import RUN_FIELDS, STATUSES
 from ..model.timeparse import parse_datetime, parse_duration
 from ..model.triggers import preview
 from ..store import RunQuery, Store
-
-#: The longest window of runs per minute a client may ask for (a day).
-MAX_COUNT_MINUTES = 1440
 
 
 @dataclass
@@ -66,26 +63,6 @@ class Reader:
         if job is not None and job_uid is None and (current := self.store.job(job)) is not None:
             job_uid = current.uid
         return RunQuery(job, job_uid, service, status, since_at, limit, offset, as_of=now)
-
-    def minute_counts(self, now: datetime, minutes=60) -> dict:
-        """Runs per minute and status over the last ``minutes`` minutes (to the one of ``now``):
-        ``{"start": the first minute (UTC), "minutes": N, "counts": {status: [N counts, oldest first]}}``."""
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_COUNT_MINUTES:
-            raise InvalidInput(
-                f"Invalid minutes {minutes!r}: use a whole number from 1 to {MAX_COUNT_MINUTES}, e.g. 60.",
-                field="minutes",
-            )
-        self.flush()
-        start = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
-        with self.store.history() as history:
-            triples = history.minute_counts(start)
-        counts: dict[str, list[int]] = {}
-        for minute, status, count in triples:
-            at = datetime.fromisoformat(minute + "+00:00")
-            index = int((at - start).total_seconds() // 60)
-            if 0 <= index < minutes:
-                counts.setdefault(status, [0] * minutes)[index] += count
-        return {"start": start, "minutes": minutes, "counts": counts}
 
     def run(self, run_id) -> dict:
         self.flush()

@@ -101,13 +101,13 @@ class Looks:
 
     A layout or a style is a widget of its own, synced to the browser like any other: made once here,
     not once per cell, a page of 50 rows costs a third of the widgets (and of the time to build them).
+    Rows have no box of their own either: a table's body is one grid (``table_grid``).
     """
 
     def __init__(self) -> None:
         self._layouts: dict[str, W.Layout] = {}
         self.button_style = W.ButtonStyle()
         self.html_style = HTMLStyle()
-        self.row_layout = W.Layout(flex_flow="row nowrap", align_items="center", width="max-content")
 
     def layout(self, width: str | None = None) -> W.Layout:
         """The layout of cells ``width`` wide (None: as wide as their content), kept from shrinking in a row."""
@@ -131,21 +131,29 @@ class Looks:
         return W.HTML(layout=self.layout(), style=self.html_style)
 
     def close(self) -> None:
-        for widget in (*self._layouts.values(), self.button_style, self.html_style, self.row_layout):
+        for widget in (*self._layouts.values(), self.button_style, self.html_style):
             widget.close()
 
-    def row(self, children: list[W.Widget], css: str) -> W.HBox:
-        row = W.HBox(children, layout=self.row_layout)
-        row.add_class(css)
-        return row
+
+def table_grid(columns: int) -> W.GridBox:
+    """The body of a table whose rows are ``columns`` widgets each, laid out by the grid (no box per row)."""
+    return W.GridBox(
+        layout=W.Layout(
+            grid_template_columns=" ".join(["max-content"] * columns),
+            align_items="center",
+            grid_gap="2px 4px",
+            width="max-content",
+        )
+    )
 
 
-def set_class(widget: W.Widget, old: str | None, new: str) -> None:
-    """Swap one CSS class of ``widget`` for another (a row slot that shows another job now)."""
+def set_class(widgets, old: str | None, new: str) -> None:
+    """Swap one CSS class of each of ``widgets`` for another (a row that shows another job now)."""
     if old == new:
         return
-    classes = [css for css in widget._dom_classes if css != old]
-    widget._dom_classes = (*classes, new)
+    for widget in widgets:
+        classes = [css for css in widget._dom_classes if css != old]
+        widget._dom_classes = (*classes, new)
 
 
 def live_widgets() -> int:

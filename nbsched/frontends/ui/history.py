@@ -14,7 +14,19 @@ import ipywidgets as W
 
 from ...client.pages import PAGE_ROWS, Page
 from ..commands import STATUSES, is_missing
-from .base import STATUS_BUTTON_STYLES, Looks, fmt_ms, fmt_time, guarded, say, show, status_html, table_row, where_text
+from .base import (
+    STATUS_BUTTON_STYLES,
+    Looks,
+    fmt_ms,
+    fmt_time,
+    guarded,
+    say,
+    show,
+    status_html,
+    table_grid,
+    table_row,
+    where_text,
+)
 from .chart import runs_chart_svg
 
 COLUMNS = (
@@ -41,7 +53,8 @@ class RunRow:
             "", "nbsched-run-button", "70px", tooltip="Show this run's logs, output and traceback"
         )
         self.cells = looks.html()
-        self.widget = looks.row([self.button, self.cells], "nbsched-run-row")
+        self.cells.add_class("nbsched-run-row")
+        self.widgets = (self.button, self.cells)  # a row of the table's grid
         self.button.on_click(lambda _: on_pick(self.run_id))
 
     def update(self, record: dict) -> None:
@@ -98,7 +111,7 @@ class HistoryTab:
         self.status = W.HTML()
         header = table_row([(html.escape(title), width) for _, title, width in (("", "run", "70px"), *COLUMNS)], True)
         self.header = W.HTML(header)
-        self.body = W.VBox()
+        self.body = table_grid(2)
         self.empty = W.HTML("<i>No runs match.</i>")
         self.details = W.HTML()
         self.details.add_class("nbsched-run-details")
@@ -121,12 +134,13 @@ class HistoryTab:
         self.job.value = name
 
     def go(self, offset: int) -> None:
-        """Show the page that starts ``offset`` runs from the newest (the pager; a new filter starts at 0)."""
+        """Show the page that starts ``offset`` runs from the newest (the pager; a new filter starts at 0).
+        The chart, of every run, stays as it is."""
         self.offset = offset
-        guarded(self.status, self.refresh, self.lock)
+        guarded(self.status, lambda: self.refresh(chart=False), self.lock)
 
-    def refresh(self) -> None:
-        """Read the page in view and the runs per minute (two client calls); refill the rows and the chart."""
+    def refresh(self, chart: bool = True) -> None:
+        """Read the page in view and (``chart``) the runs per minute; refill the rows and redraw the chart."""
         filters = {"job": self.job.value.strip() or None, "status": self.status_filter.value or None}
         page = self.client.history_page(limit=self.page_rows, offset=self.offset, **filters)
         if not page.rows and page.offset > 0:  # runs went (purged): back to the newest
@@ -138,14 +152,15 @@ class HistoryTab:
                 self.rows.append(RunRow(self.looks, self.pick))
             for row, record in zip(self.rows, page.rows, strict=False):
                 row.update(record)
-            if len(self.body.children) != len(page.rows):
-                self.body.children = [row.widget for row in self.rows[: len(page.rows)]]
+            if len(self.body.children) != 2 * len(page.rows):
+                self.body.children = [widget for row in self.rows[: len(page.rows)] for widget in row.widgets]
             self.where.value = where_text(page, "runs")
             self.newer.disabled = page.offset == 0
             self.older.disabled = not page.more
             show(self.empty, not page.rows)
         say(self.status, f"Times in {self.client.tz}.", "info")
-        self.draw_chart()
+        if chart:
+            self.draw_chart()
 
     def draw_chart(self) -> None:
         """Runs per minute of the last hour, as the runner counted them; redrawn only when a count changed."""

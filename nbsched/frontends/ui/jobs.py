@@ -17,7 +17,7 @@ from ...client.pages import PAGE_ROWS, Page
 from ...model.jobs import JOB_STATES
 from ...model.listing import NEVER_RAN
 from ...model.runs import STATUSES
-from .base import Looks, fmt_time, guarded, say, set_class, show, slug, status_html, table_row, where_text
+from .base import Looks, fmt_time, guarded, say, set_class, show, slug, status_html, table_grid, table_row, where_text
 
 #: (key, header, width) of the table's columns.
 COLUMNS = (
@@ -55,6 +55,10 @@ def header_html() -> str:
     return table_row([(html.escape(title), width) for _, title, width in COLUMNS], header=True)
 
 
+#: The widgets of a row: its cells, then its buttons.
+COLUMNS_OF_ROW = ("cells", "execute", "toggle", "edit", "delete")
+
+
 class JobRow:
     """One row of the table: refilled with another job when the page changes, so its widgets live on."""
 
@@ -67,14 +71,15 @@ class JobRow:
         self.toggle = looks.button("Pause", "nbsched-toggle", "70px")
         self.edit = looks.button("Edit", "nbsched-edit", "48px", tooltip="Edit this job in the form")
         self.delete = looks.button("Delete", "nbsched-delete", "72px", style="danger", tooltip="Delete this job")
-        self.widget = looks.row([self.cells, self.execute, self.toggle, self.edit, self.delete], "nbsched-job-row")
+        self.cells.add_class("nbsched-job-row")
+        self.widgets = tuple(getattr(self, name) for name in COLUMNS_OF_ROW)  # a row of the table's grid
 
     def update(self, record: dict) -> None:
         """Show ``record``; only the values that differ from what the row shows go to the browser."""
         name, self.active = record["name"], bool(record["active"])
         if name != self.name:
             self.name, css = name, f"nbsched-job-{slug(name)}"
-            set_class(self.widget, self.css, css)
+            set_class(self.widgets, self.css, css)
             self.css = css
         texts = {
             "name": name + (f" ({record['note']})" if record.get("note") else ""),
@@ -146,7 +151,7 @@ class JobsTab:
         show(self.confirm, False)
         self.header = W.HTML(f'<div style="display:flex;align-items:center">{header_html()}<b>actions</b></div>')
         self.empty = W.HTML("<i>No jobs yet: create one in the <b>New / edit job</b> tab or with %schedule.</i>")
-        self.body = W.VBox()
+        self.body = table_grid(len(COLUMNS_OF_ROW))
         toolbar = W.HBox([self.filter, self.status_filter, self.state_filter, self.sort, self.refresh_button])
         pager = W.HBox([self.previous, self.next, self.where, self.auto_refresh])
         table = W.VBox([self.header, self.body], layout=W.Layout(overflow="auto"))
@@ -194,7 +199,7 @@ class JobsTab:
                 row.update(record)
             self.rows = {row.name: row for row in shown}
             if shown != self.shown:
-                self.body.children = [row.widget for row in shown]
+                self.body.children = [widget for row in shown for widget in row.widgets]
             self.shown = shown
             filtered = any((self.filter.value, self.status_filter.value, self.state_filter.value))
             self.where.value = where_text(page, "jobs" if not filtered else "jobs that match")

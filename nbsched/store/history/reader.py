@@ -56,6 +56,12 @@ class History:
             counts[moment.strftime("%Y-%m-%dT%H:%M"), row[status_at]] += 1
         return [(minute, status, count) for (minute, status), count in counts.items()]
 
+    def oldest_running(self) -> datetime | None:
+        """When the run still running that started (or, not started, was due) first did; None when none runs."""
+        _, started_at, scheduled_at = (RUN_FIELDS.index(name) for name in _COUNTED)
+        times = [row[started_at] or row[scheduled_at] for row in self.store.runs(RunQuery(status="running"))]
+        return min(times, default=None)
+
     def refresh(self) -> None:
         """Bring what the store keeps to read its history faster up to date; the runner calls it now and then,
         in a thread of its own."""

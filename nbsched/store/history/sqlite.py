@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 BULK_ROWS = 50_000
 #: Seconds that child process may take.
 CHILD_TIMEOUT = 600
-#: How much earlier than the window of a count its runs are looked for (a run may get its id before its time).
-COUNT_SLACK = timedelta(minutes=15)
+#: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
+#: may start later (queued behind the job's previous run).
+COUNT_SLACK = timedelta(minutes=5)
 
 
 class SQLiteHistory(History):
@@ -86,6 +87,12 @@ class SQLiteHistory(History):
             [first, iso(since)],
         ).fetchall()
         return [(moment, status, count) for moment, status, count in rows]
+
+    def oldest_running(self) -> datetime | None:
+        (moment,) = self.db.execute(
+            "SELECT MIN(COALESCE(started_at, scheduled_at)) FROM runs WHERE status = 'running'"
+        ).fetchone()
+        return None if moment is None else datetime.fromisoformat(moment)
 
     def _first_run_at(self, moment: str) -> int:
         """The lowest run id from which on runs started (or were due) at ``moment`` or later, run ids bisected."""
