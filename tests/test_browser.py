@@ -62,11 +62,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _write_notebook(path: Path) -> None:
+def _write_notebook(path: Path, sources: list[str] = NOTEBOOK_CELLS) -> None:
     cells = [
         {"id": f"cell-{index}", "cell_type": "code", "metadata": {}, "source": source, "outputs": []}
         | {"execution_count": None}
-        for index, source in enumerate(NOTEBOOK_CELLS)
+        for index, source in enumerate(sources)
     ]
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook = {"cells": cells, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5}
@@ -185,6 +185,16 @@ def _dashboard_screenshot(page, name: str) -> Path:
     return path
 
 
+ROW_BUTTONS = ("execute", "toggle", "edit", "delete")
+
+
+def button_of(job: str, action: str) -> str:
+    """The selector of a job row's button (one of ``ROW_BUTTONS``): the row's cells name the job, and its
+    buttons follow them, in this order, in the table's grid."""
+    buttons = ROW_BUTTONS[: ROW_BUTTONS.index(action) + 1]
+    return f".nbsched-job-row:has(.nbsched-job-{job})" + "".join(f" + .nbsched-{button}" for button in buttons)
+
+
 def test_dashboard_renders_and_lists_the_job_made_in_an_earlier_cell(lab):
     row = lab.page.locator(".nbsched-job-nightly-report")
     row.wait_for()
@@ -195,7 +205,7 @@ def test_dashboard_renders_and_lists_the_job_made_in_an_earlier_cell(lab):
 
 
 def test_execute_button_records_a_manual_run(lab):
-    lab.page.locator(".nbsched-job-nightly-report .nbsched-execute").click()
+    lab.page.locator(button_of("nightly-report", "execute")).click()
 
     wait_until(lambda: len(lab.client.history(job="nightly-report")) == 1, timeout=30, what="a run from the button")
     assert list(lab.client.history(job="nightly-report")["trigger"]) == ["manual"]

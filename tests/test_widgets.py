@@ -219,7 +219,7 @@ def test_pause_and_resume_buttons_switch_the_job(dash, client):
     row = dash.jobs.rows["hourly"]
 
     assert row.toggle.tooltip == (
-        "Pause job 'hourly': its schedule starts no runs until Resume "
+        "Pause this job: its schedule starts no runs until Resume "
         "(a run already going finishes; Execute still runs it now)"
     )
 
@@ -228,12 +228,12 @@ def test_pause_and_resume_buttons_switch_the_job(dash, client):
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (False, "Resume")
     assert ">paused<" in row.cells.value  # the row shows the job's state
     assert row.toggle.tooltip == (
-        "Resume job 'hourly': its schedule starts runs again from its next time (missed times are not run)"
+        "Resume this job: its schedule starts runs again from its next time (missed times are not run)"
     )
 
     row.toggle.click()
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (True, "Pause")
-    assert row.toggle.tooltip.startswith("Pause job 'hourly': its schedule starts no runs until Resume")
+    assert row.toggle.tooltip.startswith("Pause this job: its schedule starts no runs until Resume")
 
 
 def test_delete_needs_a_confirmation(dash, client):

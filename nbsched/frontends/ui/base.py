@@ -147,15 +147,6 @@ def table_grid(columns: int) -> W.GridBox:
     )
 
 
-def set_class(widgets, old: str | None, new: str) -> None:
-    """Swap one CSS class of each of ``widgets`` for another (a row that shows another job now)."""
-    if old == new:
-        return
-    for widget in widgets:
-        classes = [css for css in widget._dom_classes if css != old]
-        widget._dom_classes = (*classes, new)
-
-
 def live_widgets() -> int:
     """How many widgets this kernel holds (each synced to the browser): what a page of the dashboard costs."""
     from ipywidgets.widgets import widget

@@ -17,7 +17,7 @@ from ...client.pages import PAGE_ROWS, Page
 from ...model.jobs import JOB_STATES
 from ...model.listing import NEVER_RAN
 from ...model.runs import STATUSES
-from .base import Looks, fmt_time, guarded, say, set_class, show, slug, status_html, table_grid, table_row, where_text
+from .base import Looks, fmt_time, guarded, say, show, slug, status_html, table_grid, table_row, where_text
 
 #: (key, header, width) of the table's columns.
 COLUMNS = (
@@ -41,14 +41,14 @@ SORTS = (
 )
 
 
-def toggle_tooltip(name: str, active: bool) -> str:
+def toggle_tooltip(active: bool) -> str:
     """What the Pause/Resume button of an active (or paused) job does, as its tooltip says."""
     if active:
         return (
-            f"Pause job {name!r}: its schedule starts no runs until Resume "
+            "Pause this job: its schedule starts no runs until Resume "
             "(a run already going finishes; Execute still runs it now)"
         )
-    return f"Resume job {name!r}: its schedule starts runs again from its next time (missed times are not run)"
+    return "Resume this job: its schedule starts runs again from its next time (missed times are not run)"
 
 
 def header_html() -> str:
@@ -60,15 +60,18 @@ COLUMNS_OF_ROW = ("cells", "execute", "toggle", "edit", "delete")
 
 
 class JobRow:
-    """One row of the table: refilled with another job when the page changes, so its widgets live on."""
+    """One row of the table: refilled with another job when the page changes, so its widgets live on.
+
+    Nothing of a row but its cells' HTML names the job (the cells carry the class ``nbsched-job-NAME``),
+    so showing another job sends the browser one value, and the buttons change only where the state does.
+    """
 
     def __init__(self, looks: Looks):
         self.name: str | None = None
         self.active = True
-        self.css: str | None = None
         self.cells = looks.html()
         self.execute = looks.button("Execute", "nbsched-execute", "78px", tooltip="Run this job now")
-        self.toggle = looks.button("Pause", "nbsched-toggle", "70px")
+        self.toggle = looks.button("Pause", "nbsched-toggle", "70px", tooltip=toggle_tooltip(active=True))
         self.edit = looks.button("Edit", "nbsched-edit", "48px", tooltip="Edit this job in the form")
         self.delete = looks.button("Delete", "nbsched-delete", "72px", style="danger", tooltip="Delete this job")
         self.cells.add_class("nbsched-job-row")
@@ -76,11 +79,8 @@ class JobRow:
 
     def update(self, record: dict) -> None:
         """Show ``record``; only the values that differ from what the row shows go to the browser."""
-        name, self.active = record["name"], bool(record["active"])
-        if name != self.name:
-            self.name, css = name, f"nbsched-job-{slug(name)}"
-            set_class(self.widgets, self.css, css)
-            self.css = css
+        name = self.name = record["name"]
+        self.active = bool(record["active"])
         texts = {
             "name": name + (f" ({record['note']})" if record.get("note") else ""),
             "type": str(record["type"]).replace("_", "-"),
@@ -93,15 +93,15 @@ class JobRow:
         }
         values = {key: f'<span title="{html.escape(text)}">{html.escape(text)}</span>' for key, text in texts.items()}
         values["last_status"] = status_html(record["last_status"])
-        row = table_row([(values[key], width) for key, _, width in COLUMNS])
+        cells = table_row([(values[key], width) for key, _, width in COLUMNS])
+        row = f'<div class="nbsched-job nbsched-job-{slug(name)}">{cells}</div>'
         if self.cells.value != row:
             self.cells.value = row
         description = "Pause" if self.active else "Resume"
         if self.toggle.description != description:
-            self.toggle.description = description
-        tooltip = toggle_tooltip(name, self.active)
-        if self.toggle.tooltip != tooltip:
-            self.toggle.tooltip = tooltip
+            with self.toggle.hold_sync():  # one message
+                self.toggle.description = description
+                self.toggle.tooltip = toggle_tooltip(self.active)
 
 
 class JobsTab:
