@@ -280,7 +280,7 @@ class Runner:
 
     async def _stream(self, writer: asyncio.StreamWriter, stream: protocol.Stream) -> None:
         """Send a stream's chunks as a thread makes them (reading the store), each once the client has taken
-        the one before: the runner holds one chunk at a time, however long the listing."""
+        the one before: the runner holds two chunks at a time, however long the listing."""
         loop = asyncio.get_running_loop()
         writer.write(stream.header())
 
@@ -289,13 +289,17 @@ class Runner:
             await writer.drain()
 
         def produce() -> int:
-            sent = 0
+            sent, sending = 0, None
             try:
-                for chunk in stream.chunks:
+                for chunk in stream.chunks:  # read while the chunk before is sent: two chunks held at most
                     if self.stopping:
                         raise RunnerError("The runner is stopping; ask again once it runs.")
-                    asyncio.run_coroutine_threadsafe(send(chunk), loop).result()
+                    if sending is not None:
+                        sending.result()
+                    sending = asyncio.run_coroutine_threadsafe(send(chunk), loop)
                     sent += 1
+                if sending is not None:
+                    sending.result()
             finally:
                 stream.close()
             return sent

@@ -22,7 +22,7 @@ SCHEDULE_HELP = f"""\
   cron "*/5 9-17 * * mon-fri" SERVICE [same options]
   once "2026-11-25 10:00" SERVICE [same options]      (or: once "in 10m" SERVICE)
   list                        jobs, as a DataFrame
-  history [JOB] [--status error] [--since 1h] [--limit 100] [--plot]   runs, as a DataFrame
+  history [JOB] [--status error] [--since 1h] [--limit 100 | --all] [--plot]   runs, as a DataFrame
   run JOB [--wait] [--timeout 60s] | invoke SERVICE [--extra ..] [--wait]
   pause JOB [--note ..] | resume JOB | delete JOB | show JOB | logs RUN_ID
   preview "0 9 * * mon" [--tz Europe/Warsaw] [--count 5] [--after 2026-03-28] [--name JOB]
