@@ -8,30 +8,14 @@ gives the precise ones.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import HELLO_SERVICE, stop_runner, wait_until
-from test_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    Lab,
-    _free_port,
-    _kernel_idle,
-    _lab_answers,
-    _start_lab,
-    _write_notebook,
-    button_of,
-)
-
-import nbsched
+from conftest import wait_until
+from test_browser import Lab, button_of, lab_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -91,48 +75,8 @@ def fill_store(home: Path) -> None:
 
 @pytest.fixture(scope="module")
 def big_lab() -> Iterator[Lab]:
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
-    )
-    work = Path(tempfile.mkdtemp(prefix="nbs-big-"))
-    home, root = work / "home", work / "root"
-    home.mkdir(mode=0o700)
-    root.mkdir()
-    _write_notebook(root / "big.ipynb", CELLS)
-    client = nbsched.connect(home)
-    client.deploy(str(HELLO_SERVICE))
-    client.shutdown()
-    wait_until(lambda: not (home / "runner.sock").exists(), timeout=30, what="the runner to stop")
-    fill_store(home)
-    client = nbsched.connect(home)
-    port, token = _free_port(), "big" + uuid.uuid4().hex
-    server = _start_lab(root, home, port, token)
-    try:
-        wait_until(lambda: _lab_answers(server, work / "lab.log", port, token), timeout=90, what="JupyterLab")
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1920, "height": 1100})
-            page.set_default_timeout(60_000)
-            page.goto(f"http://127.0.0.1:{port}/lab/tree/big.ipynb?token={token}")
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-            wait_until(lambda: _kernel_idle(port, token), timeout=90, interval=0.3, what="the notebook's kernel")
-            try:
-                yield Lab(page=page, client=client, home=home)
-            finally:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "lab-big-last.png"), full_page=True)
-                browser.close()
-    finally:
-        client.close()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        stop_runner(home)
-        shutil.rmtree(work, ignore_errors=True)
+    with lab_of("big.ipynb", CELLS, "lab-big-last.png", fill=fill_store) as opened:
+        yield opened
 
 
 #: Marks the time of the user's next click, key or input, and resolves to the milliseconds from it until a
@@ -175,6 +119,7 @@ def test_a_dashboard_of_ten_thousand_jobs_shows_pages_filters_and_executes_in_ti
     next_page = answered_in(page, lambda: page.locator(".nbsched-jobs-next").click(), row_of(50))
     search = page.locator(".nbsched-jobs-filter input")
     filtered = answered_in(page, lambda: search.fill("job-0777"), row_of(7770))
+    page.wait_for_function("document.querySelectorAll('.nbsched-job').length <= 10")  # the rows left go too
     shown_filtered = page.locator(".nbsched-job").count()
     search.fill("")
     page.locator(row_of(0)).wait_for()
