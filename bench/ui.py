@@ -3,8 +3,8 @@
     python bench/ui.py [--jobs 1000,10000] [--runs 1000000]
 
 Setup (not timed): for each size, a fresh home whose SQLite file gets the jobs and ``--runs`` finished
-runs (100 a second, the newest a minute ago, so the chart's last hour is full) inserted with sqlite3
-before the runner starts. Then, in this process (no kernel: what the dashboard costs in Python, not
+runs of theirs (100 a second, the newest a minute ago, so the chart's last hour is full) inserted with
+sqlite3 before the runner starts. Then, in this process (no kernel: what the dashboard costs in Python, not
 in the browser), ``Dashboard(client)`` is built and timed, the widgets it holds are counted, and the
 Jobs tab's page changes (Next), a search, and the History tab's first show and page changes are timed.
 Indicative figures: other work on this machine shares its cores.
@@ -17,7 +17,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import _common
-from history import seed as seed_runs
 from scale import seed_store as seed_jobs
 
 PAGE_CHANGES = 7
@@ -34,23 +33,31 @@ def timed(action, times: int = 1) -> float:
 
 
 def recent_runs(db_path, runs: int) -> None:
-    """``runs`` finished runs, 100 a second up to a minute ago (so the last hour has runs in every minute)."""
+    """``runs`` finished runs of the store's jobs (each in turn; one in 50 an error), 100 a second up to a
+    minute ago, so the chart's last hour has runs in every minute: one INSERT ... SELECT in SQLite."""
     if not runs:
         return
-    seed_runs(str(db_path), runs)
-    shift = (
-        datetime.now(UTC) - timedelta(minutes=1) - (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=runs // 100))
-    )
-    seconds = int(shift.total_seconds())
     from nbsched.store.sqlite import SQLiteStore
 
+    first = (datetime.now(UTC) - timedelta(minutes=1, seconds=runs / 100)).strftime("%Y-%m-%d %H:%M:%S")
+    moment = f"strftime('%Y-%m-%dT%H:%M:%f', '{first}', printf('+%d.%02d seconds', x / 100, x % 100)) || '+00:00'"
     store = SQLiteStore(str(db_path))
     store.db.execute("PRAGMA synchronous=OFF")
-    with store._tx():  # the times as the runner writes them: UTC ISO text
-        for column in ("scheduled_at", "started_at", "finished_at"):
-            store.db.execute(
-                f"UPDATE runs SET {column} = strftime('%Y-%m-%dT%H:%M:%f', {column}, '+{seconds} seconds') || '+00:00'"
-            )
+    with store._tx():
+        store.db.execute("CREATE TEMP TABLE uids (i INTEGER PRIMARY KEY, uid TEXT, name TEXT)")
+        store.db.execute("INSERT INTO temp.uids SELECT row_number() OVER (ORDER BY name) - 1, uid, name FROM jobs")
+        (jobs,) = store.db.execute("SELECT COUNT(*) FROM temp.uids").fetchone()
+        store.db.execute(
+            f"""
+            WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < {runs - 1})
+            INSERT INTO runs (job_uid, cid, job, service, service_version, "trigger", attempt, status,
+                              scheduled_at, started_at, finished_at, delay_ms, duration_ms, output, logs, runner)
+            SELECT u.uid, printf('%024x', x), u.name, '{_common.NOOP_SERVICE}', 'seeded', 'schedule', 1,
+                   CASE WHEN x % 50 = 0 THEN 'error' ELSE 'ok' END, {moment}, {moment}, {moment}, 1.0, 2.0, '', '',
+                   'bench:1'
+            FROM n JOIN temp.uids u ON u.i = x % {jobs}
+            """
+        )
     store.close()
 
 
