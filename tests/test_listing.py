@@ -79,9 +79,11 @@ def test_cli_jobs_pages_and_says_how_to_see_the_rest(client, home):
     client.pause("j4")
 
     shown = run_cli("jobs", "--limit", "2", "--offset", "1", "--format", "json", home=home, check=True)
+    backwards = run_cli("jobs", "--sort", "name", "--desc", "--limit", "1", "--format", "json", home=home, check=True)
     paused = run_cli("jobs", "--state", "paused", "--format", "csv", home=home, check=True)
 
     assert [job["name"] for job in json.loads(shown.stdout)] == ["j1", "j2"]
+    assert [job["name"] for job in json.loads(backwards.stdout)] == ["j4"]
     assert "(2 of 5 jobs shown; --offset 3 shows the next, --all every one)" in shown.stderr
     assert [row["name"] for row in csv.DictReader(io.StringIO(paused.stdout))] == ["j4"]
     assert paused.stderr == ""

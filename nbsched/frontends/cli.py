@@ -235,7 +235,8 @@ def cmd_schedule(options) -> int:
 def cmd_jobs(options) -> int:
     limit = commands.listing_limit(options, commands.JOBS_LIMIT)
     filters = {key: getattr(options, key) for key in JOB_FILTERS if getattr(options, key) is not None}
-    page = _reader().call("jobs_page", limit=limit, offset=options.offset, filter=filters, sort=options.sort)
+    sort = commands.job_sort(options)
+    page = _reader().call("jobs_page", limit=limit, offset=options.offset, filter=filters, sort=sort)
     _print_records(page["rows"], JOB_LIST_FIELDS, options.format)
     shown_to = page["offset"] + len(page["rows"])
     if shown_to < page["total"]:

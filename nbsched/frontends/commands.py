@@ -216,14 +216,20 @@ def listing_limit(options: argparse.Namespace, default: int) -> int | None:
 
 
 def add_job_filters(parser: argparse.ArgumentParser) -> None:
-    """``--search``, ``--status``, ``--state``, ``--sort``, ``--limit``/``--all`` and ``--offset`` of a job listing."""
+    """``--search``, ``--status``, ``--state``, ``--sort``/``--desc``, ``--limit``/``--all`` and ``--offset`` of a
+    job listing."""
     parser.add_argument("--search", help="only jobs with this text in their name or service (any case)")
     parser.add_argument("--status", help=f"only jobs whose last run has this status: {', '.join(STATUSES)}, or none")
     parser.add_argument("--state", help=f"only jobs in this state: {', '.join(JOB_STATES)}")
-    sorts = [*JOB_SORTS, *(f"-{key}" for key in JOB_SORTS)]
-    parser.add_argument("--sort", default="name", help=f"{', '.join(sorts)} (default name; '-': the other way)")
+    parser.add_argument("--sort", default="name", help=f"{', '.join(JOB_SORTS)} (default name)")
+    parser.add_argument("--desc", action="store_true", help="sort the other way (last_run: the most recent first)")
     add_limit_options(parser, "jobs", JOBS_LIMIT)
     parser.add_argument("--offset", type=int, default=0, help="skip this many first jobs (the next page)")
+
+
+def job_sort(options: argparse.Namespace) -> str:
+    """The sort of a job listing as the runner takes it: ``--sort last_run --desc`` is ``-last_run``."""
+    return f"-{options.sort.removeprefix('-')}" if options.desc else options.sort
 
 
 def check_status(status: str | None) -> str | None:

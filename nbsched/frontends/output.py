@@ -31,7 +31,7 @@ def write_records(
 def write_rows(out: TextIO, rows: Iterable[Sequence], columns: Sequence[str], fmt: str) -> None:
     """Rows (values in ``columns`` order) as a JSON array of objects or as CSV, each row as it comes."""
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out)
         writer.writerow(columns)
         writer.writerows(rows)
         return
