@@ -10,6 +10,7 @@ import re
 
 import pytest
 from conftest import run_cli
+from IPython.core.error import UsageError
 from test_bad_input import Raw
 
 from nbsched.errors import InvalidInput
@@ -54,23 +55,25 @@ def test_jobs_filter_by_state_and_last_status_and_sort_by_last_run(client):
     assert list(client.jobs(sort="-name", limit=2)["name"]) == ["d", "c"]
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ({"filter": {"serch": "x"}}, "Unknown jobs filter 'serch'. Did you mean 'search'?"),
-        ({"filter": {"state": "asleep"}}, "Invalid state filter 'asleep'. Use one of active, paused"),
-        ({"filter": {"status": "fine"}}, "Invalid status filter 'fine'."),
-        ({"filter": {"search": 3}}, "Invalid search filter 3: use text"),
-        ({"filter": "sales"}, "Invalid jobs filter 'sales': use an object such as"),
-        ({"sort": "size"}, "Invalid sort 'size'. Use one of name, next_run, last_run, -name"),
-        ({"limit": -1}, "Invalid limit -1: use a whole number, 0 or more."),
-        ({"limit": 5, "offset": "2"}, "Invalid offset '2': use a whole number"),
-    ],
-)
-def test_bad_paging_values_are_refused_by_name(client, args, message):
+BAD_PAGING = [
+    ({"filter": {"serch": "x"}}, "Unknown jobs filter 'serch'. Did you mean 'search'?"),
+    ({"filter": {"state": "asleep"}}, "Invalid state filter 'asleep'. Use one of active, paused"),
+    ({"filter": {"status": "fine"}}, "Invalid status filter 'fine'."),
+    ({"filter": {"search": 3}}, "Invalid search filter 3: use text"),
+    ({"filter": "sales"}, "Invalid jobs filter 'sales': use an object such as"),
+    ({"sort": "size"}, "Invalid sort 'size'. Use one of name, next_run, last_run, -name"),
+    ({"limit": -1}, "Invalid limit -1: use a whole number, 0 or more."),
+    ({"limit": 5, "offset": "2"}, "Invalid offset '2': use a whole number"),
+]
+
+
+def test_bad_paging_values_are_refused_by_name(client):
     schedule(client, ["kept"])
-    with pytest.raises(InvalidInput, match="^" + re.escape(message)):
-        client.jobs(**args)
+    for args, message in BAD_PAGING:
+        with pytest.raises(InvalidInput, match="^" + re.escape(message)):
+            client.jobs(**args)
+        with pytest.raises(InvalidInput, match="^" + re.escape(message)):
+            client.jobs_page(**{"limit": 10, **args})
     assert list(client.jobs()["name"]) == ["kept"]
 
 
@@ -89,19 +92,16 @@ def test_cli_jobs_pages_and_says_how_to_see_the_rest(client, home):
     assert paused.stderr == ""
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
+def test_cli_jobs_refuses_bad_paging_in_one_line(client, home):
+    for args, message in [
         (("--state", "asleep"), "Invalid state filter 'asleep'."),
         (("--sort", "size"), "Invalid sort 'size'."),
         (("--limit", "-3"), "Invalid --limit -3: use a whole number, 0 or more (or --all for every one)."),
         (("--offset", "-1"), "Invalid offset -1: use a whole number, 0 or more."),
-    ],
-)
-def test_cli_jobs_refuses_bad_paging_in_one_line(client, home, args, message):
-    result = run_cli("jobs", *args, home=home)
-    assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr.startswith(f"nbsched: error: {message}")
+    ]:
+        result = run_cli("jobs", *args, home=home)
+        assert (result.returncode, result.stdout) == (1, ""), args
+        assert result.stderr.startswith(f"nbsched: error: {message}"), args
 
 
 # -- history --------------------------------------------------------------------------------------
@@ -155,6 +155,17 @@ def test_cli_history_refuses_all_with_a_limit_and_a_negative_limit(client, home)
         negative.stderr
         == "nbsched: error: Invalid --limit -1: use a whole number, 0 or more (or --all for every one).\n"
     )
+
+
+def test_schedule_history_magic_takes_all_or_a_limit(ip, client):
+    run_ids(client, 3)
+
+    assert len(ip.run_line_magic("schedule", "history --all")) == 3
+    assert len(ip.run_line_magic("schedule", "history --limit 2")) == 2
+    with pytest.raises(UsageError, match="not allowed with argument"):
+        ip.run_line_magic("schedule", "history --all --limit 2")
+    with pytest.raises(UsageError, match=re.escape("Invalid --limit -2: use a whole number, 0 or more")):
+        ip.run_line_magic("schedule", "history --limit -2")
 
 
 def test_run_counts_are_per_minute_and_status_over_the_window(client):
