@@ -21,10 +21,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 JOBS = 10_000
 RUNS = 1_000_000
-CELLS = ["import nbsched\nclient = nbsched.connect()", "dash = nbsched.ui()\ndash"]
+CELLS = [
+    "import time\nimport nbsched\nfrom nbsched.frontends.ui.base import live_widgets\nclient = nbsched.connect()",
+    "began = time.perf_counter()\ndash = nbsched.ui()\n"
+    "print(f'ui() took {time.perf_counter() - began:.3f} s; {live_widgets()} widgets')\ndash",
+]
 #: Wide bounds (the issue's targets are 2 s and 300 ms; a busy 2-core machine shares them with other tests).
 FIRST_PAGE_SECONDS = 8.0
 ANSWER_SECONDS = 2.0
+UI_SECONDS = 2.0  # the issue's target: 0.5 s
 
 
 def job_name(index: int) -> str:
@@ -116,6 +121,8 @@ def test_a_dashboard_of_ten_thousand_jobs_shows_pages_filters_and_executes_in_ti
     cells.first.locator(".jp-InputPrompt", has_text="[1]").wait_for()
 
     first_page = answered_in(page, lambda: page.keyboard.press("Shift+Enter"), row_of(0))  # dash = nbsched.ui()
+    built = page.locator(".jp-OutputArea-output", has_text="ui() took").inner_text().strip()
+    ui_seconds, widgets = float(built.split()[2]), int(built.split()[4])
     next_page = answered_in(page, lambda: page.locator(".nbsched-jobs-next").click(), row_of(50))
     search = page.locator(".nbsched-jobs-filter input")
     filtered = answered_in(page, lambda: search.fill("job-0777"), row_of(7770))
@@ -135,9 +142,10 @@ def test_a_dashboard_of_ten_thousand_jobs_shows_pages_filters_and_executes_in_ti
     page.locator(".nbsched-dashboard .lm-TabBar-tab", has_text="History").click()
     page.locator(".nbsched-history-chart svg").wait_for()
 
-    print(f"first page {first_page:.2f} s, next page {next_page:.3f} s, search {filtered:.3f} s")
+    print(f"{built}; first page {first_page:.2f} s, next page {next_page:.3f} s, search {filtered:.3f} s")
     assert shown_filtered == 10  # job-07770 .. job-07779
     assert first_page <= FIRST_PAGE_SECONDS
+    assert (ui_seconds <= UI_SECONDS, widgets <= 500) == (True, True), built
     assert max(next_page, filtered) <= ANSWER_SECONDS
     assert page.locator(".nbsched-run-row").count() == 50
     assert page.get_by_text("Error displaying widget").count() == 0
