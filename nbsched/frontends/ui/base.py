@@ -135,13 +135,17 @@ class Looks:
             widget.close()
 
 
+#: Pixels between the cells of a table's grid.
+GRID_GAP_PX = 4
+
+
 def table_grid(columns: int) -> W.GridBox:
     """The body of a table whose rows are ``columns`` widgets each, laid out by the grid (no box per row)."""
     return W.GridBox(
         layout=W.Layout(
             grid_template_columns=" ".join(["max-content"] * columns),
             align_items="center",
-            grid_gap="2px 4px",
+            grid_gap=f"2px {GRID_GAP_PX}px",
             width="max-content",
         )
     )

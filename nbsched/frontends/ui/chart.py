@@ -55,7 +55,9 @@ def _axis_labels(start, minutes: int, step: float) -> list[str]:
     for index in sorted({0, *range(0, minutes, max(1, minutes // 4)), minutes - 1}):
         moment = (start + timedelta(minutes=index)).strftime("%H:%M")
         x = LEFT + index * step + step / 2
-        labels.append(f'<text x="{x:.1f}" y="{HEIGHT - 4}" text-anchor="middle" fill="#57606a">{moment}</text>')
+        anchor = "end" if index == minutes - 1 else "middle"  # the last one inside the picture
+        x = min(x, WIDTH)
+        labels.append(f'<text x="{x:.1f}" y="{HEIGHT - 4}" text-anchor="{anchor}" fill="#57606a">{moment}</text>')
     return labels
 
 

@@ -15,6 +15,7 @@ import ipywidgets as W
 from ...client.pages import PAGE_ROWS, Page
 from ..commands import STATUSES, is_missing
 from .base import (
+    GRID_GAP_PX,
     STATUS_BUTTON_STYLES,
     Looks,
     fmt_ms,
@@ -42,6 +43,8 @@ COLUMNS = (
 )
 #: Minutes of the chart of runs per minute.
 CHART_MINUTES = 60
+#: Wide enough for a run id of seven digits (``#1000001``).
+RUN_BUTTON_WIDTH = "90px"
 
 
 class RunRow:
@@ -50,7 +53,7 @@ class RunRow:
     def __init__(self, looks: Looks, on_pick):
         self.run_id: int | None = None
         self.button = looks.button(
-            "", "nbsched-run-button", "70px", tooltip="Show this run's logs, output and traceback"
+            "", "nbsched-run-button", RUN_BUTTON_WIDTH, tooltip="Show this run's logs, output and traceback"
         )
         self.cells = looks.html()
         self.cells.add_class("nbsched-run-row")
@@ -107,9 +110,10 @@ class HistoryTab:
         self.newer.add_class("nbsched-history-newer")
         self.older = W.Button(description="Older \u25b6", layout=W.Layout(width="90px"), disabled=True)
         self.older.add_class("nbsched-history-older")
-        self.where = W.HTML()
+        self.where = W.HTML(layout=W.Layout(margin="0 12px"))
         self.status = W.HTML()
-        header = table_row([(html.escape(title), width) for _, title, width in (("", "run", "70px"), *COLUMNS)], True)
+        run_column = ("", "run", f"{int(RUN_BUTTON_WIDTH.removesuffix('px')) + GRID_GAP_PX}px")  # button and gap
+        header = table_row([(html.escape(title), width) for _, title, width in (run_column, *COLUMNS)], True)
         self.header = W.HTML(header)
         self.body = table_grid(2)
         self.empty = W.HTML("<i>No runs match.</i>")

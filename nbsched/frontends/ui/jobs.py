@@ -139,7 +139,7 @@ class JobsTab:
         self.previous.add_class("nbsched-jobs-previous")
         self.next = W.Button(description="Next \u25b6", layout=W.Layout(width="90px"), disabled=True)
         self.next.add_class("nbsched-jobs-next")
-        self.where = W.HTML()
+        self.where = W.HTML(layout=W.Layout(margin="0 12px"))
         self.where.add_class("nbsched-jobs-page")
         self.status = W.HTML()
         self.status.add_class("nbsched-jobs-status")
