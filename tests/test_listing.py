@@ -6,7 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import run_cli
@@ -28,6 +32,31 @@ def run_ids(client, runs: int, job: str | None = None) -> list[int]:
     for run_id in ids:
         client.wait(run_id)
     return ids
+
+
+def stderr_on_a_terminal(home, *args: str) -> str:
+    """What ``nbsched ARGS`` writes to its stderr when that is a terminal (a pseudo-terminal here)."""
+    leader, follower = pty.openpty()
+    try:
+        env = {**os.environ, "NBSCHED_HOME": str(home)}
+        command = [sys.executable, "-m", "nbsched", *args]
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=follower, env=env, timeout=60, check=True)
+        os.close(follower)
+        follower = None
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and all is read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        if follower is not None:
+            os.close(follower)
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -87,7 +116,10 @@ def test_cli_jobs_pages_and_says_how_to_see_the_rest(client, home):
 
     assert [job["name"] for job in json.loads(shown.stdout)] == ["j1", "j2"]
     assert [job["name"] for job in json.loads(backwards.stdout)] == ["j4"]
-    assert "(2 of 5 jobs shown; --offset 3 shows the next, --all every one)" in shown.stderr
+    assert shown.stderr == ""  # not a terminal: nothing said
+    assert "(2 of 5 jobs shown; --offset 3 shows the next, --all every one)" in stderr_on_a_terminal(
+        home, "jobs", "--limit", "2", "--offset", "1"
+    )
     assert [row["name"] for row in csv.DictReader(io.StringIO(paused.stdout))] == ["j4"]
     assert paused.stderr == ""
 

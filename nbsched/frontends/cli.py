@@ -239,7 +239,7 @@ def cmd_jobs(options) -> int:
     page = _reader().call("jobs_page", limit=limit, offset=options.offset, filter=filters, sort=sort)
     _print_records(page["rows"], JOB_LIST_FIELDS, options.format)
     shown_to = page["offset"] + len(page["rows"])
-    if shown_to < page["total"]:
+    if shown_to < page["total"] and sys.stderr.isatty():  # said to a person; a script reads --format json
         print(
             f"({len(page['rows'])} of {page['total']} jobs shown; --offset {shown_to} shows the next, --all every one)",
             file=sys.stderr,
