@@ -7,8 +7,12 @@ into the SQLite file with sqlite3 before the runner starts. Then the first ``cli
 call is timed end to end (the runner's child process reads the rows into Arrow with ADBC's
 SQLite driver and writes them as the store's Arrow cache files; the runner maps them and sends
 an Arrow IPC stream; the client makes the DataFrame), then three more calls, served from the
-cache files, split into their RPC and DataFrame parts, and the JSON rows the CLI reads, for
-comparison. Peak memory is the rise
+cache files, split into their RPC and DataFrame parts, and the JSON rows of ``history_rows`` (one
+reply holding them all), for comparison. Between those, ``nbsched history --limit N --format json``
+and ``--format csv`` run as commands with their output to /dev/null: the runner streams the rows in
+chunks as it reads them, and the command writes each as it comes (its time, the runner's peak RSS
+growth from a peak reset just before, the command's peak RSS, and its growth over ``--limit 1``).
+Peak memory is the rise
 of this process's VmHWM and the runner's VmHWM. Indicative figures: other work on this
 machine shares its cores.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 
 import _common
@@ -82,6 +87,34 @@ def seed(db_path: str, rows: int, start: int = 0) -> None:
     store.close()
 
 
+def reset_peak(pid: int) -> float:
+    """Start a new peak (VmHWM) of process ``pid`` (Linux: clear_refs); its RSS now, MB."""
+    with open(f"/proc/{pid}/clear_refs", "w") as handle:
+        handle.write("5")
+    return _common.rss_mb(pid)
+
+
+def cli_history(runner_pid: int, limit: int, fmt: str) -> tuple[float, float, float]:
+    """``nbsched history --limit N --format F > /dev/null``: seconds, the runner's peak RSS growth and the
+    command's peak RSS (MB; measured by GNU time: a child of this process would report this one's peak too)."""
+    before = reset_peak(runner_pid)
+    command = [sys.executable, "-m", "nbsched", "history", "--limit", str(limit), "--format", fmt]
+    with tempfile.NamedTemporaryFile("r") as peak:
+        began = time.perf_counter()
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak.name, *command], stdout=subprocess.DEVNULL, check=True)
+        seconds = time.perf_counter() - began
+        command_mb = int(peak.read().split()[-1]) / 1024
+    return seconds, _common.peak_rss_mb(runner_pid) - before, command_mb
+
+
+def streamed(runner_pid: int, rows: int) -> dict[str, tuple[float, float, float]]:
+    """The CLI's streamed history of ``rows`` runs as JSON and CSV, and of 1 run (the command's own size)."""
+    return {
+        name: cli_history(runner_pid, limit, "json" if name == "one" else name)
+        for name, limit in (("one", 1), ("json", rows), ("csv", rows))
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -138,6 +171,7 @@ def main() -> None:
         mb = len(data) / 1e6
         del data
         peak_runner_arrow = _common.peak_rss_mb(runner.pid)
+        cli = streamed(runner.pid, options.rows)  # each from a fresh peak (clear_refs) of the runner
         # As between two of the runner's cache refreshes: runs finished since the last one are not
         # in a cache file yet, and come from SQLite.
         newer = runs_cache.SEGMENT_ROWS * 4 // 5
@@ -149,7 +183,7 @@ def main() -> None:
         rows = client.history_rows()
         json_s = time.perf_counter() - began
         del rows
-        peak_runner = _common.peak_rss_mb(runner.pid)
+        peak_runner = max(peak_runner_arrow, _common.peak_rss_mb(runner.pid))
         runner.stop()  # the home stays: the runner started again maps the cache files it finds there
         runner.__enter__()
         runner.client.timeout = 300
@@ -172,10 +206,21 @@ def main() -> None:
         f"peak memory: client +{peak_client:.0f} MB over {rss_before:.0f} MB; runner VmHWM "
         f"{peak_runner_arrow:.0f} MB after the Arrow calls (mapped cache files count), {peak_runner:.0f} MB after JSON"
     )
+    base = cli["one"][2]
+    print(
+        "streamed, nbsched history --limit N --format F > /dev/null (the runner reads and sends 5000 rows at a time): "
+        + "; ".join(
+            f"{name} {cli[name][0]:.2f} s, runner peak +{cli[name][1]:.0f} MB, command peak {cli[name][2]:.0f} MB "
+            f"(+{cli[name][2] - base:.0f} MB over --limit 1)"
+            for name in ("json", "csv")
+        )
+    )
     print(
         f"history rows={shape[0]} to_dataframe first={first_s:.2f}s cached={warm_s:.2f}s "
         f"cached+{newer // 1000}k_newer={newer_s:.2f}s after_restart={restart_s:.2f}s "
         f"(rpc {rpc_s:.2f}s + pandas {frame_s:.2f}s) json={json_s:.2f}s "
+        f"cli_json={cli['json'][0]:.2f}s(+{cli['json'][1]:.0f}MB runner,+{cli['json'][2] - base:.0f}MB cli) "
+        f"cli_csv={cli['csv'][0]:.2f}s(+{cli['csv'][1]:.0f}MB runner,+{cli['csv'][2] - base:.0f}MB cli) "
         f"peak_client=+{peak_client:.0f}MB peak_runner={peak_runner_arrow:.0f}MB({peak_runner:.0f}MB with JSON)"
     )
 

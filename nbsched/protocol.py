@@ -12,6 +12,7 @@ Every request gets exactly one reply. Datetimes travel as ISO 8601 text with an 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import orjson
@@ -37,6 +38,8 @@ OPERATIONS = frozenset(
         "resume",
         "delete",
         "history",
+        "run_counts",
+        "jobs_page",
         "run",
         "wait",
         "logs",
@@ -103,6 +106,36 @@ class Binary:
 
     def header(self, request_id) -> bytes:
         return dumps({"v": VERSION, "id": request_id, "ok": True, "binary": len(self.data)})
+
+
+class Stream:
+    """A result sent as it is made: a header ``{"v", "id", "ok": true, "stream": {...}}`` (what the chunks are),
+    then each chunk as a line with its byte count followed by its bytes, then ``0`` on a line of its own, then
+    one last line: a reply whose result is the number of chunks, or an error reply when making them failed.
+
+    So a long history leaves the runner a chunk at a time and neither side holds it whole.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], about: dict):
+        self.chunks = chunks
+        self.about = about
+        self.request_id = None
+
+    def header(self) -> bytes:
+        return dumps({"v": VERSION, "id": self.request_id, "ok": True, "stream": self.about})
+
+    @staticmethod
+    def frame(chunk: bytes) -> bytes:
+        return b"%d\n" % len(chunk) + chunk
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+
+
+#: The line that ends a stream's chunks.
+STREAM_END = b"0\n"
 
 
 def reply(request_id, result) -> bytes:

@@ -128,7 +128,7 @@ def test_other_operations_refuse_malformed_arguments_without_an_internal_error(c
         ("deploy", {"units": "x"}, "a list of {'source'"),
         ("deploy", {"units": [{"source": "def (:"}]}, "Fix the syntax"),
         ("deploy", {"units": [{"source": "x = 1"}]}, "A service looks like"),
-        ("jobs", {"extra": 1}, "expected none"),
+        ("jobs", {"extra": 1}, "expected limit, offset, filter, sort"),
     ]
     client.invoke("api.hello")  # so run 1 exists
     for op, args, valid_form in calls:

@@ -6,6 +6,7 @@ One JupyterLab server and one page serve the whole module: a notebook creates a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _write_notebook(path: Path) -> None:
+def _write_notebook(path: Path, sources: list[str] = NOTEBOOK_CELLS) -> None:
     cells = [
         {"id": f"cell-{index}", "cell_type": "code", "metadata": {}, "source": source, "outputs": []}
         | {"execution_count": None}
-        for index, source in enumerate(NOTEBOOK_CELLS)
+        for index, source in enumerate(sources)
     ]
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook = {"cells": cells, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5}
@@ -129,20 +130,19 @@ def _run_all_cells(page) -> None:
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def browser_tools():
+    """Playwright's sync API, or a skip that says what is missing."""
     if not CHROMIUM.exists():
         pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
-    )
-    work = Path(tempfile.mkdtemp(prefix="nbs-lab-"))
-    home, root = work / "home", work / "root"
-    home.mkdir(mode=0o700)
-    root.mkdir()
-    _write_notebook(root / "dashboard.ipynb")
-    client = nbsched.connect(home)
-    client.deploy(str(HELLO_SERVICE))
+    return pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+
+
+@contextlib.contextmanager
+def notebook_page(work: Path, home: Path, notebook: str, shot: str) -> Iterator[object]:
+    """A JupyterLab on ``work / "root"`` (its kernels use ``home``) and a Chromium page with ``notebook`` open and
+    its kernel idle; on the way out a screenshot ``shot`` (for a failed run), and everything stopped."""
+    sync_api = browser_tools()
+    root = work / "root"
     port, token = _free_port(), secrets.token_hex(16)
     server = _start_lab(root, home, port, token)
     try:
@@ -156,26 +156,57 @@ def lab() -> Iterator[Lab]:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1920, "height": 1100})
             page.set_default_timeout(60_000)
-            page.goto(f"http://127.0.0.1:{port}/lab/tree/dashboard.ipynb?token={token}")
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}")
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
             wait_until(lambda: _kernel_idle(port, token), timeout=90, interval=0.3, what="the notebook's kernel")
-            _run_all_cells(page)
-            page.locator(".nbsched-dashboard").wait_for(timeout=90_000)
             try:
-                yield Lab(page=page, client=client, home=home)
+                yield page
             finally:
                 ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "lab-last.png"), full_page=True)  # for a failed run
+                page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
                 browser.close()
     finally:
-        client.close()
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@contextlib.contextmanager
+def lab_of(notebook: str, cells: list[str], shot: str, fill: Callable[[Path], None] | None = None) -> Iterator[Lab]:
+    """A runner in a temp home with the hello service (and, given ``fill``, what it writes into the home's store
+    while no runner runs), and JupyterLab's page of a notebook of ``cells``; all removed afterwards."""
+    browser_tools()
+    work = Path(tempfile.mkdtemp(prefix="nbs-lab-"))
+    home, root = work / "home", work / "root"
+    home.mkdir(mode=0o700)
+    root.mkdir()
+    _write_notebook(root / notebook, cells)
+    client = None
+    try:
+        client = nbsched.connect(home)
+        client.deploy(str(HELLO_SERVICE))
+        if fill is not None:
+            client.shutdown()
+            wait_until(lambda: not (home / "runner.sock").exists(), timeout=30, what="the runner to stop")
+            fill(home)
+            client = nbsched.connect(home)
+        with notebook_page(work, home, notebook, shot) as page:
+            yield Lab(page=page, client=client, home=home)
+    finally:
+        if client is not None:
+            client.close()
         stop_runner(home)
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with lab_of("dashboard.ipynb", NOTEBOOK_CELLS, "lab-last.png") as opened:
+        _run_all_cells(opened.page)
+        opened.page.locator(".nbsched-dashboard").wait_for(timeout=90_000)
+        yield opened
 
 
 def _dashboard_screenshot(page, name: str) -> Path:
@@ -183,6 +214,16 @@ def _dashboard_screenshot(page, name: str) -> Path:
     path = ARTIFACTS / name
     page.locator(".nbsched-dashboard").screenshot(path=str(path))
     return path
+
+
+ROW_BUTTONS = ("execute", "toggle", "edit", "delete")
+
+
+def button_of(job: str, action: str) -> str:
+    """The selector of a job row's button (one of ``ROW_BUTTONS``): the row's cells name the job, and its
+    buttons follow them, in this order, in the table's grid."""
+    buttons = ROW_BUTTONS[: ROW_BUTTONS.index(action) + 1]
+    return f".nbsched-job-row:has(.nbsched-job-{job})" + "".join(f" + .nbsched-{button}" for button in buttons)
 
 
 def test_dashboard_renders_and_lists_the_job_made_in_an_earlier_cell(lab):
@@ -195,7 +236,7 @@ def test_dashboard_renders_and_lists_the_job_made_in_an_earlier_cell(lab):
 
 
 def test_execute_button_records_a_manual_run(lab):
-    lab.page.locator(".nbsched-job-nightly-report .nbsched-execute").click()
+    lab.page.locator(button_of("nightly-report", "execute")).click()
 
     wait_until(lambda: len(lab.client.history(job="nightly-report")) == 1, timeout=30, what="a run from the button")
     assert list(lab.client.history(job="nightly-report")["trigger"]) == ["manual"]

@@ -418,6 +418,37 @@ class StoreContract:
         assert table.column("scheduled_at").to_pylist() == [NOW + timedelta(minutes=2), NOW + timedelta(minutes=1)]
         assert table.equals(generic)
 
+    def test_a_listing_pages_with_an_offset_and_comes_in_chunks(self, store):
+        ids = store.add_runs([run_row(None, NOW + timedelta(minutes=i), "invoke", status="ok") for i in range(5)])
+        newest_first = sorted(ids, reverse=True)
+        with store.history() as history:
+            page = [row[0] for row in history.rows(RunQuery(limit=2, offset=1))]
+            rest = [row[0] for row in history.rows(RunQuery(offset=3))]
+            chunks = [[row[0] for row in chunk] for chunk in history.row_chunks(RunQuery(), 2)]
+            table = pa.ipc.open_stream(io.BytesIO(bytes(history.arrow(RunQuery(limit=2, offset=3))))).read_all()
+        assert (page, rest) == (newest_first[1:3], newest_first[3:])
+        assert chunks == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
+        assert table.column("run_id").to_pylist() == newest_first[3:5]
+        assert [row[0] for row in store.runs(RunQuery(limit=1, offset=4))] == newest_first[4:]
+
+    def test_runs_are_counted_per_minute_and_status_from_a_time_on(self, store):
+        started = [NOW + timedelta(seconds=s) for s in (5, 30, 70, 200)]
+        ids = store.add_runs([run_row(None, at, "invoke") for at in started])
+        statuses = ["ok", "error", "ok", "ok"]
+        store.update_runs(
+            [{"run_id": i, "status": st, "started_at": at} for i, st, at in zip(ids, statuses, started, strict=True)]
+        )
+        store.add_runs([run_row(None, NOW + timedelta(seconds=80), "invoke")])  # running, not started: its due time
+        with store.history() as history:
+            counts = sorted(history.minute_counts(NOW + timedelta(minutes=1)))
+            running = history.oldest_running()
+        assert counts == [
+            ("2026-11-24T12:01", "ok", 1),
+            ("2026-11-24T12:01", "running", 1),
+            ("2026-11-24T12:03", "ok", 1),
+        ]
+        assert running == NOW + timedelta(seconds=80)
+
 
 class DurableStore:
     """What a store on disk or on a server passes besides the contract: it outlives the object that wrote it."""

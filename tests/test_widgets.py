@@ -12,6 +12,7 @@ from conftest import wait_until
 
 from nbsched.errors import InvalidJob, NbschedError, ServiceNotFound
 from nbsched.frontends.ui import HISTORY, Dashboard
+from nbsched.frontends.ui.base import live_widgets
 from nbsched.frontends.ui.form import field_of_error
 
 FAILING_SERVICE = """
@@ -218,7 +219,7 @@ def test_pause_and_resume_buttons_switch_the_job(dash, client):
     row = dash.jobs.rows["hourly"]
 
     assert row.toggle.tooltip == (
-        "Pause job 'hourly': its schedule starts no runs until Resume "
+        "Pause this job: its schedule starts no runs until Resume "
         "(a run already going finishes; Execute still runs it now)"
     )
 
@@ -227,12 +228,12 @@ def test_pause_and_resume_buttons_switch_the_job(dash, client):
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (False, "Resume")
     assert ">paused<" in row.cells.value  # the row shows the job's state
     assert row.toggle.tooltip == (
-        "Resume job 'hourly': its schedule starts runs again from its next time (missed times are not run)"
+        "Resume this job: its schedule starts runs again from its next time (missed times are not run)"
     )
 
     row.toggle.click()
     assert (bool(client.job("hourly")["active"]), row.toggle.description) == (True, "Pause")
-    assert row.toggle.tooltip.startswith("Pause job 'hourly': its schedule starts no runs until Resume")
+    assert row.toggle.tooltip.startswith("Pause this job: its schedule starts no runs until Resume")
 
 
 def test_delete_needs_a_confirmation(dash, client):
@@ -286,7 +287,7 @@ def test_history_filters_by_status_and_shows_a_runs_traceback(dash, client):
     dash.history.status_filter.value = "error"
 
     assert [record["run_id"] for record in dash.history.records] == [bad_run]
-    assert len(dash.history.body.children) == 1
+    assert len(dash.history.body.children) == 2  # one row of the grid: its button and its cells
     row = dash.history.rows[0]
     assert (row.button.description, row.button.button_style) == (f"#{bad_run}", "danger")
     row.button.click()
@@ -296,14 +297,106 @@ def test_history_filters_by_status_and_shows_a_runs_traceback(dash, client):
     assert {record["run_id"] for record in dash.history.records} == {ok_run, bad_run}
 
 
-def test_history_chart_shows_durations_once_there_are_runs(dash, client):
-    for run_id in [client.invoke("api.hello") for _ in range(3)]:
+def test_history_chart_counts_the_runs_per_minute_by_status(dash, client):
+    client.deploy(FAILING_SERVICE)
+    for run_id in [client.invoke("api.hello") for _ in range(3)] + [client.invoke("api.boom")]:
         client.wait(run_id)
 
     dash.history.refresh()
 
-    assert bytes(dash.history.chart.value).startswith(b"\x89PNG")
-    assert dash.history.chart.layout.display is None
+    chart = dash.history.chart.value
+    assert chart.startswith("<svg") and chart.endswith("</svg>")
+    assert "ok 3" in text(dash.history.chart) and "error 1" in text(dash.history.chart)
+    assert "skipped 0" in text(dash.history.chart)
+
+
+def test_jobs_tab_pages_through_many_jobs_with_one_page_of_rows(client):
+    names = [f"job-{i:03d}" for i in range(23)]
+    for name in names:
+        client.schedule("api.hello", name=name, cron="0 2 * * *")
+    dash = Dashboard(client, auto_refresh=False)
+    dash.jobs.page_rows = 10
+    try:
+        dash.jobs.refresh()
+        first_rows = list(dash.jobs.slots)
+        dash.jobs.next.click()
+        dash.jobs.next.click()
+
+        assert dash.jobs.visible_names() == names[20:]
+        assert "jobs 21\u201323 of 23" in text(dash.jobs.where)
+        assert (dash.jobs.next.disabled, dash.jobs.previous.disabled) == (True, False)
+        assert dash.jobs.slots == first_rows  # the same ten rows, refilled
+        dash.jobs.rows["job-021"].execute.click()
+        assert list(client.history(job="job-021")["trigger"]) == ["manual"]
+        dash.jobs.previous.click()
+        assert dash.jobs.visible_names() == names[10:20]
+    finally:
+        dash.close()
+
+
+def test_jobs_tab_filters_by_state_and_sorts_in_the_runner(dash, client):
+    for name in ("alpha", "beta", "gamma"):
+        client.schedule("api.hello", name=name, cron="0 2 * * *")
+    client.pause("beta")
+    dash.jobs.refresh()
+
+    dash.jobs.state_filter.value = "active"
+    assert dash.jobs.visible_names() == ["alpha", "gamma"]
+    dash.jobs.sort.value = "-name"
+    assert dash.jobs.visible_names() == ["gamma", "alpha"]
+    dash.jobs.state_filter.value = ""
+    dash.jobs.status_filter.value = "none"
+    assert dash.jobs.visible_names() == ["gamma", "beta", "alpha"]
+    dash.jobs.filter.value = "nothing-like-it"
+    assert (dash.jobs.visible_names(), text(dash.jobs.where)) == ([], "no jobs that match")
+
+
+def test_refresh_sends_only_the_rows_that_changed(dash, client):
+    for name in ("one", "two", "three"):
+        client.schedule("api.hello", name=name, cron="0 2 * * *")
+    dash.jobs.refresh()
+    changed = []
+    for row in dash.jobs.shown:
+        row.cells.observe(lambda change, row=row: changed.append(row.name), names="value")
+
+    client.pause("two")
+    dash.jobs.refresh()
+
+    assert changed == ["two"]
+    assert ">paused<" in dash.jobs.rows["two"].cells.value
+
+
+def test_a_dashboard_of_many_jobs_holds_a_page_of_widgets(client):
+    for i in range(120):
+        client.schedule("api.hello", name=f"many-{i:03d}", cron="0 2 * * *")
+    before = live_widgets()
+    dash = Dashboard(client, auto_refresh=False)
+    try:
+        built = live_widgets() - before
+        dash.tabs.selected_index = HISTORY
+        with_history = live_widgets() - before
+    finally:
+        dash.close()
+    assert len(dash.jobs.shown) == 50
+    assert built <= 400 and with_history <= 500, (built, with_history)
+
+
+def test_history_tab_pages_from_the_newest_run(dash, client):
+    run_ids = [client.invoke("api.hello") for _ in range(5)]
+    for run_id in run_ids:
+        client.wait(run_id)
+    dash.history.page_rows = 2
+    dash.tabs.selected_index = HISTORY
+
+    dash.history.older.click()
+    dash.history.older.click()
+
+    assert [record["run_id"] for record in dash.history.records] == [run_ids[0]]
+    assert (dash.history.older.disabled, text(dash.history.where)) == (True, "runs 5\u20135")
+    dash.history.rows[0].button.click()
+    assert f"Run {run_ids[0]}" in text(dash.history.details)
+    dash.history.job.value = "no-such-job"
+    assert (dash.history.records, text(dash.history.where)) == ([], "no runs")
 
 
 def test_background_refresh_lists_a_job_created_elsewhere(client):

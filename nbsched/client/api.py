@@ -10,8 +10,6 @@ Python's words (``See client.jobs().``), shown under the message in a traceback.
 from __future__ import annotations
 
 import contextlib
-import inspect
-import json
 import logging
 import os
 import socket
@@ -23,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, protocol
-from ..errors import DeployError, InvalidInput, NbschedError, NoRunner, ProtocolError, RunnerError
+from ..errors import InvalidInput, NbschedError, NoRunner, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.timeparse import parse_datetime, parse_duration, utcnow
 from ..model.triggers import Preview
-from . import frames
+from . import frames, pages
+from .connections import Connections
 from .launch import started_text
+from .sources import source_units, with_html
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Client:
         self._buffer: Any = None
         self._lock = threading.Lock()
         self._next_id = 0
-        self.connections = _Connections(self)
+        self.connections = Connections(self)
         #: The ping answer of the runner this client started, or None when one was running already.
         self.started_runner: dict | None = None
         self._connect()
@@ -123,34 +123,69 @@ class Client:
     def call(self, op: str, _timeout: float | None = None, **args) -> Any:
         """Send one request and return its result; a runner error is raised as its own class."""
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._sock is None:
-                        self._open()
-                    self._next_id += 1
-                    self._sock.settimeout(_timeout or self.timeout)
-                    self._sock.sendall(protocol.request(op, args, self._token, self._next_id))
-                    line = self._buffer.readline()
-                    if not line:
-                        raise ConnectionResetError("runner closed the connection")
-                    reply = protocol.parse_reply(line)
-                    if reply.get("ok") and "binary" in reply:
-                        return self._read_binary(reply["binary"], op)
-                    break
-                except NoRunner:
-                    raise
-                except KeyboardInterrupt:  # its reply would answer the next request: that one gets a new connection
-                    self.close()
-                    raise
-                except (ConnectionError, BrokenPipeError, OSError) as exc:
-                    self.close()
-                    if isinstance(exc, TimeoutError) or attempt == 2:
-                        raise RunnerError(
-                            f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}."
-                        ) from None
+            try:
+                reply = self._request_line(op, args, _timeout)
+                if reply.get("ok") and "binary" in reply:
+                    return self._read_binary(reply["binary"], op)
+                if reply.get("ok") and "stream" in reply:  # asked by call(): all of it, at once
+                    return {**reply["stream"], "rows": list(pages.read_stream(self._buffer, reply))}
+            except KeyboardInterrupt:  # its reply would answer the next request: that one gets a new connection
+                self.close()
+                raise
+            except OSError as exc:
+                self.close()
+                raise RunnerError(
+                    f"The runner stopped answering '{op}': {exc}. See {self.settings.log_path}."
+                ) from None
         if reply.get("ok"):
             return reply.get("result")
         raise _noted(protocol.remote_error(reply.get("error")))
+
+    def stream(self, op: str, **args) -> Iterator[list]:
+        """Send one request whose reply comes in chunks (``protocol.Stream``); yield its rows as they arrive.
+
+        The connection is this stream's until its last row: stopping early closes it (the next call opens
+        another)."""
+        with self._lock:
+            header, finished = self._request_line(op, args), False
+            if not header.get("ok"):
+                raise _noted(protocol.remote_error(header.get("error")))
+            try:
+                yield from pages.read_stream(self._buffer, header)
+                finished = True
+            except OSError as exc:
+                raise RunnerError(
+                    f"The runner stopped answering '{op}': {exc}. See {self.settings.log_path}."
+                ) from None
+            finally:
+                if not finished:
+                    self.close()
+
+    def _request_line(self, op: str, args: dict, timeout: float | None = None) -> dict:
+        """Send a request (again on a fresh connection if the kept one has gone) and read its reply's first line."""
+        for attempt in (1, 2):
+            try:
+                if self._sock is None:
+                    self._open()
+                self._next_id += 1
+                self._sock.settimeout(timeout or self.timeout)
+                self._sock.sendall(protocol.request(op, args, self._token, self._next_id))
+                line = self._buffer.readline()
+                if not line:
+                    raise ConnectionResetError("runner closed the connection")
+                return protocol.parse_reply(line)
+            except NoRunner:
+                raise
+            except OSError as exc:
+                self.close()
+                if isinstance(exc, TimeoutError) or attempt == 2:
+                    raise RunnerError(
+                        f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}."
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _lost(self, op: str, exc: OSError) -> RunnerError:
+        return RunnerError(f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}.")
 
     def _read_binary(self, size, op: str) -> bytes:
         """The raw bytes that follow a reply header announcing ``binary``: N."""
@@ -210,8 +245,20 @@ class Client:
     def update(self, name: str, **changes) -> Job:
         return Job.from_record(self.call("update", name=name, changes=_wire(changes)), self.tz)
 
-    def jobs(self):
-        return frames.from_records(self.call("jobs"), JOB_LIST_FIELDS, self.tz, frames.JOB_TIME_COLUMNS)
+    def jobs(self, limit: int | None = None, offset: int = 0, filter: dict | None = None, sort: str = "name"):
+        """The jobs as a DataFrame: all of them, or a page (``limit`` jobs after ``offset``) of those ``filter``
+        selects, sorted by ``sort``.
+
+        ``filter`` is a dict of any of ``search`` (text in the name or service, any case), ``status`` (the last
+        run's, or ``"none"``: never ran) and ``state`` (active, paused, finished, ended); ``sort`` is ``name``,
+        ``next_run`` or ``last_run``, with ``-`` before it for the other way round (``"-last_run"``)."""
+        records = self.call("jobs", **pages.paging_args(limit, offset, filter, sort))
+        return frames.from_records(records, JOB_LIST_FIELDS, self.tz, frames.JOB_TIME_COLUMNS)
+
+    def jobs_page(self, limit: int = pages.PAGE_ROWS, offset: int = 0, filter=None, sort: str = "name") -> pages.Page:
+        """One page of jobs as ``jobs`` selects them, as dicts, with how many the filter selects (``total``)."""
+        result = self.call("jobs_page", **pages.paging_args(limit, offset, filter, sort))
+        return pages.job_page(result, self.tz)
 
     def job(self, name: str) -> dict:
         return self.call("job", name=name)
@@ -277,6 +324,26 @@ class Client:
     def history_rows(self, **filters) -> dict:
         return self.call("history", **self._history_args(filters))
 
+    def history_page(self, limit: int = pages.PAGE_ROWS, offset: int = 0, **filters) -> pages.Page:
+        """``limit`` runs after the newest ``offset`` (filters as ``history``) as dicts; ``more``: older ones follow."""
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:  # else the runner says what is wrong
+            filters["limit"] = limit + 1  # one more than shown tells whether another page follows
+        else:
+            filters["limit"] = limit
+        result = self.call("history", offset=offset, **self._history_args(filters))
+        return pages.run_page(result, limit, offset, self.tz)
+
+    def history_stream(self, **filters) -> Iterator[list]:
+        """The runs ``history`` selects (same filters) as lists of ``RUN_FIELDS`` values, times as UTC ISO text,
+        read as the runner sends them: memory stays flat however many there are."""
+        return self.stream("history", format="chunks", **self._history_args(filters))
+
+    def run_counts(self, minutes: int = 60) -> dict:
+        """Runs per minute and status over the last ``minutes``: ``{"start": the first minute (in the user's
+        zone), "minutes": N, "counts": {status: [N counts, oldest first]}}``."""
+        result = self.call("run_counts", minutes=minutes)
+        return {**result, "start": frames.local_time(result["start"], self.tz)}
+
     def _history_args(self, filters: dict) -> dict:
         """History filters for the wire; a ``since`` date without an offset is read in the user's zone here,
         not in the runner's."""
@@ -324,72 +391,6 @@ class Client:
         return self.settings.timezone
 
 
-class _Connections:
-    """``client.connections``: outgoing connections (REST, SMTP, kvdb) by name.
-
-    Secrets (``password``, ``token``) may be given as they are or as ``"env:VARIABLE"``, read
-    from the runner's environment when a run uses them; listings never show their values.
-    Saving a connection under an existing name replaces it from the next run on.
-    """
-
-    COLUMNS = ("name", "kind", "address", "definition", "updated_at")
-
-    def __init__(self, client: Client):
-        self._client = client
-
-    def add_rest(
-        self,
-        name: str,
-        address: str,
-        headers: dict[str, str] | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        token: str | None = None,
-        timeout: float = 10,
-        verify: bool = True,
-    ) -> dict:
-        """A REST endpoint for ``self.out.plain_http[name].conn`` (basic auth or a bearer token)."""
-        fields = {"address": address, "headers": headers, "username": username, "password": password}
-        return self._save(name, "rest", {**fields, "token": token, "timeout": timeout, "verify": verify})
-
-    def add_smtp(
-        self,
-        name: str,
-        host: str,
-        port: int,
-        username: str | None = None,
-        password: str | None = None,
-        tls: str = "none",
-        sender: str | None = None,
-        timeout: float = 10,
-    ) -> dict:
-        """An SMTP server for ``self.email.smtp[name].conn``; ``tls`` is "none", "starttls" or "ssl"."""
-        fields = {"host": host, "port": port, "username": username, "password": password}
-        return self._save(name, "smtp", {**fields, "tls": tls, "sender": sender, "timeout": timeout})
-
-    def set_kvdb(self, url: str, prefix: str | None = None) -> dict:
-        """The Redis behind ``self.kvdb.conn``, e.g. ``"redis://127.0.0.1:6379/0"``.
-
-        ``prefix`` (e.g. ``"proj:"``) is put before every key ``self.kvdb.conn`` reads or writes,
-        so projects that share one Redis database keep apart.
-        """
-        return self._save("kvdb", "kvdb", {"url": url, **({"prefix": prefix} if prefix is not None else {})})
-
-    def _save(self, name: str, kind: str, definition: dict) -> dict:
-        return self._client.call("connection_save", name=name, kind=kind, definition=definition)
-
-    def list(self):
-        """The connections as a DataFrame, secrets masked."""
-        return frames.from_records(self._client.call("connections"), self.COLUMNS, self._client.tz, ("updated_at",))
-
-    def delete(self, name: str) -> None:
-        self._client.call("connection_delete", name=name)
-
-    def test(self, name: str) -> dict:
-        """Reach the connection's endpoint once: ``{"name", "kind", "ok", "detail"}``."""
-        return self._client.call("connection_test", _timeout=120, name=name)
-
-
 def connect(home: str | os.PathLike | None = None, autostart: bool = True) -> Client:
     """Connect to the runner of ``NBSCHED_HOME`` (or ``home``), starting one if none runs."""
     settings = config.settings()
@@ -413,74 +414,6 @@ def _noted(error: NbschedError) -> NbschedError:
 
 
 # -- helpers ------------------------------------------------------------------------
-def source_units(target: Any) -> list[dict]:
-    """Turn what a user passes to deploy() into source units for the runner."""
-    if isinstance(target, list | tuple):
-        return [unit for item in target for unit in source_units(item)]
-    if isinstance(target, type):
-        return [_class_unit(target)]
-    if isinstance(target, Path) or (isinstance(target, str) and "\n" not in target and _looks_like_path(target)):
-        return _path_units(Path(target))
-    if isinstance(target, str):
-        return [{"source": target, "origin": "<string>"}]
-    raise DeployError(f"Cannot deploy {type(target).__name__}: pass a file, a folder, source text or a Service class.")
-
-
-def with_html(units: list[dict]) -> list[dict]:
-    """The units with each notebook's metadata asking for an HTML rendering of its runs (``nbsched.html``)."""
-    notebooks = [unit for unit in units if unit["origin"].lower().endswith(".ipynb")]
-    if not notebooks:
-        raise DeployError("html applies to notebooks (.ipynb) only; none was given.", field="html")
-    changed = []
-    for unit in units:
-        if unit in notebooks:
-            try:
-                notebook = json.loads(unit["source"])
-                notebook.setdefault("metadata", {}).setdefault("nbsched", {})["html"] = True
-                unit = {**unit, "source": json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"}
-            except (ValueError, AttributeError):
-                pass  # not a notebook after all: the runner says why
-        changed.append(unit)
-    return changed
-
-
-def _looks_like_path(text: str) -> bool:
-    return os.path.exists(text) or text.endswith((".py", ".ipynb")) or "/" in text
-
-
-def _path_units(path: Path) -> list[dict]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.py") if not p.name.startswith("_") and "__pycache__" not in p.parts)
-        if not files:
-            raise DeployError(f"Cannot deploy {path}: the folder has no .py files.")
-        return [unit for file in files for unit in _path_units(file)]
-    if not path.is_file():
-        raise DeployError(f"Cannot deploy {path}: no such file or folder.")
-    if path.suffix not in ("", ".py", ".ipynb"):
-        raise DeployError(f"Cannot deploy {path}: only Python files (.py) and notebooks (.ipynb) can be deployed.")
-    # A notebook's kernel starts in the notebook's folder: the runner gets its full path.
-    origin = str(path.resolve()) if path.suffix == ".ipynb" else str(path)
-    try:
-        return [{"source": path.read_text(encoding="utf-8"), "origin": origin}]
-    except UnicodeDecodeError:
-        raise DeployError(f"Cannot deploy {path}: it is not UTF-8 text.") from None
-
-
-def _class_unit(cls: type) -> dict:
-    module_file = getattr(inspect.getmodule(cls), "__file__", None)
-    if module_file and module_file.endswith(".py") and os.path.exists(module_file):
-        return _path_units(Path(module_file))[0]
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        raise DeployError(
-            f"Cannot deploy {cls.__name__}: its source is not available; deploy the file or cell text."
-        ) from None
-    import textwrap
-
-    return {"source": "from nbsched import *  # noqa\n\n" + textwrap.dedent(source), "origin": "<cell>"}
-
-
 def _wire_value(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()

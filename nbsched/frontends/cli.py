@@ -12,8 +12,6 @@ Output into a pipe whose reader has gone (``| head``) ends quietly.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import subprocess
@@ -26,11 +24,13 @@ from ..client.frames import RUN_TIME_COLUMNS, local_time
 from ..client.launch import started_text
 from ..errors import NbschedError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
+from ..model.listing import JOB_FILTERS
 from ..model.runs import RUN_FIELDS
-from . import commands
+from . import commands, output
 from .commands import (
     TRIGGERS,
     add_history_filters,
+    add_job_filters,
     add_preview_options,
     add_wait_options,
     error_text,
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         trigger.add_argument(f"--{key}", help=text)
     commands.add_job_options(schedule)
 
-    _with_format(subcommands.add_parser("jobs", help="list jobs"))
+    jobs = _with_format(subcommands.add_parser("jobs", help="list jobs (a page of them: --limit, --offset)"))
+    add_job_filters(jobs)
     show = subcommands.add_parser("show", help="every setting of one job")
     show.add_argument("job")
 
@@ -236,7 +237,17 @@ def cmd_schedule(options) -> int:
 
 
 def cmd_jobs(options) -> int:
-    _print_records(_reader().call("jobs"), JOB_LIST_FIELDS, options.format)
+    limit = commands.listing_limit(options, commands.JOBS_LIMIT)
+    filters = {key: getattr(options, key) for key in JOB_FILTERS if getattr(options, key) is not None}
+    sort = commands.job_sort(options)
+    page = _reader().call("jobs_page", limit=limit, offset=options.offset, filter=filters, sort=sort)
+    _print_records(page["rows"], JOB_LIST_FIELDS, options.format)
+    shown_to = page["offset"] + len(page["rows"])
+    if shown_to < page["total"] and sys.stderr.isatty():  # said to a person; a script reads --format json
+        print(
+            f"({len(page['rows'])} of {page['total']} jobs shown; --offset {shown_to} shows the next, --all every one)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -290,12 +301,15 @@ def cmd_delete(options) -> int:
 
 
 def cmd_history(options) -> int:
+    """The runs as the runner streams them: each chunk written out as it comes, whatever ``--limit``."""
     commands.check_status(options.status)
-    filters = {key: getattr(options, key) for key in ("job", "job_uid", "service", "status", "since", "limit")}
-    result = _reader().history_rows(**filters)
-    records = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
-    columns = HISTORY_TABLE_COLUMNS if options.format == "table" else RUN_FIELDS
-    _print_records(records, columns, options.format)
+    filters = {key: getattr(options, key) for key in ("job", "job_uid", "service", "status", "since")}
+    rows = _reader().history_stream(limit=commands.listing_limit(options, commands.HISTORY_LIMIT), **filters)
+    if options.format == "table":
+        records = (dict(zip(RUN_FIELDS, row, strict=True)) for row in rows)
+        output.write_records(sys.stdout, records, HISTORY_TABLE_COLUMNS, "table", _cell)
+    else:
+        output.write_rows(sys.stdout, rows, RUN_FIELDS, options.format)
     return 0
 
 
@@ -381,27 +395,7 @@ COMMANDS = {name.removeprefix("cmd_"): func for name, func in globals().items() 
 
 # -- output -----------------------------------------------------------------------
 def _print_records(records: list[dict], columns: Sequence[str], fmt: str) -> None:
-    rows = [{column: record.get(column) for column in columns} for record in records]
-    if fmt == "json":
-        print(json.dumps(rows, indent=2, default=str))
-    elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(out.getvalue())
-    else:
-        print(_table(rows, columns))
-
-
-def _table(rows: list[dict], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[_cell(column, row[column]) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
-    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells]
-    return "\n".join(line.rstrip() for line in lines)
+    output.write_records(sys.stdout, records, columns, fmt, _cell)
 
 
 def _cell(column: str, value) -> str:

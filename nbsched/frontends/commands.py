@@ -28,7 +28,8 @@ from .. import config
 from ..client.api import Client
 from ..connections.definitions import TLS_MODES
 from ..errors import InvalidInput, RunnerError, did_you_mean
-from ..model.jobs import ISOLATION, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
+from ..model.jobs import ISOLATION, JOB_STATES, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
+from ..model.listing import JOB_SORTS
 from ..model.runs import STATUSES
 from ..model.timeparse import format_duration, parse_duration
 
@@ -40,6 +41,10 @@ TRIGGERS = {
 }
 #: Formats of listings (``nbsched jobs --format``).
 LIST_FORMATS = ("table", "json", "csv")
+#: How many runs a history command shows unless told (``--limit``, ``--all``): what a terminal shows.
+HISTORY_LIMIT = 100
+#: How many jobs a job listing command shows unless told.
+JOBS_LIMIT = 100
 #: What ``runner`` does (``nbsched runner ...``, ``%schedule runner ...``).
 RUNNER_ACTIONS = ("start", "stop", "status", "restart")
 #: How long ``run --wait`` and ``invoke --wait`` wait for the run, unless told.
@@ -181,11 +186,50 @@ def check_extra(text: str, on_command_line: bool = True) -> str:
 
 # -- history ---------------------------------------------------------------------------
 def add_history_filters(parser: argparse.ArgumentParser) -> None:
-    """``--service``, ``--status``, ``--since`` and ``--limit`` of a history command."""
+    """``--service``, ``--status``, ``--since``, and ``--limit`` or ``--all``, of a history command."""
     parser.add_argument("--service", help="only this service's runs")
     parser.add_argument("--status", help=f"one of {', '.join(STATUSES)}")
     parser.add_argument("--since", help="e.g. 1h, 2d or '2026-11-25 10:00' (in your time zone, NBSCHED_TIMEZONE)")
-    parser.add_argument("--limit", type=int, default=100, help="newest N runs (default 100)")
+    add_limit_options(parser, "runs", HISTORY_LIMIT)
+
+
+def add_limit_options(parser: argparse.ArgumentParser, what: str, default: int) -> None:
+    """``--limit N`` (the first N ``what``, ``default`` unless told) or ``--all`` (every one) of a listing."""
+    limits = parser.add_mutually_exclusive_group()
+    limits.add_argument("--limit", type=int, help=f"the first N {what} (default {default})")
+    limits.add_argument(
+        "--all", action="store_true", help=f"every {what[:-1]} the filters select, however many (instead of --limit)"
+    )
+
+
+def listing_limit(options: argparse.Namespace, default: int) -> int | None:
+    """The limit of a listing as ``add_limit_options`` read it: None with ``--all``; a negative one is refused."""
+    if options.all:
+        return None
+    if options.limit is None:
+        return default
+    if options.limit < 0:
+        raise InvalidInput(
+            f"Invalid --limit {options.limit}: use a whole number, 0 or more (or --all for every one).", field="limit"
+        )
+    return options.limit
+
+
+def add_job_filters(parser: argparse.ArgumentParser) -> None:
+    """``--search``, ``--status``, ``--state``, ``--sort``/``--desc``, ``--limit``/``--all`` and ``--offset`` of a
+    job listing."""
+    parser.add_argument("--search", help="only jobs with this text in their name or service (any case)")
+    parser.add_argument("--status", help=f"only jobs whose last run has this status: {', '.join(STATUSES)}, or none")
+    parser.add_argument("--state", help=f"only jobs in this state: {', '.join(JOB_STATES)}")
+    parser.add_argument("--sort", default="name", help=f"{', '.join(JOB_SORTS)} (default name)")
+    parser.add_argument("--desc", action="store_true", help="sort the other way (last_run: the most recent first)")
+    add_limit_options(parser, "jobs", JOBS_LIMIT)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many first jobs (the next page)")
+
+
+def job_sort(options: argparse.Namespace) -> str:
+    """The sort of a job listing as the runner takes it: ``--sort last_run --desc`` is ``-last_run``."""
+    return f"-{options.sort.removeprefix('-')}" if options.desc else options.sort
 
 
 def check_status(status: str | None) -> str | None:

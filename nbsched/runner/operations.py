@@ -10,13 +10,15 @@ import asyncio
 import functools
 import inspect
 import os
-from collections.abc import KeysView
+from collections.abc import Iterator, KeysView
 from typing import TYPE_CHECKING
 
 from .. import protocol
 from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
+from .counting import MinuteCounts, count_window
+from .listing import job_page
 from .livelogs import read_logs
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
@@ -25,8 +27,11 @@ SHARED_WAIT_POLL_SECONDS = 0.05
 if TYPE_CHECKING:
     from .server import Runner
 
-#: History as JSON rows (any client) or as an Arrow IPC stream (for a DataFrame of many runs).
-HISTORY_FORMATS = ("json", "arrow")
+#: History as JSON rows (any client), as an Arrow IPC stream (for a DataFrame of many runs), or as chunks of
+#: JSON rows sent as they are read (``protocol.Stream``: a long listing, in flat memory on both sides).
+HISTORY_FORMATS = ("json", "arrow", "chunks")
+#: Rows per chunk of a history sent in chunks.
+CHUNK_ROWS = 5000
 CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
 
 
@@ -35,6 +40,14 @@ class Operations:
 
     def __init__(self, runner: Runner):
         self.runner = runner
+        self._minute_counts: MinuteCounts | None = None
+
+    @property
+    def minute_counts(self) -> MinuteCounts:
+        """The kept counts of runs per minute (made at the first ask: the store opens after the operations)."""
+        if self._minute_counts is None:
+            self._minute_counts = MinuteCounts(self.runner.store)
+        return self._minute_counts
 
     async def op_ping(self) -> dict:
         return {
@@ -71,8 +84,14 @@ class Operations:
         self.runner.wake.set()
         return record
 
-    async def op_jobs(self) -> list:
-        return self.runner.engine.control.job_records()
+    async def op_jobs(self, limit=None, offset=0, filter=None, sort="name") -> list:
+        if limit is None and not offset and filter is None and sort == "name":
+            return self.runner.engine.control.job_records()
+        return job_page(self.runner.engine, limit, offset, filter, sort)["rows"]
+
+    async def op_jobs_page(self, limit=50, offset=0, filter=None, sort="name") -> dict:
+        """One page of the jobs a filter selects, sorted, and how many it selects (``listing.job_page``)."""
+        return job_page(self.runner.engine, limit, offset, filter, sort)
 
     async def op_job(self, name: str) -> dict:
         return self.runner.engine.control.job_record(name, detail=True)
@@ -98,12 +117,14 @@ class Operations:
         return self.runner.engine.ondemand.backfill(name, start, end, self.runner.clock())
 
     async def op_history(
-        self, job=None, service=None, status=None, since=None, limit=None, format="json", job_uid=None
+        self, job=None, service=None, status=None, since=None, limit=None, format="json", job_uid=None, offset=0
     ):
         if format not in HISTORY_FORMATS:
             raise InvalidInput(f"Invalid history format {format!r}: use one of {', '.join(HISTORY_FORMATS)}.")
         reader = self.runner.engine.reader
-        query = reader.history_query(job, service, status, since, limit, self.runner.clock(), job_uid)
+        query = reader.history_query(job, service, status, since, limit, self.runner.clock(), job_uid, offset)
+        if format == "chunks":
+            return protocol.Stream(_history_chunks(self.runner.store, query), {"columns": list(RUN_FIELDS)})
 
         def read_and_encode() -> protocol.Encoded | protocol.Binary:
             # On its own connection, in a thread: a long history does not hold up firing.
@@ -114,6 +135,13 @@ class Operations:
             return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
 
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
+
+    async def op_run_counts(self, minutes=60) -> dict:
+        """Runs per minute and status over the last ``minutes`` (the History tab's chart), counted in the store."""
+        start = count_window(self.runner.clock(), minutes)
+        self.runner.engine.reader.flush()  # on the loop, as every write of results
+        counts = self.minute_counts
+        return await asyncio.get_running_loop().run_in_executor(None, counts.window, start, minutes)
 
     async def op_run(self, run_id) -> dict:
         return self.runner.engine.reader.run(run_id)
@@ -169,6 +197,13 @@ class Operations:
     async def op_shutdown(self) -> dict:
         asyncio.get_running_loop().call_soon(self.runner.request_stop)
         return {"stopping": self.runner.runner_id}
+
+
+def _history_chunks(store, query) -> Iterator[bytes]:
+    """The rows ``query`` selects as JSON arrays of ``CHUNK_ROWS`` rows, each encoded as it is read."""
+    with store.history() as history:
+        for rows in history.row_chunks(query, CHUNK_ROWS):
+            yield protocol.dumps_reply(rows)
 
 
 def _channel(value: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..errors import InvalidInput, RunNotFound, did_you_mean
+from ..model.listing import check_paging
 from ..model.runs import RUN_FIELDS, STATUSES
 from ..model.timeparse import parse_datetime, parse_duration
 from ..model.triggers import preview
@@ -22,15 +23,23 @@ class Reader:
     default_tz: str = "UTC"
 
     def history(
-        self, job=None, service=None, status=None, since=None, limit=None, now: datetime | None = None, job_uid=None
+        self,
+        job=None,
+        service=None,
+        status=None,
+        since=None,
+        limit=None,
+        now: datetime | None = None,
+        job_uid=None,
+        offset=0,
     ) -> dict:
         """Run history, newest first, as columns and rows (times as UTC ISO text)."""
-        query = self.history_query(job, service, status, since, limit, now, job_uid)
+        query = self.history_query(job, service, status, since, limit, now, job_uid, offset)
         with self.store.history() as history:
             return {"columns": list(RUN_FIELDS), "rows": history.rows(query)}
 
     def history_query(
-        self, job=None, service=None, status=None, since=None, limit=None, now=None, job_uid=None
+        self, job=None, service=None, status=None, since=None, limit=None, now=None, job_uid=None, offset=0
     ) -> RunQuery:
         """Check history filters and write buffered results; return the query (as of ``now``) to read.
 
@@ -47,14 +56,13 @@ class Reader:
                 since_at = now - parse_duration(since, "since")
             except InvalidInput:
                 since_at = parse_datetime(since, self.default_tz, now, "since")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise InvalidInput(f"Invalid limit {limit!r}: use a whole number, 0 or more.")
+        limit, offset = check_paging(limit, offset)
         for what, value in (("job", job), ("job_uid", job_uid), ("service", service), ("status", status)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"Invalid {what} filter {value!r}: use a name as text, e.g. {what}='sync'.")
         if job is not None and job_uid is None and (current := self.store.job(job)) is not None:
             job_uid = current.uid
-        return RunQuery(job, job_uid, service, status, since_at, limit, as_of=now)
+        return RunQuery(job, job_uid, service, status, since_at, limit, offset, as_of=now)
 
     def run(self, run_id) -> dict:
         self.flush()

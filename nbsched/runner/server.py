@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import hmac
@@ -266,7 +267,10 @@ class Runner:
                 if not line.strip():
                     continue
                 for part in await self._answer(line):
-                    await _send(writer, part)
+                    if isinstance(part, protocol.Stream):
+                        await self._stream(writer, part)
+                    else:
+                        await _send(writer, part)
                 await writer.drain()
         except (ConnectionError, BrokenPipeError):
             pass
@@ -278,6 +282,43 @@ class Runner:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _stream(self, writer: asyncio.StreamWriter, stream: protocol.Stream) -> None:
+        """Send a stream's chunks as a thread makes them (reading the store), each once the client has taken
+        the one before: the runner holds two chunks at a time, however long the listing."""
+        loop = asyncio.get_running_loop()
+        writer.write(stream.header())
+
+        async def send(chunk: bytes) -> None:
+            writer.write(protocol.Stream.frame(chunk))
+            await writer.drain()
+
+        def produce() -> int:
+            sent, sending = 0, None
+            try:
+                for chunk in stream.chunks:  # read while the chunk before is sent: two chunks held at most
+                    if self.stopping:
+                        raise RunnerError("The runner is stopping; ask again once it runs.")
+                    if sending is not None:
+                        sending.result()
+                    sending = asyncio.run_coroutine_threadsafe(send(chunk), loop)
+                    sent += 1
+                if sending is not None:
+                    sending.result()
+            finally:
+                stream.close()
+            return sent
+
+        try:
+            last = protocol.reply(stream.request_id, await loop.run_in_executor(None, produce))
+        except NbschedError as exc:
+            last = protocol.error_reply(stream.request_id, exc)
+        except (ConnectionError, BrokenPipeError, asyncio.CancelledError, concurrent.futures.CancelledError):
+            raise
+        except Exception as exc:  # a store that fails mid-way: the client learns it after the chunks sent
+            log.exception("streaming a reply failed")
+            last = protocol.error_reply(stream.request_id, NbschedError(f"Reading failed in the runner: {exc}."))
+        writer.write(protocol.STREAM_END + last)
 
     def _admit(self, writer: asyncio.StreamWriter) -> bool:
         """Count a new connection. At ``max_clients``, close the connection idle longest to make room (its
@@ -323,6 +364,9 @@ class Runner:
             result = await handler(**checked_args(message.get("args") or {}, handler))
             if isinstance(result, protocol.Binary):  # header line, then the bytes as they are (no copy)
                 return [result.header(request_id), memoryview(result.data)]
+            if isinstance(result, protocol.Stream):  # made and sent a chunk at a time, by _stream
+                result.request_id = request_id
+                return [result]
             return [protocol.reply(request_id, result)]
         except NbschedError as exc:
             return [protocol.error_reply(request_id, exc)]

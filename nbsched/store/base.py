@@ -74,6 +74,7 @@ class RunQuery:
     status: str | None = None
     since: datetime | None = None  # started at or after this (a run not started: scheduled at or after it)
     limit: int | None = None  # at most this many, the newest
+    offset: int = 0  # after skipping this many, the newest (a page further down the listing)
     #: The time of the listing: a run claimed ahead of it (still ``running`` and scheduled after it) is left
     #: out, because as of then it has not happened yet. None: every run.
     as_of: datetime | None = None

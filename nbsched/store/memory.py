@@ -218,7 +218,7 @@ class MemoryStore(Store):
     def runs(self, query=None):
         query = query or RunQuery()
         with self._lock:
-            selected = [run for run in reversed(self._runs.values()) if _selects(query, run)]
+            selected = [run for run in reversed(self._runs.values()) if _selects(query, run)][query.offset :]
             if query.limit is not None and query.limit >= 0:  # as SQL's LIMIT: a negative one is none
                 selected = selected[: query.limit]
             return [tuple(run[name] for name in RUN_FIELDS) for run in selected]

@@ -169,6 +169,9 @@ def runs_listing(query: RunQuery) -> tuple[str, list]:
     if query.limit is not None and query.limit >= 0:  # as SQLite's LIMIT: a negative one is none
         sql += " LIMIT %s"
         params.append(int(query.limit))
+    if query.offset:
+        sql += " OFFSET %s"
+        params.append(int(query.offset))
     return sql, params
 
 

@@ -240,7 +240,7 @@ def runs_listing(query: RunQuery, after: int | None = None) -> tuple[str, list]:
     """``runs_where`` with the listing's order, newest first, and its limit."""
     where, params = runs_where(query, after)
     where += " ORDER BY run_id DESC"
-    if query.limit is not None:
-        where += " LIMIT ?"
-        params.append(int(query.limit))
+    if query.limit is not None or query.offset:
+        where += " LIMIT ? OFFSET ?"
+        params += [-1 if query.limit is None else int(query.limit), int(query.offset)]
     return where, params

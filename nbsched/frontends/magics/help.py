@@ -22,7 +22,7 @@ SCHEDULE_HELP = f"""\
   cron "*/5 9-17 * * mon-fri" SERVICE [same options]
   once "2026-11-25 10:00" SERVICE [same options]      (or: once "in 10m" SERVICE)
   list                        jobs, as a DataFrame
-  history [JOB] [--status error] [--since 1h] [--limit 100] [--plot]   runs, as a DataFrame
+  history [JOB] [--status error] [--since 1h] [--limit 100 | --all] [--plot]   runs, as a DataFrame
   run JOB [--wait] [--timeout 60s] | invoke SERVICE [--extra ..] [--wait]
   deploy reports/daily.ipynb [--html]   a notebook (or .py file, folder) becomes a service
   pause JOB [--note ..] | resume JOB | delete JOB | show JOB | logs RUN_ID [--follow]

@@ -100,8 +100,9 @@ def sub_history(session: Session, words: list[str]):
     options = parser.parse(words)
     commands.check_status(options.status)
     client = session.client()
+    limit = commands.listing_limit(options, commands.HISTORY_LIMIT)
     frame = client.history(
-        job=options.job, service=options.service, status=options.status, since=options.since, limit=options.limit
+        job=options.job, service=options.service, status=options.status, since=options.since, limit=limit
     )
     if frame.empty and options.job:
         _check_job_exists(client, options.job)

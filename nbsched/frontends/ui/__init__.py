@@ -10,6 +10,10 @@ Every part is an attribute, so a notebook or a test can drive it::
     dash = nbsched.ui()
     dash.form.name.value = "sync"; dash.form.save.click()
     dash.jobs.rows["sync"].execute.click()
+
+The Jobs and History tabs show a page of rows (50) that the runner selects, filters and sorts, so
+the dashboard costs the same with ten jobs or ten thousand: its widgets are reused page after page,
+and a refresh sends the browser only the values that changed.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ _current: Dashboard | None = None
 
 
 class Dashboard:
-    """The dashboard of one runner; ``dashboard.widget`` is what is displayed."""
+    """The dashboard of one runner; ``dashboard.widget`` is what is displayed.
+
+    Only the Jobs tab is built at once; each other tab is built the first time it is shown (or its
+    attribute read), so the dashboard opens fast and holds few widgets.
+    """
 
     def __init__(self, client=None, refresh_seconds: float = REFRESH_SECONDS, auto_refresh: bool = True):
         if client is None:
@@ -45,26 +53,58 @@ class Dashboard:
         self.refresh_seconds = refresh_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.jobs = JobsTab(client, self.lock, on_edit=self.edit, on_jobs=self._jobs_listed)
-        self.form = JobForm(client, self.lock, on_saved=self._saved)
-        self.history = HistoryTab(client, self.lock)
-        self.services = ServicesTab(client, self.lock)
-        self.connections = ConnectionsTab(client, self.lock)
-        parts = [self.jobs, self.form, self.history, self.services, self.connections]
-        self.tabs = W.Tab(children=[part.widget for part in parts], titles=TITLES)
+        self._built: dict[int, object] = {}
+        self.jobs = JobsTab(client, self.lock, on_edit=self.edit)
+        self._built[JOBS] = self.jobs
+        self.places = [self.jobs.widget, *(W.VBox() for _ in TITLES[1:])]  # a tab's widget, once it is built
+        self.tabs = W.Tab(children=self.places, titles=TITLES)
         self.title = W.HTML(
             f"<b>nbsched</b> &middot; runner of {client.settings.home} &middot; times in {client.tz}",
         )
         self.widget = W.VBox([self.title, self.tabs])
         self.widget.add_class("nbsched-dashboard")
         self.tabs.observe(lambda change: self._tab_shown(change["new"]), names="selected_index")
-        guarded(self.jobs.status, self.refresh_services, self.lock)
         guarded(self.jobs.status, self.jobs.refresh, self.lock)
         if auto_refresh:
             self.start()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- tabs, each built when first wanted --------------------------------------
+    def _part(self, index: int):
+        with self.lock:
+            if index not in self._built:
+                part = self._built[index] = self._build(index)
+                self.places[index].children = [part.widget]
+                if index == FORM:
+                    guarded(part.errors["form"], self.refresh_services, self.lock)
+            return self._built[index]
+
+    def _build(self, index: int):
+        if index == FORM:
+            return JobForm(self.client, self.lock, on_saved=self._saved)
+        if index == HISTORY:
+            return HistoryTab(self.client, self.lock)
+        if index == SERVICES:
+            return ServicesTab(self.client, self.lock)
+        return ConnectionsTab(self.client, self.lock)
+
+    @property
+    def form(self) -> JobForm:
+        return self._part(FORM)
+
+    @property
+    def history(self) -> HistoryTab:
+        return self._part(HISTORY)
+
+    @property
+    def services(self) -> ServicesTab:
+        return self._part(SERVICES)
+
+    @property
+    def connections(self) -> ConnectionsTab:
+        return self._part(CONNECTIONS)
 
     # -- wiring between tabs -----------------------------------------------------
     def refresh_services(self) -> None:
@@ -78,21 +118,19 @@ class Dashboard:
     def _saved(self, name: str) -> None:
         self.jobs.refresh()
 
-    def _jobs_listed(self, names: list[str]) -> None:
-        self.history.set_jobs(names)
-
     def _tab_shown(self, index: int | None) -> None:
+        if index is None:
+            return
+        part = self._part(index)
         actions = {
             JOBS: self.jobs.refresh,
             FORM: self.refresh_services,
-            HISTORY: self.history.refresh,
+            HISTORY: getattr(part, "refresh", None),
             SERVICES: self.refresh_services,
-            CONNECTIONS: self.connections.refresh,
+            CONNECTIONS: getattr(part, "refresh", None),
         }
-        statuses = {JOBS: self.jobs.status, FORM: self.form.errors["form"], HISTORY: self.history.status}
-        statuses |= {SERVICES: self.services.status, CONNECTIONS: self.connections.status}
-        if index in actions:
-            guarded(statuses[index], actions[index], self.lock)
+        status = part.errors["form"] if index == FORM else part.status
+        guarded(status, actions[index], self.lock)
 
     # -- background refresh ------------------------------------------------------
     def tick(self) -> None:
@@ -125,6 +163,9 @@ class Dashboard:
         self.stop()
         self.history.follower.stop()
         close_tree(self.widget)
+        for part in self._built.values():
+            if hasattr(part, "looks"):
+                part.looks.close()
 
 
 def ui(client=None, refresh_seconds: float = REFRESH_SECONDS) -> Dashboard:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W
+from ipywidgets.widgets.widget_string import HTMLStyle  # not exported by ipywidgets itself
 
 from .. import commands
 from ..commands import STATUS_COLOURS, is_missing
@@ -95,6 +96,68 @@ def row_box(children: list[W.Widget]) -> W.HBox:
     return W.HBox(children, layout=W.Layout(flex_flow="row nowrap", align_items="center", width="max-content"))
 
 
+class Looks:
+    """The layouts and styles the rows of one table share.
+
+    A layout or a style is a widget of its own, synced to the browser like any other: made once here,
+    not once per cell, a page of 50 rows costs a third of the widgets (and of the time to build them).
+    Rows have no box of their own either: a table's body is one grid (``table_grid``).
+    """
+
+    def __init__(self) -> None:
+        self._layouts: dict[str, W.Layout] = {}
+        self.button_style = W.ButtonStyle()
+        self.html_style = HTMLStyle()
+
+    def layout(self, width: str | None = None) -> W.Layout:
+        """The layout of cells ``width`` wide (None: as wide as their content), kept from shrinking in a row."""
+        key = width or ""
+        if key not in self._layouts:
+            self._layouts[key] = W.Layout(width=width, flex="0 0 auto")
+        return self._layouts[key]
+
+    def button(self, description: str, css: str, width: str, style: str = "", tooltip: str = "") -> W.Button:
+        button = W.Button(
+            description=description,
+            button_style=style,
+            tooltip=tooltip,
+            layout=self.layout(width),
+            style=self.button_style,
+        )
+        button.add_class(css)
+        return button
+
+    def html(self) -> W.HTML:
+        return W.HTML(layout=self.layout(), style=self.html_style)
+
+    def close(self) -> None:
+        for widget in (*self._layouts.values(), self.button_style, self.html_style):
+            widget.close()
+
+
+#: Pixels between the cells of a table's grid.
+GRID_GAP_PX = 4
+
+
+def table_grid(columns: int) -> W.GridBox:
+    """The body of a table whose rows are ``columns`` widgets each, laid out by the grid (no box per row)."""
+    return W.GridBox(
+        layout=W.Layout(
+            grid_template_columns=" ".join(["max-content"] * columns),
+            align_items="center",
+            grid_gap=f"2px {GRID_GAP_PX}px",
+            width="max-content",
+        )
+    )
+
+
+def live_widgets() -> int:
+    """How many widgets this kernel holds (each synced to the browser): what a page of the dashboard costs."""
+    from ipywidgets.widgets import widget
+
+    return len(widget._instances)
+
+
 def guarded(status: W.HTML, action: Callable[[], Any], lock: threading.RLock | None = None) -> Any:
     """Run one user action; show its error in ``status`` as one line instead of raising into the void."""
     try:
@@ -132,3 +195,11 @@ def close_tree(widget: W.Widget) -> None:
     for child in getattr(widget, "children", ()) or ():
         close_tree(child)
     widget.close()
+
+
+def where_text(page, what: str) -> str:
+    """Where the page is in the listing: ``jobs 51-100 of 10,000`` (with an en dash)."""
+    if not page.rows:
+        return f'<span style="color:#57606a">no {html.escape(what)}</span>'
+    total = f" of {page.total:,}" if page.total is not None else (" and more" if page.more else "")
+    return f'<span style="color:#57606a">{html.escape(what)} {page.offset + 1:,}\u2013{page.end:,}{total}</span>'

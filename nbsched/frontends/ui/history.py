@@ -1,26 +1,34 @@
-"""The dashboard's History tab: runs coloured by status, one run's logs on click, a chart of durations and delays."""
+"""The dashboard's History tab: one page of runs coloured by status, one run's logs on click, and a chart of
+the runs per minute over the last hour.
+
+The runner selects the page (job, status, newest first) and counts the runs per minute; the tab keeps
+one page of row widgets, refilled in place, whatever the number of runs.
+"""
 
 from __future__ import annotations
 
 import html
-import io
 import threading
 
 import ipywidgets as W
 
+from ...client.pages import PAGE_ROWS, Page
 from ..commands import STATUSES, is_missing
 from .base import (
+    GRID_GAP_PX,
     STATUS_BUTTON_STYLES,
+    Looks,
     fmt_ms,
     fmt_time,
     guarded,
-    records,
-    row_box,
     say,
     show,
     status_html,
+    table_grid,
     table_row,
+    where_text,
 )
+from .chart import runs_chart_svg
 from .follow import RunFollower
 
 COLUMNS = (
@@ -34,25 +42,33 @@ COLUMNS = (
     ("delay_ms", "delay", "80px"),
     ("error", "error", "260px"),
 )
+#: Minutes of the chart of runs per minute.
+CHART_MINUTES = 60
+#: Wide enough for a run id of seven digits (``#1000001``).
+RUN_BUTTON_WIDTH = "90px"
 
 
 class RunRow:
     """One history row; a fixed pool of these is refilled on each refresh."""
 
-    def __init__(self, on_pick):
+    def __init__(self, looks: Looks, on_pick):
         self.run_id: int | None = None
-        self.button = W.Button(layout=W.Layout(width="70px"), tooltip="Show this run's logs, output and traceback")
-        self.button.add_class("nbsched-run-button")
-        self.cells = W.HTML()
-        self.widget = row_box([self.button, self.cells])
-        self.widget.add_class("nbsched-run-row")
+        self.button = looks.button(
+            "", "nbsched-run-button", RUN_BUTTON_WIDTH, tooltip="Show this run's logs, output and traceback"
+        )
+        self.cells = looks.html()
+        self.cells.add_class("nbsched-run-row")
+        self.widgets = (self.button, self.cells)  # a row of the table's grid
         self.button.on_click(lambda _: on_pick(self.run_id))
 
     def update(self, record: dict) -> None:
         self.run_id = int(record["run_id"])
         status = record["status"]
-        self.button.description = f"#{self.run_id}"
-        self.button.button_style = STATUS_BUTTON_STYLES.get(status, "")
+        description, style = f"#{self.run_id}", STATUS_BUTTON_STYLES.get(status, "")
+        if self.button.description != description:
+            self.button.description = description
+        if self.button.button_style != style:
+            self.button.button_style = style
         texts = {
             "job": record["job"] or "(invoke)",
             "service": record["service"],
@@ -71,74 +87,93 @@ class RunRow:
 
 
 class HistoryTab:
-    """Run history of one job or all, filtered by status, refreshed on demand or automatically."""
+    """Run history of one job or all, filtered by status, a page at a time, refreshed on demand or automatically."""
 
-    def __init__(self, client, lock: threading.RLock):
+    def __init__(self, client, lock: threading.RLock, page_rows: int = PAGE_ROWS):
         self.client = client
         self.lock = lock
+        self.page_rows = page_rows
+        self.offset = 0
+        self.page = Page([], 0, None, False)
         self.records: list[dict] = []
+        self.looks = Looks()
         self.rows: list[RunRow] = []
         self.selected: int | None = None
-        self._chart_key: tuple | None = None
+        self._counts: dict | None = None
 
-        self.job = W.Dropdown(description="Job", options=[("all jobs", "")], value="")
+        self.job = W.Text(description="Job", placeholder="all jobs", continuous_update=False)
+        self.job.add_class("nbsched-history-job")
         self.status_filter = W.Dropdown(description="Status", options=[("any", ""), *((s, s) for s in STATUSES)])
-        self.limit = W.BoundedIntText(value=50, min=1, max=500, description="Last", layout=W.Layout(width="150px"))
+        self.status_filter.add_class("nbsched-history-status")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", layout=W.Layout(width="100px"))
         self.auto_refresh = W.Checkbox(value=False, description="auto-refresh", indent=False)
+        self.newer = W.Button(description="\u25c0 Newer", layout=W.Layout(width="90px"), disabled=True)
+        self.newer.add_class("nbsched-history-newer")
+        self.older = W.Button(description="Older \u25b6", layout=W.Layout(width="90px"), disabled=True)
+        self.older.add_class("nbsched-history-older")
+        self.where = W.HTML(layout=W.Layout(margin="0 12px"))
         self.status = W.HTML()
-        header = table_row([(html.escape(title), width) for _, title, width in (("", "run", "70px"), *COLUMNS)], True)
+        run_column = ("", "run", f"{int(RUN_BUTTON_WIDTH.removesuffix('px')) + GRID_GAP_PX}px")  # button and gap
+        header = table_row([(html.escape(title), width) for _, title, width in (run_column, *COLUMNS)], True)
         self.header = W.HTML(header)
-        self.body = W.VBox()
+        self.body = table_grid(2)
         self.empty = W.HTML("<i>No runs match.</i>")
         self.details = W.HTML()
         self.details.add_class("nbsched-run-details")
-        self.chart = W.Image(format="png", layout=W.Layout(max_width="720px"))
-        self.chart_note = W.HTML()
+        self.chart = W.HTML()
+        self.chart.add_class("nbsched-history-chart")
         self.follower = RunFollower(client, self._live_lines, self._run_ended)
-        show(self.chart, False)
-        toolbar = W.HBox([self.job, self.status_filter, self.limit, self.refresh_button, self.auto_refresh])
-        self.widget = W.VBox(
-            [
-                toolbar,
-                W.VBox([self.header, self.body], layout=W.Layout(overflow="auto")),
-                self.empty,
-                self.status,
-                self.chart,
-                self.chart_note,
-                self.details,
-            ]
-        )
+        toolbar = W.HBox([self.job, self.status_filter, self.refresh_button, self.auto_refresh])
+        pager = W.HBox([self.newer, self.older, self.where])
+        table = W.VBox([self.header, self.body], layout=W.Layout(overflow="auto"))
+        self.widget = W.VBox([toolbar, self.chart, pager, table, self.empty, self.status, self.details])
         self.widget.add_class("nbsched-history")
 
         self.refresh_button.on_click(lambda _: guarded(self.status, self.refresh, self.lock))
-        for control in (self.job, self.status_filter, self.limit):
-            control.observe(lambda _: guarded(self.status, self.refresh, self.lock), names="value")
+        self.newer.on_click(lambda _: self.go(max(0, self.offset - self.page_rows)))
+        self.older.on_click(lambda _: self.go(self.offset + self.page_rows))
+        for control in (self.job, self.status_filter):
+            control.observe(lambda _: self.go(0), names="value")
 
-    def set_jobs(self, names: list[str]) -> None:
-        options = [("all jobs", ""), *((name, name) for name in names)]
-        if self.job.value and self.job.value not in names:
-            options.append((self.job.value, self.job.value))  # keep a deleted job's history reachable
-        if list(self.job.options) != options:
-            current = self.job.value
-            self.job.options = options
-            self.job.value = current
+    def show_job(self, name: str) -> None:
+        """Show the runs of job ``name`` (from the newest)."""
+        self.job.value = name
 
-    def refresh(self) -> None:
-        """Read the history (one client call) and refill the rows and the chart."""
-        frame = self.client.history(
-            job=self.job.value or None, status=self.status_filter.value or None, limit=self.limit.value
-        )
-        self.records = records(frame)
+    def go(self, offset: int) -> None:
+        """Show the page that starts ``offset`` runs from the newest (the pager; a new filter starts at 0).
+        The chart, of every run, stays as it is."""
+        self.offset = offset
+        guarded(self.status, lambda: self.refresh(chart=False), self.lock)
+
+    def refresh(self, chart: bool = True) -> None:
+        """Read the page in view and (``chart``) the runs per minute; refill the rows and redraw the chart."""
+        filters = {"job": self.job.value.strip() or None, "status": self.status_filter.value or None}
+        page = self.client.history_page(limit=self.page_rows, offset=self.offset, **filters)
+        if not page.rows and page.offset > 0:  # runs went (purged): back to the newest
+            self.offset = 0
+            page = self.client.history_page(limit=self.page_rows, offset=0, **filters)
         with self.lock:
-            while len(self.rows) < len(self.records):
-                self.rows.append(RunRow(self.pick))
-            for row, record in zip(self.rows, self.records, strict=False):
+            self.page, self.records = page, page.rows
+            while len(self.rows) < len(page.rows):
+                self.rows.append(RunRow(self.looks, self.pick))
+            for row, record in zip(self.rows, page.rows, strict=False):
                 row.update(record)
-            self.body.children = [row.widget for row in self.rows[: len(self.records)]]
-            show(self.empty, not self.records)
-        say(self.status, f"{len(self.records)} run(s); times in {self.client.tz}.", "info")
-        self._draw_chart()
+            if len(self.body.children) != 2 * len(page.rows):
+                self.body.children = [widget for row in self.rows[: len(page.rows)] for widget in row.widgets]
+            self.where.value = where_text(page, "runs")
+            self.newer.disabled = page.offset == 0
+            self.older.disabled = not page.more
+            show(self.empty, not page.rows)
+        say(self.status, f"Times in {self.client.tz}.", "info")
+        if chart:
+            self.draw_chart()
+
+    def draw_chart(self) -> None:
+        """Runs per minute of the last hour, as the runner counted them; redrawn only when a count changed."""
+        counts = self.client.run_counts(CHART_MINUTES)
+        if counts != self._counts:
+            self._counts = counts
+            self.chart.value = runs_chart_svg(counts)
 
     def pick(self, run_id: int | None) -> None:
         if run_id is not None:
@@ -183,44 +218,3 @@ class HistoryTab:
             if not is_missing(text) and text != ""
         )
         self.details.value = f"<div style='border-top:1px solid #d0d7de;padding-top:4px'>{facts}{blocks}</div>"
-
-    def _draw_chart(self) -> None:
-        points = [r for r in self.records if not is_missing(r["started_at"]) and not is_missing(r["duration_ms"])]
-        key = tuple((r["run_id"], r["status"]) for r in points)
-        if key == self._chart_key:
-            return
-        self._chart_key = key
-        if len(points) < 2:
-            show(self.chart, False)
-            self.chart_note.value = ""
-            return
-        try:
-            self.chart.value = _chart_png(points)
-        except ImportError:
-            say(self.chart_note, "The chart needs matplotlib: pip install matplotlib", "info")
-            return
-        show(self.chart, True)
-
-
-def _chart_png(records: list[dict]) -> bytes:
-    """Durations and delays over time as a small PNG (matplotlib's Agg canvas; no pyplot, no GUI backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    ordered = sorted(records, key=lambda r: r["started_at"])
-    times = [getattr(r["started_at"], "to_pydatetime", lambda r=r: r["started_at"])() for r in ordered]
-    figure = Figure(figsize=(7.2, 2.2), dpi=90)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.plot(times, [r["duration_ms"] for r in ordered], marker="o", markersize=3, label="duration (ms)")
-    delays = [0.0 if is_missing(r["delay_ms"]) else r["delay_ms"] for r in ordered]
-    axes.plot(times, delays, marker="x", markersize=3, label="delay (ms)")
-    axes.xaxis_date(tz=times[0].tzinfo)  # ticks in the user's time zone, like the table
-    axes.set_ylabel("ms")
-    axes.legend(loc="upper left", fontsize=8)
-    axes.tick_params(labelsize=8)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()

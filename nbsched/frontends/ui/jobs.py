@@ -1,4 +1,9 @@
-"""The dashboard's Jobs tab: one row per job with Execute, Pause/Resume, Edit and Delete."""
+"""The dashboard's Jobs tab: one page of jobs, filtered and sorted by the runner, with Execute, Pause/Resume,
+Edit and Delete on each row.
+
+The tab keeps at most one page of row widgets (``PAGE_ROWS``) whatever the number of jobs: paging,
+filtering and refreshing refill the same rows, and a row sends the browser only what changed in it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ from collections.abc import Callable
 
 import ipywidgets as W
 
-from .base import close_tree, fmt_time, guarded, records, row_box, say, show, slug, status_html, table_row
+from ...client.pages import PAGE_ROWS, Page
+from ...model.jobs import JOB_STATES
+from ...model.listing import NEVER_RAN
+from ...model.runs import STATUSES
+from .base import Looks, fmt_time, guarded, say, show, slug, status_html, table_grid, table_row, where_text
 
 #: (key, header, width) of the table's columns.
 COLUMNS = (
@@ -22,47 +31,58 @@ COLUMNS = (
     ("last_status", "status", "62px"),
     ("runs", "runs", "40px"),
 )
+#: The orders the table offers: (label, sort key of ``client.jobs_page``).
+SORTS = (
+    ("name", "name"),
+    ("next run, soonest first", "next_run"),
+    ("last run, newest first", "-last_run"),
+    ("last run, oldest first", "last_run"),
+    ("name, Z to A", "-name"),
+)
 
 
-def _button(description: str, css: str, width: str, style: str = "", tooltip: str = "") -> W.Button:
-    button = W.Button(description=description, button_style=style, tooltip=tooltip, layout=W.Layout(width=width))
-    button.add_class(css)
-    return button
-
-
-def toggle_tooltip(name: str, active: bool) -> str:
+def toggle_tooltip(active: bool) -> str:
     """What the Pause/Resume button of an active (or paused) job does, as its tooltip says."""
     if active:
         return (
-            f"Pause job {name!r}: its schedule starts no runs until Resume "
+            "Pause this job: its schedule starts no runs until Resume "
             "(a run already going finishes; Execute still runs it now)"
         )
-    return f"Resume job {name!r}: its schedule starts runs again from its next time (missed times are not run)"
+    return "Resume this job: its schedule starts runs again from its next time (missed times are not run)"
 
 
 def header_html() -> str:
     return table_row([(html.escape(title), width) for _, title, width in COLUMNS], header=True)
 
 
-class JobRow:
-    """The widgets of one job's row; updated in place on each refresh, so the page does not flicker."""
+#: The widgets of a row: its cells, then its buttons.
+COLUMNS_OF_ROW = ("cells", "execute", "toggle", "edit", "delete")
 
-    def __init__(self, name: str):
-        self.name = name
-        self.cells = W.HTML()
-        self.execute = _button("Execute", "nbsched-execute", "78px", tooltip=f"Run {name} now")
-        self.toggle = _button("Pause", "nbsched-toggle", "70px", tooltip=toggle_tooltip(name, active=True))
-        self.edit = _button("Edit", "nbsched-edit", "48px", tooltip=f"Edit {name} in the form")
-        self.delete = _button("Delete", "nbsched-delete", "72px", style="danger", tooltip=f"Delete {name}")
-        self.widget = row_box([self.cells, self.execute, self.toggle, self.edit, self.delete])
-        self.widget.add_class("nbsched-job-row")
-        self.widget.add_class(f"nbsched-job-{slug(name)}")
+
+class JobRow:
+    """One row of the table: refilled with another job when the page changes, so its widgets live on.
+
+    Nothing of a row but its cells' HTML names the job (the cells carry the class ``nbsched-job-NAME``),
+    so showing another job sends the browser one value, and the buttons change only where the state does.
+    """
+
+    def __init__(self, looks: Looks):
+        self.name: str | None = None
         self.active = True
+        self.cells = looks.html()
+        self.execute = looks.button("Execute", "nbsched-execute", "78px", tooltip="Run this job now")
+        self.toggle = looks.button("Pause", "nbsched-toggle", "70px", tooltip=toggle_tooltip(active=True))
+        self.edit = looks.button("Edit", "nbsched-edit", "48px", tooltip="Edit this job in the form")
+        self.delete = looks.button("Delete", "nbsched-delete", "72px", style="danger", tooltip="Delete this job")
+        self.cells.add_class("nbsched-job-row")
+        self.widgets = tuple(getattr(self, name) for name in COLUMNS_OF_ROW)  # a row of the table's grid
 
     def update(self, record: dict) -> None:
+        """Show ``record``; only the values that differ from what the row shows go to the browser."""
+        name = self.name = record["name"]
         self.active = bool(record["active"])
         texts = {
-            "name": record["name"] + (f" ({record['note']})" if record.get("note") else ""),
+            "name": name + (f" ({record['note']})" if record.get("note") else ""),
             "type": str(record["type"]).replace("_", "-"),
             "definition": str(record["definition"]),
             "service": str(record["service"]),
@@ -73,32 +93,54 @@ class JobRow:
         }
         values = {key: f'<span title="{html.escape(text)}">{html.escape(text)}</span>' for key, text in texts.items()}
         values["last_status"] = status_html(record["last_status"])
-        row = table_row([(values[key], width) for key, _, width in COLUMNS])
+        cells = table_row([(values[key], width) for key, _, width in COLUMNS])
+        row = f'<div class="nbsched-job nbsched-job-{slug(name)}">{cells}</div>'
         if self.cells.value != row:
             self.cells.value = row
         description = "Pause" if self.active else "Resume"
         if self.toggle.description != description:
-            self.toggle.description = description
-            self.toggle.tooltip = toggle_tooltip(self.name, self.active)
+            with self.toggle.hold_sync():  # one message
+                self.toggle.description = description
+                self.toggle.tooltip = toggle_tooltip(self.active)
 
 
 class JobsTab:
-    """The jobs table: a filter, a refresh button, an auto-refresh switch and a row per job."""
+    """The jobs table: search, status, state and order, a pager, refresh, and one page of rows."""
 
-    def __init__(self, client, lock: threading.RLock, on_edit: Callable[[str], None], on_jobs: Callable[[list], None]):
+    def __init__(self, client, lock: threading.RLock, on_edit: Callable[[str], None], page_rows: int = PAGE_ROWS):
         self.client = client
         self.lock = lock
         self.on_edit = on_edit
-        self.on_jobs = on_jobs
-        self.records: list[dict] = []
-        self.rows: dict[str, JobRow] = {}
+        self.page_rows = page_rows
+        self.offset = 0
+        self.page = Page([], 0, 0, False)
+        self.looks = Looks()
+        self.slots: list[JobRow] = []  # the row widgets, reused page after page
+        self.rows: dict[str, JobRow] = {}  # the rows of the page shown, by job name
         self.shown: list[JobRow] = []
         self.pending_delete: str | None = None
 
-        self.filter = W.Text(placeholder="filter by name, service, type or definition", layout=W.Layout(width="320px"))
+        self.filter = W.Text(placeholder="search name or service", layout=W.Layout(width="220px"))
         self.filter.add_class("nbsched-jobs-filter")
+        self.status_filter = W.Dropdown(
+            options=[("any last status", ""), *((s, s) for s in STATUSES), ("never ran", NEVER_RAN)],
+            layout=W.Layout(width="150px"),
+        )
+        self.status_filter.add_class("nbsched-jobs-status-filter")
+        self.state_filter = W.Dropdown(
+            options=[("any state", ""), *((s, s) for s in JOB_STATES)], layout=W.Layout(width="120px")
+        )
+        self.state_filter.add_class("nbsched-jobs-state-filter")
+        self.sort = W.Dropdown(options=SORTS, value="name", layout=W.Layout(width="200px"))
+        self.sort.add_class("nbsched-jobs-sort")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", layout=W.Layout(width="100px"))
         self.auto_refresh = W.Checkbox(value=True, description="auto-refresh", indent=False)
+        self.previous = W.Button(description="\u25c0 Previous", layout=W.Layout(width="110px"), disabled=True)
+        self.previous.add_class("nbsched-jobs-previous")
+        self.next = W.Button(description="Next \u25b6", layout=W.Layout(width="90px"), disabled=True)
+        self.next.add_class("nbsched-jobs-next")
+        self.where = W.HTML(layout=W.Layout(margin="0 12px"))
+        self.where.add_class("nbsched-jobs-page")
         self.status = W.HTML()
         self.status.add_class("nbsched-jobs-status")
         self.confirm_text = W.HTML()
@@ -107,62 +149,71 @@ class JobsTab:
         self.confirm_no = W.Button(description="Cancel")
         self.confirm = W.HBox([self.confirm_text, self.confirm_yes, self.confirm_no])
         show(self.confirm, False)
-        self.header = row_box([W.HTML(header_html()), W.HTML("<b>actions</b>")])
+        self.header = W.HTML(f'<div style="display:flex;align-items:center">{header_html()}<b>actions</b></div>')
         self.empty = W.HTML("<i>No jobs yet: create one in the <b>New / edit job</b> tab or with %schedule.</i>")
-        self.body = W.VBox()
-        self.tz_note = W.HTML(f'<span style="color:#57606a">Times in {client.tz}</span>')
-        toolbar = W.HBox([self.filter, self.refresh_button, self.auto_refresh, self.tz_note])
+        self.body = table_grid(len(COLUMNS_OF_ROW))
+        toolbar = W.HBox([self.filter, self.status_filter, self.state_filter, self.sort, self.refresh_button])
+        pager = W.HBox([self.previous, self.next, self.where, self.auto_refresh])
         table = W.VBox([self.header, self.body], layout=W.Layout(overflow="auto"))
-        self.widget = W.VBox([toolbar, self.confirm, table, self.empty, self.status])
+        self.widget = W.VBox([toolbar, pager, self.confirm, table, self.empty, self.status])
         self.widget.add_class("nbsched-jobs")
 
-        self.filter.observe(lambda _: self._render(), names="value")
+        for control in (self.filter, self.status_filter, self.state_filter, self.sort):
+            control.observe(lambda _: self.go(0), names="value")
+        self.previous.on_click(lambda _: self.go(max(0, self.offset - self.page_rows)))
+        self.next.on_click(lambda _: self.go(self.offset + self.page_rows))
         self.refresh_button.on_click(lambda _: guarded(self.status, self.refresh, self.lock))
         self.confirm_yes.on_click(lambda _: guarded(self.status, self.confirm_delete, self.lock))
         self.confirm_no.on_click(lambda _: self.cancel_delete())
 
     # -- data ------------------------------------------------------------------
+    def go(self, offset: int) -> None:
+        """Show the page that starts at ``offset`` (the pager; a new filter or order starts at 0)."""
+        self.offset = offset
+        guarded(self.status, self.refresh, self.lock)
+
     def refresh(self) -> None:
-        """Read the job list (one client call) and update the rows."""
-        self.records = records(self.client.jobs())
-        self._render()
-        self.on_jobs([record["name"] for record in self.records])
+        """Read the page in view (one client call) and refill the rows."""
+        page = self._read(self.offset)
+        if not page.rows and page.offset > 0:  # jobs went (deleted, filtered out): the last page there is
+            page = self._read(max(0, (page.total - 1) // self.page_rows * self.page_rows))
+        self.offset = page.offset
+        self._render(page)
+
+    def _read(self, offset: int) -> Page:
+        chosen = {"search": self.filter.value, "status": self.status_filter.value, "state": self.state_filter.value}
+        chosen = {key: value for key, value in chosen.items() if value}
+        return self.client.jobs_page(limit=self.page_rows, offset=offset, filter=chosen or None, sort=self.sort.value)
 
     def visible_names(self) -> list[str]:
-        """Names of the rows the filter lets through, in table order."""
+        """Names of the rows shown, in table order."""
         return [row.name for row in self.shown]
 
-    def _matches(self, record: dict) -> bool:
-        needle = self.filter.value.strip().lower()
-        haystack = " ".join(str(record[key]) for key in ("name", "service", "type", "definition", "note"))
-        return not needle or needle in haystack.lower()
-
-    def _render(self) -> None:
+    def _render(self, page: Page) -> None:
         with self.lock:
-            names = {record["name"] for record in self.records}
-            for gone in set(self.rows) - names:
-                self._drop_row(gone)
-            shown = []
-            for record in self.records:
-                row = self.rows.get(record["name"]) or self._add_row(record["name"])
+            self.page = page
+            while len(self.slots) < len(page.rows):
+                self.slots.append(self._new_row())
+            shown = self.slots[: len(page.rows)]
+            for row, record in zip(shown, page.rows, strict=True):
                 row.update(record)
-                if self._matches(record):
-                    shown.append(row)
+            self.rows = {row.name: row for row in shown}
+            if shown != self.shown:
+                self.body.children = [widget for row in shown for widget in row.widgets]
             self.shown = shown
-            self.body.children = [row.widget for row in shown]
-            show(self.empty, not self.records)
+            filtered = any((self.filter.value, self.status_filter.value, self.state_filter.value))
+            self.where.value = where_text(page, "jobs" if not filtered else "jobs that match")
+            self.previous.disabled = page.offset == 0
+            self.next.disabled = not page.more
+            show(self.empty, not page.total and not filtered)
 
-    def _add_row(self, name: str) -> JobRow:
-        row = JobRow(name)
-        row.execute.on_click(lambda _: guarded(self.status, lambda: self.execute(name), self.lock))
-        row.toggle.on_click(lambda _: guarded(self.status, lambda: self.toggle(name), self.lock))
-        row.edit.on_click(lambda _: guarded(self.status, lambda: self.on_edit(name), self.lock))
-        row.delete.on_click(lambda _: self.ask_delete(name))
-        self.rows[name] = row
+    def _new_row(self) -> JobRow:
+        row = JobRow(self.looks)
+        row.execute.on_click(lambda _: guarded(self.status, lambda: self.execute(row.name), self.lock))
+        row.toggle.on_click(lambda _: guarded(self.status, lambda: self.toggle(row.name), self.lock))
+        row.edit.on_click(lambda _: guarded(self.status, lambda: self.on_edit(row.name), self.lock))
+        row.delete.on_click(lambda _: self.ask_delete(row.name))
         return row
-
-    def _drop_row(self, name: str) -> None:
-        close_tree(self.rows.pop(name).widget)
 
     # -- actions: each is one client call --------------------------------------
     def execute(self, name: str) -> int:
@@ -183,7 +234,9 @@ class JobsTab:
 
     def ask_delete(self, name: str) -> None:
         self.pending_delete = name
-        self.confirm_text.value = f"Delete job <b>{name}</b> and stop its schedule? Its run history is kept.&nbsp;"
+        self.confirm_text.value = (
+            f"Delete job <b>{html.escape(name)}</b> and stop its schedule? Its run history is kept.&nbsp;"
+        )
         show(self.confirm, True)
 
     def cancel_delete(self) -> None:

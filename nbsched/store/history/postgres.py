@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ...errors import StoreError
@@ -93,6 +95,34 @@ class PostgresHistory(History):
             finally:
                 cursor.close()
         return arrow_stream(table)
+
+    def row_chunks(self, query: RunQuery, size: int) -> Iterator[list[tuple]]:
+        """Read as the rows are sent: a server-side cursor, ``size`` rows at a time."""
+        sql, params = runs_listing(query)
+        with (
+            self._reading(),
+            self.readers.take("rows") as db,
+            db.transaction(),
+            db.cursor(name="nbsched_history_rows") as cursor,
+        ):
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(size):
+                yield times_as_text(rows)
+
+    def minute_counts(self, since: datetime) -> list[tuple[str, str, int]]:
+        """Counted by the server."""
+        moment = "COALESCE(started_at, scheduled_at)"
+        sql = (
+            f"SELECT to_char(date_trunc('minute', {moment} AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI'), "
+            f"status, COUNT(*) FROM runs WHERE {moment} >= %s GROUP BY 1, 2"
+        )
+        with self._reading(), self.readers.take("rows") as db:
+            return [(minute, status, int(count)) for minute, status, count in db.execute(sql, [since]).fetchall()]
+
+    def oldest_running(self) -> datetime | None:
+        sql = "SELECT MIN(COALESCE(started_at, scheduled_at)) FROM runs WHERE status = 'running'"
+        with self._reading(), self.readers.take("rows") as db:
+            return db.execute(sql).fetchone()[0]
 
     @contextlib.contextmanager
     def _reading(self):

@@ -12,10 +12,14 @@ import logging
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ...errors import NbschedError
 from ...gcpause import gc_paused
+from ...model.timeparse import iso
 from ..base import RunQuery
 from ..sqlite_schema import SELECT_RUN_FIELDS, runs_listing, runs_where
 from .arrow import arrow_stream, filtered, rows_table, typed_runs
@@ -27,6 +31,9 @@ log = logging.getLogger(__name__)
 BULK_ROWS = 50_000
 #: Seconds that child process may take.
 CHILD_TIMEOUT = 600
+#: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
+#: may start later (queued behind the job's previous run).
+COUNT_SLACK = timedelta(minutes=5)
 
 
 class SQLiteHistory(History):
@@ -45,6 +52,11 @@ class SQLiteHistory(History):
     def arrow(self, query: RunQuery) -> bytearray:
         """Up to ``BULK_ROWS`` runs: built from sqlite3 rows here. More: the finished runs come from the
         Arrow files of the runs cache, which a child process writes."""
+        if query.offset and (query.limit is None or query.limit + query.offset > BULK_ROWS):
+            import pyarrow as pa
+
+            head = replace(query, offset=0, limit=None if query.limit is None else query.offset + query.limit)
+            return arrow_stream(pa.ipc.open_stream(self.arrow(head)).read_all().slice(query.offset, query.limit))
         if (query.limit is None or query.limit > BULK_ROWS) and self._more_runs_than(BULK_ROWS, query):
             try:
                 return arrow_stream(self._large_table(query))
@@ -53,6 +65,49 @@ class SQLiteHistory(History):
                 where, params = runs_where(query)
                 return self._read_after_in_child(0, where, params, query.limit)
         return super().arrow(query)
+
+    def row_chunks(self, query: RunQuery, size: int) -> Iterator[list[tuple]]:
+        """Read as the rows are sent: a cursor on SQLite, ``size`` rows at a time, times as the file holds them."""
+        where, params = runs_listing(query)
+        cursor = self.db.execute(f"SELECT {SELECT_RUN_FIELDS} FROM runs {where}", params)
+        try:
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            cursor.close()
+
+    def minute_counts(self, since: datetime) -> list[tuple[str, str, int]]:
+        """Counted in SQLite, over the runs from the first one that started (or was due) after ``since`` less
+        ``COUNT_SLACK`` on: run ids grow with time, so that one is found by bisecting the ids."""
+        first = self._first_run_at(iso(since - COUNT_SLACK))
+        minute = "substr(COALESCE(started_at, scheduled_at), 1, 16)"
+        rows = self.db.execute(
+            f"SELECT {minute}, status, COUNT(*) FROM runs WHERE run_id >= ? "
+            "AND COALESCE(started_at, scheduled_at) >= ? GROUP BY 1, 2",
+            [first, iso(since)],
+        ).fetchall()
+        return [(moment, status, count) for moment, status, count in rows]
+
+    def oldest_running(self) -> datetime | None:
+        (moment,) = self.db.execute(
+            "SELECT MIN(COALESCE(started_at, scheduled_at)) FROM runs WHERE status = 'running'"
+        ).fetchone()
+        return None if moment is None else datetime.fromisoformat(moment)
+
+    def _first_run_at(self, moment: str) -> int:
+        """The lowest run id from which on runs started (or were due) at ``moment`` or later, run ids bisected."""
+        low, high = self.db.execute("SELECT COALESCE(MIN(run_id), 0), COALESCE(MAX(run_id), 0) FROM runs").fetchone()
+        while low < high:
+            middle = (low + high) // 2
+            row = self.db.execute(
+                "SELECT COALESCE(started_at, scheduled_at) FROM runs WHERE run_id >= ? ORDER BY run_id LIMIT 1",
+                [middle],
+            ).fetchone()
+            if row is None or (row[0] or "") >= moment:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
     def refresh(self) -> None:
         with (cache := RunsCache.of(self.path)).lock:
