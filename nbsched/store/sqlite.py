@@ -13,8 +13,9 @@ from ..errors import JobExists, NbschedError, StoreError, StoreGone
 from ..gcpause import gc_paused
 from ..model.runs import RUN_FIELDS
 from ..model.timeparse import from_iso, iso
-from .base import Claim, RunQuery, Store
+from .base import Claim, DeletedRun, RunQuery, Store
 from .history.sqlite import SQLiteHistory
+from .purge_sql import newest_kept, oldest_selected
 from .safe import safe_record
 from .sqlite_schema import (
     ADVANCE_JOB,
@@ -285,6 +286,24 @@ class SQLiteStore(Store):
         rows = [(run["run_id"], run.get("job_uid"), *[to_db(run.get(name)) for name in columns]) for run in runs]
         with self._tx():
             self.db.executemany(insert_columns_sql(columns), rows)
+
+    def delete_runs(self, purge, limit):
+        # The ids are read outside the write transaction (WAL: no lock), so the lock is held for the delete only.
+        below = None
+        if purge.keep is not None:
+            row = self.db.execute(*newest_kept(purge, "?", iso)).fetchone()
+            if row is None:
+                return []
+            below = row[0]
+        ids = [row[0] for row in self.db.execute(*oldest_selected(purge, "?", iso, below, limit))]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._tx():
+            rows = self.db.execute(
+                f"DELETE FROM runs WHERE run_id IN ({marks}) AND status <> 'running' RETURNING run_id, job, output", ids
+            ).fetchall()
+        return [DeletedRun(*row) for row in sorted(rows)]
 
     def interrupt_running(self, now, runner=None):
         query = "UPDATE runs SET status='interrupted', finished_at=?, error=? WHERE status='running'"
