@@ -35,6 +35,7 @@ OPERATIONS = frozenset(
         "invoke",
         "pause",
         "resume",
+        "purge",
         "delete",
         "history",
         "run",

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_filters(history)
     history.add_argument("--job-uid", help="only the runs of the job with this uid (a deleted job's too)")
 
+    purge = subcommands.add_parser("purge", help="delete finished runs and their executed notebooks")
+    commands.add_purge_options(purge)
+
     logs = subcommands.add_parser("logs", help="a run's logs, output and traceback")
     logs.add_argument("run_id", type=int)
 
@@ -292,6 +295,12 @@ def cmd_history(options) -> int:
     records = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
     columns = HISTORY_TABLE_COLUMNS if options.format == "table" else RUN_FIELDS
     _print_records(records, columns, options.format)
+    return 0
+
+
+def cmd_purge(options) -> int:
+    removed = _client().purge(job=options.job, before=options.before)
+    print(commands.purge_text(removed, options.job, options.before))
     return 0
 
 

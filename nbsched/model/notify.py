@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..errors import InvalidJob, did_you_mean
 
@@ -31,6 +30,7 @@ TARGET_HELP = "smtp:CONNECTION:to@example.com, webhook:https://example.com/hook 
 _SPLIT = re.compile(r"[,\s]+(?=(?:smtp|webhook|service):)")
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
 _CONNECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/-]{0,199}$")
+_URL = re.compile(r"^https?://[^\s/?#@]*@?[^\s/?#@]+(?:[/?#]\S*)?$")
 _ADDRESS = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+$")
 
 
@@ -55,8 +55,7 @@ def parse_target(text: object) -> Target:
         hint = did_you_mean(kind, TARGET_KINDS).rstrip("?").replace(" Did you", ", did you") if sep else ""
         raise _bad_target(text, f"it starts with none of {', '.join(k + ':' for k in TARGET_KINDS)}{hint}")
     if kind == "webhook":
-        parts = urlsplit(rest)
-        if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in rest):
+        if not _URL.match(rest):
             raise _bad_target(text, "a webhook needs an http or https URL")
         return Target("webhook", rest)
     if kind == "service":
@@ -80,7 +79,7 @@ def _words(value: object, split) -> list:
     if isinstance(value, str):
         return [word for word in split(value.strip()) if word]
     if isinstance(value, list | tuple):
-        return list(value)
+        return [word for item in value for word in (_words(item, split) if isinstance(item, str) else [item])]
     return [value]
 
 

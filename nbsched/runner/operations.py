@@ -17,6 +17,7 @@ from .. import protocol
 from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
+from .retention import purge_request
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
 SHARED_WAIT_POLL_SECONDS = 0.05
@@ -113,6 +114,15 @@ class Operations:
             return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
 
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
+
+    async def op_purge(self, job=None, before=None) -> dict:
+        """Delete finished runs (of ``job``; finished before ``before``) and their files, in steps, in a thread."""
+        runner = self.runner
+        jobs = sorted(runner.engine.jobs)
+        purge = purge_request(job, before, runner.clock(), runner.settings.timezone, jobs, runner.store)
+        runner.engine.results.flush()  # results still buffered count as finished
+        removed = await asyncio.get_running_loop().run_in_executor(None, runner.retention.purge, purge)
+        return {"removed": removed, "job": purge.job, "before": purge.before}
 
     async def op_run(self, run_id) -> dict:
         return self.runner.engine.reader.run(run_id)

@@ -37,8 +37,8 @@ from .postgres_schema import (
     update_sql,
 )
 from .postgres_shared import SharedStore
-from .purge_sql import newest_kept, oldest_selected
 from .postgres_url import masked_reason, parse
+from .purge_sql import newest_kept, oldest_selected
 from .safe import safe_record
 
 log = logging.getLogger(__name__)

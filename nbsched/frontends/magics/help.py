@@ -25,6 +25,7 @@ SCHEDULE_HELP = f"""\
   history [JOB] [--status error] [--since 1h] [--limit 100] [--plot]   runs, as a DataFrame
   run JOB [--wait] [--timeout 60s] | invoke SERVICE [--extra ..] [--wait]
   pause JOB [--note ..] | resume JOB | delete JOB | show JOB | logs RUN_ID
+  purge [--job JOB] [--before 30d]   delete finished runs and their executed notebooks
   preview "0 9 * * mon" [--tz Europe/Warsaw] [--count 5] [--after 2026-03-28] [--name JOB]
   runner {"|".join(RUNNER_ACTIONS)}
   ui                          the dashboard
