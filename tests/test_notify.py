@@ -158,9 +158,28 @@ def test_targets_and_statuses_are_read_in_every_spelling_and_refused_by_name():
         ("smtp:mail:not-an-address", "names an SMTP connection and one or more addresses"),
         ("service:bad name", "a service name is"),
     ]:
-        with pytest.raises(InvalidInput, match="use smtp:CONNECTION:to@example.com") as caught:
+        with pytest.raises(InvalidInput, match=r"use smtp:CONNECTION:to@example\.com") as caught:
             parse_targets(bad)
         assert piece in str(caught.value) and caught.value.field == "notify"
     with pytest.raises(InvalidInput, match="Did you mean 'error'") as caught:
         parse_notify_on("erorr", has_targets=True)
     assert caught.value.field == "notify_on"
+
+
+def test_fires_missed_while_no_runner_was_up_are_told_once_when_a_runner_starts(notified, home, http_server):
+    from conftest import stop_runner
+
+    hook = http_server.route("/missed")
+    notified.schedule("api.hello", name="beat", every="1s", notify=f"webhook:{hook}", notify_on="missed")
+    wait_until(lambda: len(notified.history(job="beat")) >= 1, what="a first fire")
+    notified.close()
+    stop_runner(home)
+    time.sleep(2.5)
+    client = nbsched.connect()
+    try:
+        wait_until(lambda: http_server.requests, what="the missed fires' notification")
+        (posted,) = [json.loads(request.body) for request in http_server.requests]
+        assert posted["status"] == "missed" and posted["job"] == "beat" and "Missed" in posted["error"]
+        assert client.run(posted["run_id"])["status"] == "missed"
+    finally:
+        client.close()

@@ -33,13 +33,14 @@ def parse_keep(value: object, field: str = "history_keep") -> int | str | None:
     or None. Refused with ``InvalidJob`` naming ``field``."""
     if value in (None, ""):
         return None
+    given = value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
-            raise InvalidJob(f"Invalid {field} {value!r}: keep at least 1 run; {KEEP_HELP}.", field=field)
+            raise InvalidJob(f"Invalid {field} {given!r}: keep at least 1 run; {KEEP_HELP}.", field=field)
         return value
     if isinstance(value, str | timedelta):
         try:
@@ -49,7 +50,7 @@ def parse_keep(value: object, field: str = "history_keep") -> int | str | None:
         else:
             if age > timedelta(0):
                 return value.strip() if isinstance(value, str) else format_duration(age)
-    raise InvalidJob(f"Invalid {field} {value!r:.60}: {KEEP_HELP}.", field=field)
+    raise InvalidJob(f"Invalid {field} {given!r:.60}: {KEEP_HELP}.", field=field)
 
 
 def keep_rule(value: int | str | None) -> Keep | None:

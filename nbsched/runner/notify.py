@@ -35,7 +35,8 @@ from ..model.timeparse import iso
 from .retention import output_file
 
 if TYPE_CHECKING:
-    from ..model.runs import RunUpdate
+    from ..model.runs import NewRun, RunUpdate
+    from ..store import StoredJob
     from .engine import Engine
     from .inflight import ActiveRun
 
@@ -76,6 +77,16 @@ class Notifier:
             self.notify(job.spec.notify, self.record(active, update))
         except Exception:  # a bug here must not cost the run its result
             log.exception("run %s: notifications failed", update["run_id"])
+
+    def run_claimed(self, job: StoredJob, run_id: int, run: NewRun) -> None:
+        """A listener of ``Results``: notify about a run created finished (``missed``), if its job asks for it."""
+        if not job.spec.notify or not wants(job.spec.notify_on, run["status"]):
+            return
+        record = {**dict.fromkeys(RUN_FIELDS), **run, "run_id": run_id, "job_uid": job.uid}
+        try:
+            self.notify(job.spec.notify, record)
+        except Exception:
+            log.exception("run %s: notifications failed", run_id)
 
     def record(self, active: ActiveRun, update: RunUpdate) -> dict:
         """The run's record as stored: the update of its end over what it was created with."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import RetryStarted
 from ..model.runs import NewRun, RunUpdate
-from ..store.base import PendingRetry
+from ..store.base import PendingRetry, StoredJob
 from ..worker.pipe import Result
 from .control import JobStats
 from .outage import STORE_RETRY_SECONDS
@@ -39,6 +39,8 @@ class Results:
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
     #: Called with each run a worker ended, its update, and whether a retry follows (``runner.notify``).
     ended_listeners: list[Callable[[ActiveRun, RunUpdate, bool], None]] = field(default_factory=list)
+    #: ... and with each run a claim created finished (a ``missed`` row): its job, run id and record.
+    claimed_listeners: list[Callable[[StoredJob, int, NewRun], None]] = field(default_factory=list)
 
     def on_start(self, run_id: int) -> None:
         """A worker took the run: start its timeout clock."""

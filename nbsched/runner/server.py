@@ -100,6 +100,7 @@ class Runner:
         self.retention = Retention(store_opener(self.settings.store_url, self.store), home, default_keep())
         self.notifier = Notifier(self.engine, loop.call_soon_threadsafe, home)
         self.engine.results.ended_listeners.append(self.notifier.run_ended)
+        self.engine.results.claimed_listeners.append(self.notifier.run_claimed)
         shared = self.store.shared
         self.sharing = Sharing(self.engine, self.settings.store_url, loop, self.pool.set_lease) if shared else None
         if self.sharing is not None:
