@@ -19,6 +19,7 @@ from .purge_sql import newest_kept, oldest_selected
 from .safe import safe_record
 from .sqlite_schema import (
     ADVANCE_JOB,
+    BUMP_GENERATION,
     FILL_JOB_UIDS,
     INSERT_RUN,
     JOB_COLUMNS,
@@ -300,9 +301,12 @@ class SQLiteStore(Store):
             return []
         marks = ",".join("?" * len(ids))
         with self._tx():
+            self.db.execute("INSERT INTO meta VALUES ('runs_purging', '1')")  # the trigger counts the step once
             rows = self.db.execute(
                 f"DELETE FROM runs WHERE run_id IN ({marks}) AND status <> 'running' RETURNING run_id, job, output", ids
             ).fetchall()
+            self.db.execute("DELETE FROM meta WHERE key = 'runs_purging'")
+            self.db.execute(BUMP_GENERATION)
         return [DeletedRun(*row) for row in sorted(rows)]
 
     def interrupt_running(self, now, runner=None):
