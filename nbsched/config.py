@@ -108,7 +108,7 @@ RETENTION_SECONDS = 60.0
 #: ... runs deleted in one store step (the write lock is held that long), and seconds of pause between steps,
 #: so that a purge of millions of runs never keeps the runner's claims waiting.
 PURGE_BATCH = 500
-PURGE_PAUSE_SECONDS = 0.005
+PURGE_PAUSE_SECONDS = 0.002
 #: Connections the runner accepts in one go (and its listen queue): a burst of clients never takes more
 #: descriptors at once than the reserve above leaves, before the longest idle ones are closed.
 ACCEPT_BACKLOG = 32

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 import urllib.error
@@ -234,5 +235,5 @@ def email_of(record: dict, to: tuple[str, ...], connection: SMTPConnection, outp
 
 def executed_notebook(output: object, outputs: Path) -> Path | None:
     """The file ``output`` names, if it is an existing file under ``outputs`` (an executed notebook)."""
-    path = output_file(output, outputs.resolve())
-    return path if path is not None and path.is_file() else None
+    path = output_file(output, os.path.realpath(outputs))
+    return Path(path) if path is not None and os.path.isfile(path) else None

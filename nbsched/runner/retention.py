@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -69,17 +70,27 @@ class Retention:
         return removed
 
     def remove_files(self, runs: list[DeletedRun]) -> None:
-        """The files of deleted runs: their executed notebooks and HTML, and the file the output names."""
-        outputs = self.outputs.resolve()
+        """The files of deleted runs: their executed notebooks and HTML, and the file the output names.
+
+        Cheap when there are none (no ``outputs`` folder: one look per step), since it runs in the runner's process."""
+        root = os.path.realpath(self.outputs)
+        if not os.path.isdir(root):
+            return
+        folders: dict[str, str | None] = {}  # job -> its folder under outputs, if there is one
         for run in runs:
-            paths = [self.outputs / run.job / f"{run.run_id}{suffix}" for suffix in OUTPUT_SUFFIXES] if run.job else []
-            named = output_file(run.output, outputs)
+            paths = []
+            if run.job:
+                if run.job not in folders:
+                    folder = os.path.realpath(os.path.join(root, run.job))
+                    folders[run.job] = folder if _inside(folder, root) and os.path.isdir(folder) else None
+                if folders[run.job]:
+                    paths = [os.path.join(folders[run.job], f"{run.run_id}{suffix}") for suffix in OUTPUT_SUFFIXES]
+            named = output_file(run.output, root)
             if named is not None:
-                paths += [named, named.with_suffix(".html")]
+                paths += [named, os.path.splitext(named)[0] + ".html"]
             for path in paths:
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    if path.resolve().is_relative_to(outputs):
-                        path.unlink()
+                    os.unlink(path)
 
     def close(self) -> None:
         self.closed = True
@@ -97,15 +108,17 @@ def default_keep() -> Keep | None:
         raise InvalidInput(f"{exc} (environment variable NBSCHED_HISTORY_KEEP)") from None
 
 
-def output_file(output: object, outputs: Path) -> Path | None:
-    """The path a run's output names, if it is one under ``outputs`` (resolved); None for any other output."""
-    if not isinstance(output, str) or not output.strip() or len(output) > 4096 or "\n" in output:
+def output_file(output: object, root: str) -> str | None:
+    """The file a run's output names, if it is one under the folder ``root`` (a real path); None for any other
+    output (a string test first: most outputs are no path at all)."""
+    if not isinstance(output, str) or not output.startswith(root + os.sep) or len(output) > 4096 or "\n" in output:
         return None
-    with contextlib.suppress(OSError, ValueError):
-        path = Path(output.strip()).resolve()
-        if path.is_relative_to(outputs):
-            return path
-    return None
+    path = os.path.realpath(output)
+    return path if _inside(path, root) else None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path.startswith(root + os.sep)
 
 
 def store_opener(url: str, store: Store) -> Callable[[], Store]:
