@@ -17,7 +17,7 @@ from nbsched import config
 from nbsched.errors import InvalidInput, JobNotFound
 from nbsched.frontends.ui import Dashboard
 from nbsched.model.retention import Keep
-from nbsched.runner.retention import Retention
+from nbsched.runner.retention import Deleter, Retention
 from nbsched.store import Purge, RunQuery
 from nbsched.store.history import cache as runs_cache
 from nbsched.store.history import sqlite as sqlite_history
@@ -79,7 +79,7 @@ def test_retention_deletes_rows_notebooks_and_cache_entries_together_and_never_a
     assert len(arrow_run_ids(store)) == 171  # the cache's files are written now
     assert list((tmp_path / "nbsched.db.runs-cache").glob("*.arrow"))
 
-    retention = Retention(lambda: SQLiteStore(store.path), tmp_path, default=Keep(count=100))
+    retention = Retention(f"sqlite:///{store.path}", store, tmp_path, default=Keep(count=100))  # a child deletes
     try:
         assert retention.apply([("daily", "uid-daily", 10), ("other", "uid-other", None)], NOW) == 140
     finally:
@@ -93,13 +93,15 @@ def test_retention_deletes_rows_notebooks_and_cache_entries_together_and_never_a
     assert not named.exists() and outside.exists()
 
 
-def test_a_purge_before_a_time_keeps_newer_runs_and_says_how_many_went(store, tmp_path):
-    ids = store.add_runs([finished_run("a", i) for i in range(30)] + [finished_run("b", 30 + i) for i in range(30)])
-    retention = Retention(lambda: store, tmp_path)
-    assert retention.purge(Purge(before=NOW + timedelta(minutes=40))) == 40
-    assert retention.purge(Purge(job="b")) == 20
-    assert [row[0] for row in store.runs()] == []
-    assert retention.purge(Purge(job="b")) == 0 and ids
+def test_a_purge_goes_in_steps_and_says_how_many_went(store, tmp_path):
+    store.add_runs([finished_run("a", i) for i in range(30)] + [finished_run("b", 30 + i) for i in range(30)])
+    steps = []
+    deleter = Deleter(store, tmp_path)
+    deleter.remove_files = steps.append
+    assert deleter.purge(Purge(before=NOW + timedelta(minutes=40))) == 40
+    assert [len(step) for step in steps] == [7] * 5 + [5]  # config.PURGE_BATCH runs a step
+    assert deleter.purge(Purge(job="b")) == 20
+    assert [row[0] for row in store.runs()] == [] and deleter.purge(Purge(job="b")) == 0
 
 
 # -- through a real runner ----------------------------------------------------------------------
@@ -140,7 +142,7 @@ def test_purge_refuses_bad_input_at_every_entry_point(client, home, ip):
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(UsageError, match=r"A purge needs job= or before="):
         ip.run_line_magic("schedule", "purge")
-    with pytest.raises(UsageError, match="Invalid notify target 'mailto:x@y.z'"):
+    with pytest.raises(UsageError, match=r"Invalid notify target 'mailto:x@y\.z'"):
         ip.run_line_magic("schedule", "every 5m api.hello --notify mailto:x@y.z")
     with pytest.raises(UsageError, match="Invalid history_keep '0'"):
         ip.run_line_magic("schedule", "every 5m api.hello --history-keep 0")

@@ -121,7 +121,7 @@ class Operations:
         jobs = sorted(runner.engine.jobs)
         purge = purge_request(job, before, runner.clock(), runner.settings.timezone, jobs, runner.store)
         runner.engine.results.flush()  # results still buffered count as finished
-        removed = await asyncio.get_running_loop().run_in_executor(None, runner.retention.purge, purge)
+        removed = await asyncio.get_running_loop().run_in_executor(None, runner.retention.purge, [purge])
         return {"removed": removed, "job": purge.job, "before": purge.before}
 
     async def op_run(self, run_id) -> dict:

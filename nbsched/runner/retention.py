@@ -2,8 +2,9 @@
 
 A job's ``history_keep`` (or, for a job without one, ``NBSCHED_HISTORY_KEEP``) is applied by the runner every
 ``config.retention_seconds()``; ``client.purge(job=..., before=...)`` deletes on request. Either way the runs go
-``config.PURGE_BATCH`` at a time, each step a short write of its own on a store connection of its own, with a
-pause between steps, in a thread: the runner's claims never wait for more than one step. Runs of no job (invokes)
+``config.PURGE_BATCH`` at a time, each step a short write of its own, with a pause between steps, by a child
+process on a store connection of its own: the runner's event loop and interpreter lock never wait for it, and its
+writes wait at most for one step. Runs of no job (invokes)
 and of deleted jobs are kept until purged. The files of a deleted run go with it:
 ``NBSCHED_HOME/outputs/<job>/<run_id>.ipynb`` and ``.html``, and the file its output names if under ``outputs``.
 """
@@ -11,8 +12,11 @@ and of deleted jobs are kept until purged. The files of a deleted run go with it
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,53 +24,34 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import config
-from ..errors import InvalidInput, JobNotFound, did_you_mean
+from ..errors import InvalidInput, JobNotFound, StoreError, did_you_mean
 from ..model.retention import Keep, keep_rule, parse_keep
-from ..model.timeparse import parse_datetime, parse_duration
-from ..store import DeletedRun, Purge, RunQuery, Store, open_store
+from ..model.timeparse import from_iso, iso, parse_datetime, parse_duration
+from ..store import DeletedRun, Purge, RunQuery, Store
 
 log = logging.getLogger(__name__)
 #: The suffixes of the files of a run under ``outputs/<job>/``.
 OUTPUT_SUFFIXES = (".ipynb", ".html")
 
 
-class Retention:
-    """Deletes finished runs for one runner, one purge at a time, on a store connection it opens on first use."""
+class Deleter:
+    """Deletes the runs of purges from one store, step by step, and their files under ``home``'s ``outputs``."""
 
-    def __init__(self, open_store: Callable[[], Store], home: Path, default: Keep | None = None):
-        self.open_store = open_store
+    def __init__(self, store: Store, home: Path):
+        self.store = store
         self.outputs = home / "outputs"
-        self.default = default
-        self.store: Store | None = None
-        self.lock = threading.Lock()
-        self.closed = False
 
-    def purge(self, purge: Purge) -> int:
-        """Delete every finished run ``purge`` selects, and their files, step by step; return how many."""
+    def purge(self, purge: Purge, stop: Callable[[], bool] = lambda: False) -> int:
+        """Delete every finished run ``purge`` selects, and their files; return how many."""
         removed = 0
-        with self.lock:
-            if self.closed:
-                return 0
-            if self.store is None:
-                self.store = self.open_store()
-            while not self.closed:
-                deleted = self.store.delete_runs(purge, config.PURGE_BATCH)
-                self.remove_files(deleted)
-                removed += len(deleted)
-                if len(deleted) < config.PURGE_BATCH:
-                    break
-                time.sleep(config.PURGE_PAUSE_SECONDS)  # the write lock is free: claims go first
-        return removed
-
-    def apply(self, jobs: list[tuple[str, str, int | str | None]], now: datetime) -> int:
-        """One pass over ``jobs`` (name, uid, history_keep): delete the runs each keeps no more; return how many."""
-        removed = 0
-        for name, uid, keep in jobs:
-            rule = keep_rule(keep) if keep is not None else self.default
-            if rule is not None and not self.closed:
-                removed += self.purge(Purge(job=name, job_uid=uid, keep=rule.count, before=rule.before(now)))
-        if removed:
-            log.info("retention: %d finished run(s) deleted", removed)
+        while not stop():
+            began = time.perf_counter()
+            deleted = self.store.delete_runs(purge, config.PURGE_BATCH)
+            self.remove_files(deleted)
+            removed += len(deleted)
+            if len(deleted) < config.PURGE_BATCH:
+                break
+            time.sleep((time.perf_counter() - began) * config.PURGE_PAUSE_SHARE)  # the runner's writes go first
         return removed
 
     def remove_files(self, runs: list[DeletedRun]) -> None:
@@ -92,12 +77,73 @@ class Retention:
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
                     os.unlink(path)
 
-    def close(self) -> None:
-        self.closed = True
+
+class Retention:
+    """The runner's purges, one at a time: by a child process (``retention_child``) on a store connection of its
+    own, so that neither the runner's event loop nor its interpreter lock waits for one (a store in memory, which
+    no other process can open: in a thread of the runner)."""
+
+    def __init__(self, store_url: str, store: Store, home: Path, default: Keep | None = None):
+        self.store_url = store_url
+        self.in_process = Deleter(store, home) if store_url.startswith("memory") else None
+        self.home = home
+        self.default = default
+        self.lock = threading.Lock()
+        self.child: subprocess.Popen | None = None
+        self.closed = False
+
+    def purge(self, purges: list[Purge]) -> int:
+        """Delete the runs of ``purges`` (in a thread: this waits for the child); return how many went."""
         with self.lock:
-            if self.store is not None:
-                self.store.close()
-                self.store = None
+            if self.closed or not purges:
+                return 0
+            if self.in_process is not None:
+                return sum(self.in_process.purge(purge, stop=lambda: self.closed) for purge in purges)
+            return self._in_child(purges)
+
+    def _in_child(self, purges: list[Purge]) -> int:
+        request = {"store": self.store_url, "home": str(self.home), "purges": [purge_record(p) for p in purges]}
+        command = [sys.executable, "-m", "nbsched.runner.retention_child"]
+        self.child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = self.child.communicate(json.dumps(request).encode())
+        finally:
+            code, self.child = self.child.returncode, None
+        if code != 0:
+            reason = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {code}"]
+            raise StoreError(f"Deleting runs failed: {reason[0]}")
+        return json.loads(out)["removed"]
+
+    def apply(self, jobs: list[tuple[str, str, int | str | None]], now: datetime) -> int:
+        """One pass over ``jobs`` (name, uid, history_keep): delete the runs each keeps no more; return how many."""
+        purges = []
+        for name, uid, keep in jobs:
+            rule = keep_rule(keep) if keep is not None else self.default
+            if rule is not None:
+                purges.append(Purge(job=name, job_uid=uid, keep=rule.count, before=rule.before(now)))
+        removed = self.purge(purges)
+        if removed:
+            log.info("retention: %d finished run(s) deleted", removed)
+        return removed
+
+    def close(self) -> None:
+        """Stop a purge under way (its steps done so far stay done)."""
+        self.closed = True
+        child = self.child
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+        with self.lock:
+            pass
+
+
+def purge_record(purge: Purge) -> dict:
+    """A purge as JSON (for the child process)."""
+    return {**purge.__dict__, "before": iso(purge.before)}
+
+
+def purge_from_record(record: dict) -> Purge:
+    return Purge(**{**record, "before": from_iso(record["before"])})
 
 
 def default_keep() -> Keep | None:
@@ -119,11 +165,6 @@ def output_file(output: object, root: str) -> str | None:
 
 def _inside(path: str, root: str) -> bool:
     return path.startswith(root + os.sep)
-
-
-def store_opener(url: str, store: Store) -> Callable[[], Store]:
-    """What opens retention's own connection to the store at ``url`` (a store in memory: ``store`` itself)."""
-    return (lambda: store) if url.startswith("memory") else (lambda: open_store(url))
 
 
 def purge_request(job: object, before: object, now: datetime, tz: str, jobs: list[str], store: Store) -> Purge:

@@ -31,7 +31,7 @@ from .logfilter import RateLimit
 from .notify import Notifier
 from .operations import Operations, checked_args
 from .pool import WorkerPool
-from .retention import Retention, default_keep, store_opener
+from .retention import Retention, default_keep
 from .shared import Sharing
 
 log = logging.getLogger("nbsched.runner")
@@ -97,7 +97,7 @@ class Runner:
         )
         self.pool.on_start = self.engine.results.on_start
         self.engine.results.finished_listeners.append(self._run_finished)
-        self.retention = Retention(store_opener(self.settings.store_url, self.store), home, default_keep())
+        self.retention = Retention(self.settings.store_url, self.store, home, default_keep())
         self.notifier = Notifier(self.engine, loop.call_soon_threadsafe, home)
         self.engine.results.ended_listeners.append(self.notifier.run_ended)
         self.engine.results.claimed_listeners.append(self.notifier.run_claimed)

@@ -307,6 +307,8 @@ class SQLiteStore(Store):
             ).fetchall()
             self.db.execute("DELETE FROM meta WHERE key = 'runs_purging'")
             self.db.execute(BUMP_GENERATION)
+        # The pages this step freed go into the file now, from this connection: not in a later commit of the runner's.
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return [DeletedRun(*row) for row in sorted(rows)]
 
     def interrupt_running(self, now, runner=None):
