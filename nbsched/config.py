@@ -108,8 +108,10 @@ RETENTION_SECONDS = 60.0
 #: ... runs deleted in one store step (the write lock is held that long: a few milliseconds, which the runner's
 #: own writes may wait), and the pause between steps, in shares of the step's own time (1.0: a purge takes at most
 #: half of a core), so that a purge of millions of runs neither blocks the runner's writes nor starves its CPU.
-PURGE_BATCH = 500
-PURGE_PAUSE_SHARE = 0.5
+PURGE_BATCH = 200
+PURGE_PAUSE_SHARE = 2.0
+#: How much the process that deletes runs lowers its CPU priority (``os.nice``).
+PURGE_NICE = 10
 #: Connections the runner accepts in one go (and its listen queue): a burst of clients never takes more
 #: descriptors at once than the reserve above leaves, before the longest idle ones are closed.
 ACCEPT_BACKLOG = 32

@@ -3,9 +3,9 @@
 A job's ``history_keep`` (or, for a job without one, ``NBSCHED_HISTORY_KEEP``) is applied by the runner every
 ``config.retention_seconds()``; ``client.purge(job=..., before=...)`` deletes on request. Either way the runs go
 ``config.PURGE_BATCH`` at a time, each step a short write of its own, with a pause between steps, by a child
-process on a store connection of its own: the runner's event loop and interpreter lock never wait for it, and its
-writes wait at most for one step. Runs of no job (invokes)
-and of deleted jobs are kept until purged. The files of a deleted run go with it:
+process on a store connection of its own, at a low CPU priority: the runner's event loop and interpreter lock never
+wait for it, its writes wait at most for one step, and its workers get the CPU first. Runs of no job (invokes) and
+of deleted jobs are kept until purged. The files of a deleted run go with it:
 ``NBSCHED_HOME/outputs/<job>/<run_id>.ipynb`` and ``.html``, and the file its output names if under ``outputs``.
 """
 
@@ -57,7 +57,7 @@ class Deleter:
     def remove_files(self, runs: list[DeletedRun]) -> None:
         """The files of deleted runs: their executed notebooks and HTML, and the file the output names.
 
-        Cheap when there are none (no ``outputs`` folder: one look per step), since it runs in the runner's process."""
+        Cheap when there are none (no ``outputs`` folder: one look per step): a few system calls per run."""
         root = os.path.realpath(self.outputs)
         if not os.path.isdir(root):
             return
@@ -143,6 +143,7 @@ def purge_record(purge: Purge) -> dict:
 
 
 def purge_from_record(record: dict) -> Purge:
+    """A purge from its JSON (``purge_record``)."""
     return Purge(**{**record, "before": from_iso(record["before"])})
 
 
@@ -164,6 +165,7 @@ def output_file(output: object, root: str) -> str | None:
 
 
 def _inside(path: str, root: str) -> bool:
+    """Whether ``path`` is in the folder ``root`` (both real paths)."""
     return path.startswith(root + os.sep)
 
 

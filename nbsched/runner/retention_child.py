@@ -7,14 +7,18 @@ purge step by step on a store connection of its own, and writes ``{"removed": N}
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
+from .. import config
 from ..store import open_store
 from .retention import Deleter, purge_from_record
 
 
 def main() -> None:
+    """Serve one request (see the module's docstring)."""
+    os.nice(config.PURGE_NICE)  # the runner's workers, which start runs on time, get the CPU first
     request = json.load(sys.stdin)
     store = open_store(request["store"])
     try:

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 WRITE_BUSY_SECONDS = 1.0
 #: Seconds opening the store, and a long read, may wait for such a lock.
 OPEN_BUSY_SECONDS = 30.0
+#: Pages of write-ahead log after which a connection that deletes runs copies the log into the file.
+PURGE_CHECKPOINT_PAGES = 100
 #: What a value that SQLite cannot bind raises: text that is not UTF-8, an unsupported type, a huge integer.
 _UNBINDABLE = (UnicodeEncodeError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
 # bench/ and tests/test_soak.py write runs and jobs straight into a store file with these.
@@ -290,6 +292,9 @@ class SQLiteStore(Store):
 
     def delete_runs(self, purge, limit):
         # The ids are read outside the write transaction (WAL: no lock), so the lock is held for the delete only.
+        # This connection's commits copy the log into the file every 100 pages: the purge does that work, not a
+        # commit of the runner's (which would at 1000 pages, SQLite's default).
+        self.db.execute(f"PRAGMA wal_autocheckpoint={PURGE_CHECKPOINT_PAGES}")
         below = None
         if purge.keep is not None:
             row = self.db.execute(*newest_kept(purge, "?", iso)).fetchone()
@@ -307,8 +312,7 @@ class SQLiteStore(Store):
             ).fetchall()
             self.db.execute("DELETE FROM meta WHERE key = 'runs_purging'")
             self.db.execute(BUMP_GENERATION)
-        # The pages this step freed go into the file now, from this connection: not in a later commit of the runner's.
-        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
         return [DeletedRun(*row) for row in sorted(rows)]
 
     def interrupt_running(self, now, runner=None):
