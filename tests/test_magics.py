@@ -273,7 +273,7 @@ LOCAL_MISTAKES = [
     (
         "evry 5m api.hello",
         "Unknown subcommand 'evry'. Did you mean 'every'? Subcommands: every, cron, once, list, history, run, invoke, "
-        "pause, resume, delete, show, logs, preview, runner, ui, config, help. See %schedule help.",
+        "pause, resume, delete, purge, show, logs, preview, runner, ui, config, help. See %schedule help.",
     ),
     (
         "cron */5 9-17 * * mon-fri api.hello",
