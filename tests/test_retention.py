@@ -151,6 +151,11 @@ def test_purge_refuses_bad_input_at_every_entry_point(client, home, ip):
         for args, piece in [({"job": 5}, "Invalid job 5"), ({"before": [1]}, "Invalid before"), ({"x": 1}, "Unknown")]:
             reply = raw.request("purge", args)
             assert reply["ok"] is False and piece in reply["error"]["message"], args
+        job = {"service": "api.hello", "name": "x", "every": "5m", "notify": 5}
+        reply = raw.request("schedule", job)
+        assert reply["ok"] is False and "Invalid notify target 5: a target is text" in reply["error"]["message"]
+        reply = raw.request("schedule", {**job, "notify": None, "history_keep": True})
+        assert reply["ok"] is False and reply["error"]["field"] == "history_keep"
         assert raw.request("ping")["ok"] is True
     finally:
         raw.close()
