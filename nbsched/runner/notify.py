@@ -159,7 +159,17 @@ class Notifier:
         outcome.waiting -= 1
         if outcome.waiting == 0 and outcome.failures:
             logs = "\n".join(filter(None, [outcome.logs, *outcome.failures]))
-            self.engine.results.pending.append({"run_id": run_id, "logs": logs})
+            self.record_logs(run_id, logs)
+
+    def record_logs(self, run_id: int, logs: str) -> None:
+        """Write ``logs`` as the run's logs: into its update still waiting to be written, if there is one (a batch
+        writes updates grouped by their fields, so a second update of the run could be written before the first)."""
+        pending = self.engine.results.pending
+        for update in reversed(pending):
+            if update["run_id"] == run_id:
+                update["logs"] = logs
+                return
+        pending.append({"run_id": run_id, "logs": logs})
 
     async def drain(self, sleep: Callable, seconds: float = config.NOTIFY_GRACE_SECONDS) -> None:
         """Wait (up to ``seconds``) for the notifications being sent; then send no more."""
