@@ -25,9 +25,11 @@ import _common
 from nbsched.errors import RunnerError
 
 
-def measure_nbsched(jobs: int, duration: int, store: str | None = None) -> dict:
-    """The workload on one nbsched runner, on its home's SQLite file or on the store ``store`` names."""
-    with _common.Runner(store=store) as runner:
+def measure_nbsched(jobs: int, duration: int, store: str | None = None, home=None, during=None) -> dict:
+    """The workload on one nbsched runner, on its home's SQLite file or on the store ``store`` names
+    (``home``: a home prepared before; ``during``: called with the runner as the measured window opens; what it
+    returns, if anything, is called before the runner stops)."""
+    with _common.Runner(home=home, store=store) as runner:
         client = runner.client
         runner.deploy_noop()
         figures = _common.ProcessFigures(runner.pid)
@@ -41,6 +43,7 @@ def measure_nbsched(jobs: int, duration: int, store: str | None = None) -> dict:
         window_end = window_start + duration  # grid points window_start .. window_end - 1
         _common.wait_until(window_start - 0.2)
         cpu0 = figures.cpu()
+        finish = during(runner) if during is not None else None
         _common.wait_until(window_end)
         cpu1 = figures.cpu()
         rss = figures.rss()
@@ -59,6 +62,8 @@ def measure_nbsched(jobs: int, duration: int, store: str | None = None) -> dict:
             unfinished = [r for r in rows if r["status"] == "running" and _in_window(r, window_start, window_end)]
             if not unfinished or time.monotonic() > deadline:
                 break
+        if finish is not None:
+            finish()
     lags, delays, executed, skipped, keys = [], [], set(), 0, Counter()
     for row in rows:
         scheduled = _common.epoch(row["scheduled_at"])

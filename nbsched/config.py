@@ -104,6 +104,31 @@ MAX_CLIENTS = 4096
 #: ... and file descriptors it keeps free for the rest (store, history threads, log) and per worker (pipes).
 FD_RESERVE = 128
 FD_PER_WORKER = 4
+#: Threads that send notifications (e-mail, webhooks), off the firing path: a hanging server holds one of them.
+NOTIFY_THREADS = 4
+#: Notifications waiting for a thread at most; more are not sent, and the run's logs say so.
+NOTIFY_MAX_QUEUED = 1000
+#: Seconds a webhook notification waits for its server, per attempt (``NBSCHED_NOTIFY_TIMEOUT`` overrides).
+NOTIFY_TIMEOUT_SECONDS = 10.0
+#: Attempts of a webhook notification before it counts as failed; between them, 1 s, 2 s, 4 s, ...
+WEBHOOK_ATTEMPTS = 3
+#: Seconds a stopping runner waits for notifications still being sent.
+NOTIFY_GRACE_SECONDS = 5.0
+#: Log lines an e-mail notification quotes (the last ones), and characters of each of output, logs and traceback
+#: that a notification carries (a webhook's or service's payload too; the rest is cut, and says so).
+NOTIFY_LOG_LINES = 20
+NOTIFY_TEXT_CHARS = 16_000
+#: Default ``history_keep`` of jobs that set none (``NBSCHED_HISTORY_KEEP``: a count or an age); None: keep all.
+DEFAULT_HISTORY_KEEP = None
+#: Seconds between the runner's passes of retention (``NBSCHED_RETENTION_SECONDS`` overrides) ...
+RETENTION_SECONDS = 60.0
+#: ... runs deleted in one store step (the write lock is held that long: a few milliseconds, which the runner's
+#: own writes may wait), and the pause between steps, in shares of the step's own time (1.0: a purge takes at most
+#: half of a core), so that a purge of millions of runs neither blocks the runner's writes nor starves its CPU.
+PURGE_BATCH = 200
+PURGE_PAUSE_SHARE = 2.0
+#: How much the process that deletes runs lowers its CPU priority (``os.nice``).
+PURGE_NICE = 10
 #: Connections the runner accepts in one go (and its listen queue): a burst of clients never takes more
 #: descriptors at once than the reserve above leaves, before the longest idle ones are closed.
 ACCEPT_BACKLOG = 32
@@ -146,6 +171,21 @@ def settings() -> Settings:
     timezone = os.environ.get("NBSCHED_TIMEZONE") or DEFAULT_TIMEZONE
     workers = int(os.environ.get("NBSCHED_WORKERS") or DEFAULT_WORKERS)
     return Settings(home=home, store_url=store_url, timezone=timezone, workers=workers)
+
+
+def notify_timeout() -> float:
+    """Seconds a webhook notification waits per attempt (``NBSCHED_NOTIFY_TIMEOUT``, else the default)."""
+    return float(os.environ.get("NBSCHED_NOTIFY_TIMEOUT") or NOTIFY_TIMEOUT_SECONDS)
+
+
+def retention_seconds() -> float:
+    """Seconds between retention passes (``NBSCHED_RETENTION_SECONDS``, else the default)."""
+    return float(os.environ.get("NBSCHED_RETENTION_SECONDS") or RETENTION_SECONDS)
+
+
+def history_keep_default() -> str | None:
+    """``NBSCHED_HISTORY_KEEP`` as typed (the runner reads it with ``model.retention.parse_keep``)."""
+    return os.environ.get("NBSCHED_HISTORY_KEEP") or DEFAULT_HISTORY_KEEP
 
 
 def secret_names() -> tuple[str, ...]:

@@ -36,6 +36,7 @@ OPERATIONS = frozenset(
         "invoke",
         "pause",
         "resume",
+        "purge",
         "delete",
         "history",
         "run_counts",

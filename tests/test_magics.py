@@ -273,7 +273,8 @@ LOCAL_MISTAKES = [
     (
         "evry 5m api.hello",
         "Unknown subcommand 'evry'. Did you mean 'every'? Subcommands: every, cron, once, list, history, run, invoke, "
-        "deploy, pause, resume, delete, show, logs, import, preview, runner, ui, config, help. See %schedule help.",
+        "deploy, pause, resume, delete, purge, show, logs, import, preview, runner, ui, config, help. "
+        "See %schedule help.",
     ),
     (
         "cron */5 9-17 * * mon-fri api.hello",

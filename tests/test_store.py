@@ -17,7 +17,7 @@ import pytest
 from nbsched.errors import InvalidInput, JobExists, NbschedError
 from nbsched.model.jobs import JobSpec, JobState
 from nbsched.model.runs import RUN_FIELDS
-from nbsched.store import Claim, PendingRetry, RunQuery, Store, StoredJob, open_store
+from nbsched.store import Claim, PendingRetry, Purge, RunQuery, Store, StoredJob, open_store
 from nbsched.store.history import History
 from nbsched.store.memory import MemoryStore
 from nbsched.store.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -305,6 +305,41 @@ class StoreContract:
         assert "runner stopped" in run["error"]
         assert store.run(done)["status"] == "ok" and store.run(other)["status"] == "running"
         assert store.interrupt_running(NOW) == 1 and store.run(other)["status"] == "interrupted"
+
+    def test_delete_runs_deletes_finished_runs_oldest_first_in_batches_never_a_running_one(self, store):
+        job = new_job()
+        store.add_job(job)
+        finished = [later_at(i) for i in range(5)]
+        ids = store.add_runs(
+            [
+                run_row(job, NOW, "manual", status="ok", finished_at=at, job_uid=job.uid, output=f"o{i}")
+                for i, at in enumerate(finished)
+            ]
+            + [run_row(job, NOW, "manual", job_uid=job.uid)]
+        )
+        first = store.delete_runs(Purge(job="sync"), limit=2)
+        assert [(run.run_id, run.job, run.output) for run in first] == [(ids[0], "sync", "o0"), (ids[1], "sync", "o1")]
+        rest = store.delete_runs(Purge(job="sync"), limit=10)
+        assert [run.run_id for run in rest] == ids[2:5]
+        assert [row[0] for row in store.runs()] == [ids[5]] and store.run(ids[0]) is None
+        assert store.delete_runs(Purge(), limit=10) == []
+
+    def test_delete_runs_before_a_time_and_keeping_the_newest(self, store):
+        a, b = new_job("a"), new_job("b")
+        store.add_job(a)
+        store.add_job(b)
+        a_ids = store.add_runs(
+            [run_row(a, NOW, "manual", status="error", finished_at=later_at(i), job_uid=a.uid) for i in range(4)]
+        )
+        (b_id,) = store.add_runs([run_row(b, NOW, "manual", status="ok", finished_at=later_at(0), job_uid=b.uid)])
+        (skipped,) = store.add_runs([run_row(None, later_at(-5), "invoke", status="skipped")])  # no finish time
+        old = store.delete_runs(Purge(before=later_at(1)), limit=100)
+        assert sorted(run.run_id for run in old) == sorted([a_ids[0], b_id, skipped])
+        kept = store.delete_runs(Purge(job="a", job_uid=a.uid, keep=2), limit=100)
+        assert [run.run_id for run in kept] == [a_ids[1]]
+        assert store.delete_runs(Purge(job="a", keep=2), limit=100) == []
+        assert [row[0] for row in store.runs()] == [a_ids[3], a_ids[2]]
+        assert store.delete_runs(Purge(job="a", keep=5), limit=100) == []
 
     def test_job_stats_count_runs_and_name_the_last_status(self, store):
         job = new_job()

@@ -23,7 +23,7 @@ from typing import Any
 from .. import config, protocol
 from ..errors import InvalidInput, NbschedError, NoRunner, ProtocolError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
-from ..model.timeparse import parse_datetime, parse_duration, utcnow
+from ..model.timeparse import format_duration, parse_datetime, parse_duration, utcnow
 from ..model.triggers import Preview
 from . import frames, pages
 from .connections import Connections
@@ -67,6 +67,10 @@ class Job:
         for key in frames.JOB_TIME_COLUMNS:
             values[key] = frames.local_time(values.get(key), tz)
         return cls(**values)
+
+
+#: Seconds a client waits for a purge (a million runs take about a minute; jobs keep firing meanwhile).
+PURGE_TIMEOUT = 3600.0
 
 
 class BackfillCapped(UserWarning):
@@ -240,9 +244,11 @@ class Client:
     ) -> Job:
         """Create a job that runs ``service`` on a one-time, interval or cron schedule."""
         args = {"service": service, "name": name or service, "every": every, "cron": cron, "at": at, **options}
+        _keep_text(args)
         return Job.from_record(self.call("schedule", **_wire(args)), self.tz)
 
     def update(self, name: str, **changes) -> Job:
+        _keep_text(changes)
         return Job.from_record(self.call("update", name=name, changes=_wire(changes)), self.tz)
 
     def jobs(self, limit: int | None = None, offset: int = 0, filter: dict | None = None, sort: str = "name"):
@@ -352,6 +358,17 @@ class Client:
             args["since"] = _since(filters["since"], self.tz)
         return args
 
+    def purge(self, job: str | None = None, before: Any = None) -> int:
+        """Delete finished runs and their executed notebooks: the runs of ``job``, those finished before ``before``
+        (an age such as ``"30d"``, a ``timedelta``, or a date, read in your time zone), or both; return how many.
+
+        A run still running is never deleted. Big purges go in small steps; jobs keep firing meanwhile."""
+        if isinstance(before, timedelta):
+            before = format_duration(before)
+        with contextlib.suppress(InvalidInput):  # what is neither an age nor a date the runner refuses, by name
+            before = _since(before, self.tz) if before not in (None, "") else before
+        return self.call("purge", _timeout=PURGE_TIMEOUT, **_wire({"job": job, "before": before}))["removed"]
+
     def run(self, run_id: int) -> dict:
         """Every field of one run, including logs, traceback and output."""
         return frames.run_record(self.call("run", run_id=run_id), self.tz)
@@ -433,6 +450,12 @@ def _since(value: Any, tz: str) -> Any:
     if isinstance(value, str | datetime):
         return parse_datetime(value, tz, utcnow(), "since").isoformat()
     return _wire_value(value)
+
+
+def _keep_text(args: dict) -> None:
+    """A ``history_keep`` given as a ``timedelta`` goes as an age (``"30d"``), not as seconds (a count)."""
+    if isinstance(args.get("history_keep"), timedelta):
+        args["history_keep"] = format_duration(args["history_keep"])
 
 
 def _wire(args: dict) -> dict:

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_filters(history)
     history.add_argument("--job-uid", help="only the runs of the job with this uid (a deleted job's too)")
 
+    purge = subcommands.add_parser("purge", help="delete finished runs and their executed notebooks")
+    commands.add_purge_options(purge)
+
     logs = subcommands.add_parser("logs", help="a run's logs, output and traceback")
     logs.add_argument("run_id", type=int)
     logs.add_argument("--follow", "-f", action="store_true", help="show a running run's lines as they come")
@@ -310,6 +313,12 @@ def cmd_history(options) -> int:
         output.write_records(sys.stdout, records, HISTORY_TABLE_COLUMNS, "table", _cell)
     else:
         output.write_rows(sys.stdout, rows, RUN_FIELDS, options.format)
+    return 0
+
+
+def cmd_purge(options) -> int:
+    removed = _client().purge(job=options.job, before=options.before)
+    print(commands.purge_text(removed, options.job, options.before))
     return 0
 
 

@@ -30,6 +30,7 @@ from ..connections.definitions import TLS_MODES
 from ..errors import InvalidInput, RunnerError, did_you_mean
 from ..model.jobs import ISOLATION, JOB_STATES, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
 from ..model.listing import JOB_SORTS
+from ..model.notify import NOTIFY_ON, TARGET_HELP
 from ..model.runs import STATUSES
 from ..model.timeparse import format_duration, parse_duration
 
@@ -74,6 +75,7 @@ class Option:
     choices: tuple[str, ...] = ()
     usage: str = ".."  #: the value in one-line usage texts: ``[--jitter 5s]``
     advanced: bool = False  #: in the form's "More options"
+    many: bool = False  #: may be given more than once on a command line (each value kept)
 
     @property
     def flag(self) -> str:
@@ -134,6 +136,28 @@ JOB_OPTIONS = (
         usage="process",
         advanced=True,
     ),
+    Option(
+        "notify_on",
+        f"final statuses that send a notification, comma-separated: {', '.join(NOTIFY_ON)} (default error,timeout)",
+        kind="list",
+        usage="error,timeout",
+        advanced=True,
+    ),
+    Option(
+        "notify",
+        f"where notifications go (repeat for more): {TARGET_HELP}",
+        kind="list",
+        usage="webhook:URL",
+        advanced=True,
+        many=True,
+    ),
+    Option(
+        "history_keep",
+        "finished runs to keep: a count, e.g. 1000, or an age, e.g. 30d (default: NBSCHED_HISTORY_KEEP, else all)",
+        kind="keep",
+        usage="30d",
+        advanced=True,
+    ),
 )
 SWITCHES = (
     Switch("--paused", "active", False, "create the job inactive"),
@@ -144,7 +168,9 @@ SWITCHES = (
 def add_job_options(parser: argparse.ArgumentParser) -> None:
     """Add every job option and switch to a command line's parser (values are kept as typed)."""
     for option in JOB_OPTIONS:
-        parser.add_argument(option.flag, dest=option.key, help=option.help_text)
+        parser.add_argument(
+            option.flag, dest=option.key, help=option.help_text, action="append" if option.many else None
+        )
     for switch in SWITCHES:
         parser.add_argument(switch.flag, dest=switch.key, action="store_const", const=switch.value, help=switch.help)
 
@@ -185,6 +211,30 @@ def check_extra(text: str, on_command_line: bool = True) -> str:
 
 
 # -- history ---------------------------------------------------------------------------
+def add_purge_options(parser: argparse.ArgumentParser) -> None:
+    """``--job`` and ``--before`` of a purge."""
+    parser.add_argument("--job", help="only this job's finished runs")
+    parser.add_argument("--before", help="only runs finished before this: an age, e.g. 30d, or a date (your zone)")
+
+
+def purge_text(removed: int, job: str | None, before: str | None) -> str:
+    """What a purge says it did, e.g. ``removed 120 finished run(s) of job 'sync' finished before 30d ago``."""
+    text = f"removed {removed} finished run(s)"
+    if job:
+        text += f" of job {job!r}"
+    if before:
+        text += f" finished before {before}" + (" ago" if _is_age(before) else "")
+    return text + " (and their executed notebooks)"
+
+
+def _is_age(text: str) -> bool:
+    try:
+        parse_duration(text, "before")
+    except InvalidInput:
+        return False
+    return True
+
+
 def add_history_filters(parser: argparse.ArgumentParser) -> None:
     """``--service``, ``--status``, ``--since``, and ``--limit`` or ``--all``, of a history command."""
     parser.add_argument("--service", help="only this service's runs")

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 from .. import config
 from ..errors import InvalidInput, InvalidJob
+from .notify import parse_notify_on, parse_targets
+from .retention import parse_keep
 from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
 from .triggers import Cron, Interval, OneTime, Trigger, pick_trigger
 
@@ -72,6 +74,9 @@ class JobSpec:
     catchup: float = 3600.0
     note: str = ""
     isolation: str = "worker"  # "process": each run in a fresh process (or the service's class says so)
+    notify_on: tuple[str, ...] = ()  # the final statuses that notify (model.notify.NOTIFY_ON)
+    notify: tuple[str, ...] = ()  # where notifications go: smtp:CONNECTION:ADDRESS, webhook:URL, service:NAME
+    history_keep: int | str | None = None  # finished runs kept: a count or an age ("30d"); None: the default
 
     def trigger(self) -> Trigger:
         """The trigger, built once per spec (a spec never changes; a firing job asks every fire)."""
@@ -146,6 +151,8 @@ class JobSpec:
         values = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
         for key in ("at", "start", "end"):
             values[key] = from_iso(values.get(key))
+        for key in ("notify_on", "notify"):
+            values[key] = tuple(values.get(key) or ())
         return cls(**values)
 
     def changed(self, now: datetime, default_tz: str, **changes) -> JobSpec:
@@ -155,6 +162,8 @@ class JobSpec:
             for key in ("every", "cron", "at"):
                 current.pop(key, None)
         current.pop("kind", None)
+        if "notify" in changes and not changes["notify"] and "notify_on" not in changes:
+            current["notify_on"] = ()  # no targets left: nothing to tell
         current.update(changes)
         return JobSpec.from_user(now=now, default_tz=default_tz, **current)
 
@@ -221,7 +230,10 @@ def _build(raw: dict, now: datetime, default_tz: str) -> JobSpec:
         note=validate_note(raw.get("note")),
         allow_subsecond=_flag(raw.get("allow_subsecond", False), "allow_subsecond"),
         isolation=_choice(raw.get("isolation") or "worker", ISOLATION, "isolation"),
+        notify=parse_targets(raw.get("notify")),
+        history_keep=parse_keep(raw.get("history_keep")),
     )
+    values["notify_on"] = parse_notify_on(raw.get("notify_on"), has_targets=bool(values["notify"]))
     if kind == "interval":
         try:
             every = parse_duration(raw["every"], what="interval")

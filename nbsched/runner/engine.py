@@ -326,6 +326,8 @@ class Engine:
     def start_claimed(self, job: StoredJob, run_id: int, run: NewRun, force_queue: bool = False) -> None:
         if run["status"] != "running":
             self.results.count(job.uid, run["status"], run["scheduled_at"])
+            for listener in self.results.claimed_listeners:  # a fire recorded as missed
+                listener(job, run_id, run)
             return
         name, policy = job.spec.name, job.spec.overlap
         if force_queue:

@@ -20,6 +20,7 @@ from ..model.runs import RUN_FIELDS
 from .counting import MinuteCounts, count_window
 from .listing import job_page
 from .livelogs import read_logs
+from .retention import purge_request
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
 SHARED_WAIT_POLL_SECONDS = 0.05
@@ -142,6 +143,15 @@ class Operations:
         self.runner.engine.reader.flush()  # on the loop, as every write of results
         counts = self.minute_counts
         return await asyncio.get_running_loop().run_in_executor(None, counts.window, start, minutes)
+
+    async def op_purge(self, job=None, before=None) -> dict:
+        """Delete finished runs (of ``job``; finished before ``before``) and their files, in steps, in a thread."""
+        runner = self.runner
+        jobs = sorted(runner.engine.jobs)
+        purge = purge_request(job, before, runner.clock(), runner.settings.timezone, jobs, runner.store)
+        runner.engine.results.flush()  # results still buffered count as finished
+        removed = await asyncio.get_running_loop().run_in_executor(None, runner.retention.purge, [purge])
+        return {"removed": removed, "job": purge.job, "before": purge.before}
 
     async def op_run(self, run_id) -> dict:
         return self.runner.engine.reader.run(run_id)

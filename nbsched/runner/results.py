@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import RetryStarted
 from ..model.runs import NewRun, RunUpdate
-from ..store.base import PendingRetry
+from ..store.base import PendingRetry, StoredJob
 from ..worker.pipe import Result
 from .control import JobStats
 from .outage import STORE_RETRY_SECONDS
@@ -37,6 +37,10 @@ class Results:
     pending: list[RunUpdate] = field(default_factory=list)
     retries_to_store: list[PendingRetry] = field(default_factory=list)  # written with ``pending``
     finished_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    #: Called with each run a worker ended, its update, and whether a retry follows (``runner.notify``).
+    ended_listeners: list[Callable[[ActiveRun, RunUpdate, bool], None]] = field(default_factory=list)
+    #: ... and with each run a claim created finished (a ``missed`` row): its job, run id and record.
+    claimed_listeners: list[Callable[[StoredJob, int, NewRun], None]] = field(default_factory=list)
 
     def on_start(self, run_id: int) -> None:
         """A worker took the run: start its timeout clock."""
@@ -79,8 +83,11 @@ class Results:
         if active.job:
             self.count(active.job_uid, result.status, started or finished)
             self.job_run_ended(active.job, run_id)
-        if result.status in ("error", "timeout") and active.attempt <= active.retries:
+        retried = result.status in ("error", "timeout") and active.attempt <= active.retries
+        if retried:
             self.retry_later(active, finished)
+        for listener in self.ended_listeners:
+            listener(active, update, retried)
         self.notify(run_id)
 
     def hold_again(self, active: ActiveRun) -> None:

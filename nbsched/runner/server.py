@@ -30,8 +30,10 @@ from .engine import Engine, Hooks
 from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_token
 from .livelogs import LiveLogs
 from .logfilter import RateLimit
+from .notify import Notifier
 from .operations import Operations, checked_args
 from .pool import WorkerPool
+from .retention import Retention, default_keep
 from .shared import Sharing
 
 log = logging.getLogger("nbsched.runner")
@@ -100,6 +102,10 @@ class Runner:
         self.live_logs = LiveLogs(lambda run_id: run_id in self.engine.inflight.active)
         self.pool.on_logs = self.live_logs.add
         self.engine.results.finished_listeners.append(self._run_finished)
+        self.retention = Retention(self.settings.store_url, self.store, home, default_keep())
+        self.notifier = Notifier(self.engine, loop.call_soon_threadsafe, home)
+        self.engine.results.ended_listeners.append(self.notifier.run_ended)
+        self.engine.results.claimed_listeners.append(self.notifier.run_claimed)
         shared = self.store.shared
         self.sharing = Sharing(self.engine, self.settings.store_url, loop, self.pool.set_lease) if shared else None
         if self.sharing is not None:
@@ -126,6 +132,7 @@ class Runner:
             loop.create_task(self._schedule_loop()),
             loop.create_task(self._flush_loop()),
             loop.create_task(self._cache_loop()),
+            loop.create_task(self._retention_loop()),
         ]
         if self.sharing is not None:
             self._tasks += [
@@ -158,7 +165,9 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._client_tasks, return_exceptions=True)
         await self.pool.stop()
+        await self.notifier.drain(asyncio.sleep)
         await self._write_last_results()
+        await asyncio.get_running_loop().run_in_executor(None, self.retention.close)
         try:  # on a shared store, the runner that takes over its lease does it (and starts its claimed runs)
             left = 0 if self.sharing else self.store.interrupt_running(self.clock(), runner=self.engine.runner_id)
         except Exception as exc:  # the next runner marks them, at its start
@@ -229,6 +238,16 @@ class Runner:
             except Exception:
                 log.exception("refreshing the store's read caches failed; will retry")
             await asyncio.sleep(config.CACHE_REFRESH_SECONDS)
+
+    async def _retention_loop(self) -> None:
+        """Apply each job's ``history_keep`` now and then, in a thread (``runner.retention``)."""
+        while True:
+            await asyncio.sleep(config.retention_seconds())
+            jobs = [(job.spec.name, job.uid, job.spec.history_keep) for job in self.engine.jobs.values()]
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.retention.apply, jobs, self.clock())
+            except Exception:
+                log.exception("deleting old runs failed; will retry")
 
     def _on_result(self, result: dict) -> None:
         self.engine.results.on_result(result)

@@ -8,9 +8,9 @@ reads run history as the wire carries it (JSON rows, Arrow).
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import Claim, PendingRetry, RunQuery, Store, StoredJob, TakeOver
+from .base import Claim, DeletedRun, PendingRetry, Purge, RunQuery, Store, StoredJob, TakeOver
 
-__all__ = ["Claim", "PendingRetry", "RunQuery", "Store", "StoredJob", "TakeOver", "open_store"]
+__all__ = ["Claim", "DeletedRun", "PendingRetry", "Purge", "RunQuery", "Store", "StoredJob", "TakeOver", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -80,6 +80,26 @@ class RunQuery:
     as_of: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Purge:
+    """Which finished runs ``Store.delete_runs`` deletes: every filter given must match; a run still ``running``
+    is never selected."""
+
+    job: str | None = None
+    job_uid: str | None = None
+    before: datetime | None = None  # finished before this (a run with no finish time: scheduled before it)
+    keep: int | None = None  # of the runs the filters select, all but the newest ``keep`` (by run id)
+
+
+@dataclass(frozen=True)
+class DeletedRun:
+    """A run ``Store.delete_runs`` deleted: what it takes to delete the files that belonged to it."""
+
+    run_id: int
+    job: str | None
+    output: str | None
+
+
 @dataclass
 class TakeOver:
     """What ``Store.take_over`` did: the runners whose leases had expired, and their runs it changed."""
@@ -193,6 +213,12 @@ class Store(ABC):
     def runs(self, query: RunQuery | None = None) -> list[tuple]:
         """The runs ``query`` selects (None: all), newest first, each a tuple of its ``RUN_FIELDS`` values in that order
         (times as aware UTC datetimes). For listings to send, see ``history``."""
+
+    @abstractmethod
+    def delete_runs(self, purge: Purge, limit: int) -> list[DeletedRun]:
+        """Delete up to ``limit`` of the finished runs ``purge`` selects, oldest (lowest run id) first, in one
+        atomic step, and return them; call again until fewer than ``limit`` come back. Each step holds the store's
+        write lock briefly (a small ``limit`` keeps claims from waiting). The runs' fires stay claimed."""
 
     @abstractmethod
     def interrupt_running(self, now: datetime, runner: str | None = None) -> int:

@@ -19,7 +19,7 @@ from ..errors import JobExists
 from ..model.jobs import JobSpec, JobState
 from ..model.runs import CLAIMED_TRIGGERS, RUN_FIELDS, RUN_TIME_FIELDS
 from ..model.timeparse import from_iso, iso
-from .base import Claim, PendingRetry, RunQuery, Store, StoredJob
+from .base import Claim, DeletedRun, PendingRetry, Purge, RunQuery, Store, StoredJob
 from .safe import safe_value
 
 _INTEGER_FIELDS = ("run_id", "attempt")
@@ -223,6 +223,16 @@ class MemoryStore(Store):
                 selected = selected[: query.limit]
             return [tuple(run[name] for name in RUN_FIELDS) for run in selected]
 
+    def delete_runs(self, purge, limit):
+        with self._lock:
+            selected = [run for run in self._runs.values() if _purged(purge, run)]  # oldest first
+            if purge.keep is not None:
+                selected = selected[: max(0, len(selected) - purge.keep)]
+            deleted = [DeletedRun(run["run_id"], run.get("job"), run.get("output")) for run in selected[:limit]]
+            for run in deleted:
+                del self._runs[run.run_id]
+            return deleted
+
     def interrupt_running(self, now, runner=None):
         with self._lock:
             count = 0
@@ -290,6 +300,15 @@ def _fire_key(run: dict) -> tuple | None:
     if run["scheduled_at"] is None or run["job_uid"] is None:
         return None  # as in SQL, where a NULL equals nothing
     return run["scheduled_at"], run["job_uid"], run["trigger"]
+
+
+def _purged(purge: Purge, run: dict) -> bool:
+    """Whether ``purge`` selects ``run`` (before its ``keep``)."""
+    if run.get("status") == "running" or any(
+        value is not None and run.get(key) != value for key, value in (("job", purge.job), ("job_uid", purge.job_uid))
+    ):
+        return False
+    return purge.before is None or (run.get("finished_at") or run["scheduled_at"]) < purge.before
 
 
 def _started_or_due(run: dict) -> datetime | None:

@@ -13,7 +13,7 @@ import logging
 from ..errors import JobExists, NbschedError, RetryStarted, StoreError
 from ..model.runs import CLAIMED_TRIGGERS, RUN_FIELDS
 from ..model.timeparse import iso
-from .base import Claim, RunQuery
+from .base import Claim, DeletedRun, RunQuery
 from .history.postgres import PostgresHistory
 from .postgres_schema import (
     CREATE,
@@ -38,6 +38,7 @@ from .postgres_schema import (
 )
 from .postgres_shared import SharedStore
 from .postgres_url import masked_reason, parse
+from .purge_sql import newest_kept, oldest_selected
 from .safe import safe_record
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,21 @@ class PostgresStore(SharedStore):
     def runs(self, query=None):
         return self._fetch(*runs_listing(query or RunQuery()))
 
+    def delete_runs(self, purge, limit):
+        below = None
+        if purge.keep is not None:
+            rows = self._fetch(*newest_kept(purge, "%s", _same))
+            if not rows:
+                return []
+            below = rows[0][0]
+        select, params = oldest_selected(purge, "%s", _same, below, limit)
+        with self._tx() as db:
+            rows = db.execute(
+                f"DELETE FROM runs WHERE run_id IN ({select}) AND status <> 'running' RETURNING run_id, job, output",
+                params,
+            ).fetchall()
+        return [DeletedRun(*row) for row in sorted(rows)]
+
     def interrupt_running(self, now, runner=None):
         sql = "UPDATE runs SET status='interrupted', finished_at=%s, error=%s WHERE status='running'"
         params: list = [now, INTERRUPTED]
@@ -332,6 +348,11 @@ def open_schema(db, schema: str, where: str) -> None:
         elif version < SCHEMA_VERSION:
             db.execute("UPDATE meta SET value=%s WHERE key='schema_version'", [str(SCHEMA_VERSION)])
             log.info("store %s (schema %s) migrated from version %d to %d", where, schema, version, SCHEMA_VERSION)
+
+
+def _same(value):
+    """A value as psycopg binds it: as it is."""
+    return value
 
 
 class _Uneven(Exception):

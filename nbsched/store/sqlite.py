@@ -13,11 +13,13 @@ from ..errors import JobExists, NbschedError, StoreError, StoreGone
 from ..gcpause import gc_paused
 from ..model.runs import RUN_FIELDS
 from ..model.timeparse import from_iso, iso
-from .base import Claim, RunQuery, Store
+from .base import Claim, DeletedRun, RunQuery, Store
 from .history.sqlite import SQLiteHistory
+from .purge_sql import newest_kept, oldest_selected
 from .safe import safe_record
 from .sqlite_schema import (
     ADVANCE_JOB,
+    BUMP_GENERATION,
     FILL_JOB_UIDS,
     INSERT_RUN,
     JOB_COLUMNS,
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 WRITE_BUSY_SECONDS = 1.0
 #: Seconds opening the store, and a long read, may wait for such a lock.
 OPEN_BUSY_SECONDS = 30.0
+#: Pages of write-ahead log after which a connection that deletes runs copies the log into the file.
+PURGE_CHECKPOINT_PAGES = 100
 #: What a value that SQLite cannot bind raises: text that is not UTF-8, an unsupported type, a huge integer.
 _UNBINDABLE = (UnicodeEncodeError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
 # bench/ and tests/test_soak.py write runs and jobs straight into a store file with these.
@@ -285,6 +289,31 @@ class SQLiteStore(Store):
         rows = [(run["run_id"], run.get("job_uid"), *[to_db(run.get(name)) for name in columns]) for run in runs]
         with self._tx():
             self.db.executemany(insert_columns_sql(columns), rows)
+
+    def delete_runs(self, purge, limit):
+        # The ids are read outside the write transaction (WAL: no lock), so the lock is held for the delete only.
+        # This connection's commits copy the log into the file every 100 pages: the purge does that work, not a
+        # commit of the runner's (which would at 1000 pages, SQLite's default).
+        self.db.execute(f"PRAGMA wal_autocheckpoint={PURGE_CHECKPOINT_PAGES}")
+        below = None
+        if purge.keep is not None:
+            row = self.db.execute(*newest_kept(purge, "?", iso)).fetchone()
+            if row is None:
+                return []
+            below = row[0]
+        ids = [row[0] for row in self.db.execute(*oldest_selected(purge, "?", iso, below, limit))]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._tx():
+            self.db.execute("INSERT INTO meta VALUES ('runs_purging', '1')")  # the trigger counts the step once
+            rows = self.db.execute(
+                f"DELETE FROM runs WHERE run_id IN ({marks}) AND status <> 'running' RETURNING run_id, job, output", ids
+            ).fetchall()
+            self.db.execute("DELETE FROM meta WHERE key = 'runs_purging'")
+            self.db.execute(BUMP_GENERATION)
+
+        return [DeletedRun(*row) for row in sorted(rows)]
 
     def interrupt_running(self, now, runner=None):
         query = "UPDATE runs SET status='interrupted', finished_at=?, error=? WHERE status='running'"

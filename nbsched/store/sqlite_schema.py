@@ -43,8 +43,11 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
 -- Finished runs never change, so runs_cache keeps them as Arrow files; a run deleted, or changed after
 -- it finished (by hand, say), counts in meta's runs_generation, and the cache reads everything again.
 INSERT OR IGNORE INTO meta VALUES ('runs_generation', '0');
-CREATE TRIGGER IF NOT EXISTS runs_deleted AFTER DELETE ON runs BEGIN
+-- A purge (``delete_runs``) counts once per step, not once per row: it marks its step with meta's runs_purging.
+CREATE TRIGGER IF NOT EXISTS runs_deleted_one_by_one AFTER DELETE ON runs
+    WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'runs_purging') BEGIN
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+DROP TRIGGER IF EXISTS runs_deleted;
 CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status IS NOT 'running' BEGIN
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
 CREATE TABLE IF NOT EXISTS connections (
@@ -54,6 +57,8 @@ CREATE TABLE IF NOT EXISTS retries (
     run_id INTEGER PRIMARY KEY, job TEXT, service TEXT NOT NULL, attempt INTEGER NOT NULL,
     retries INTEGER NOT NULL, scheduled_at TEXT NOT NULL, due_at TEXT NOT NULL, channel TEXT NOT NULL);
 """
+#: What deleting runs does to the runs cache: its files are read again (see the triggers above).
+BUMP_GENERATION = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'"
 #: The columns of the runs table a new run fills (all but ``run_id``).
 RUN_COLUMNS = RUN_FIELDS[1:]
 #: Fills in ``job_uid`` of runs recorded before runs of every kind carried it (manual runs, retries): the uid of

@@ -27,6 +27,7 @@ SCHEDULE_HELP = f"""\
   deploy reports/daily.ipynb [--html]   a notebook (or .py file, folder) becomes a service
   pause JOB [--note ..] | resume JOB | delete JOB | show JOB | logs RUN_ID [--follow]
   import crontab FILE | import jupyter-scheduler [DB] [--root-dir ..]   [--dry-run]   jobs of a crontab
+  purge [--job JOB] [--before 30d]   delete finished runs and their executed notebooks
   preview "0 9 * * mon" [--tz Europe/Warsaw] [--count 5] [--after 2026-03-28] [--name JOB]
   runner {"|".join(RUNNER_ACTIONS)}
   ui                          the dashboard

@@ -194,6 +194,14 @@ def sub_delete(session: Session, words: list[str]):
     show(f"deleted {options.job} (its run history is kept)")
 
 
+def sub_purge(session: Session, words: list[str]):
+    parser = Parser("%schedule purge", "%schedule purge --job sync --before 30d")
+    commands.add_purge_options(parser)
+    options = parser.parse(words)
+    removed = session.client().purge(job=options.job, before=options.before)
+    show(commands.purge_text(removed, options.job, options.before))
+
+
 def sub_show(session: Session, words: list[str]):
     options = _job_parser("show").parse(words)
     client = session.client()

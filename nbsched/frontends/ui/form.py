@@ -72,7 +72,9 @@ def _option_widget(option: Option) -> W.Widget:
     return W.Text(description=label, placeholder=f"e.g. {option.usage}")
 
 
-def _option_value(widget: W.Widget) -> Any:
+def _option_value(option: Option, widget: W.Widget) -> Any:
+    if option.kind in ("list", "keep"):
+        return widget.value.strip()  # empty: none (an edit that empties it clears it)
     if isinstance(widget, W.Text):
         return widget.value.strip() or None
     return widget.value
@@ -84,6 +86,10 @@ def _option_text(option: Option, value: Any) -> Any:
         return duration_text(value)
     if option.kind == "count":
         return value or 0
+    if option.kind == "list":
+        return ", ".join(value or ())
+    if option.kind == "keep":
+        return "" if value is None else str(value)
     return value or option.default
 
 
@@ -276,7 +282,7 @@ class JobForm:
             "active": self.active.value,
             "allow_subsecond": self.allow_subsecond.value,
         }
-        args.update((key, _option_value(widget)) for key, widget in self.options.items())
+        args.update((option.key, _option_value(option, self.options[option.key])) for option in MORE_OPTIONS)
         if kind == "one_time":
             args["at"] = _date_text(self.at.value)
             return args
