@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 
 from nbsched import protocol
 from nbsched.errors import InvalidInput, InvalidJob, NbschedError, ServiceNotFound
-from nbsched.frontends import commands
+from nbsched.frontends import commands, connection_options
 from nbsched.frontends.commands import JOB_OPTIONS, STATUS_COLOURS, STATUSES, SWITCHES, TRIGGERS
 from nbsched.frontends.ui.services import ConnectionsTab
 from nbsched.model.jobs import JobSpec
@@ -92,13 +92,13 @@ def test_every_status_has_a_colour_and_a_button_style():
     ],
 )
 def test_a_header_is_name_colon_value_or_name_equals_value(typed, expected):
-    assert commands.header(typed) == expected
+    assert connection_options.header(typed) == expected
 
 
 @pytest.mark.parametrize("typed", ["Accept", ":json", "=json"])
 def test_a_header_without_a_name_is_refused_with_both_spellings_shown(typed):
     with pytest.raises(InvalidInput) as caught:
-        commands.header(typed)
+        connection_options.header(typed)
     assert str(caught.value) == (
         f"Invalid --header {typed!r}: use NAME:VALUE or NAME=VALUE, e.g. --header 'Accept: application/json'."
     )

@@ -26,7 +26,7 @@ from ..errors import NbschedError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
 from ..model.listing import JOB_FILTERS
 from ..model.runs import RUN_FIELDS
-from . import commands, output
+from . import commands, connection_options, output
 from .commands import (
     TRIGGERS,
     add_history_filters,
@@ -137,14 +137,14 @@ def _add_connection_parser(subcommands) -> None:
     rest = actions.add_parser("rest", help="add or replace a REST connection")
     rest.add_argument("name")
     rest.add_argument("url", help="e.g. https://api.example.com/v1/data")
-    commands.add_connection_options(rest, "rest")
+    connection_options.add_connection_options(rest, "rest")
     smtp = actions.add_parser("smtp", help="add or replace an SMTP connection")
     smtp.add_argument("name")
     smtp.add_argument("address", metavar="HOST:PORT", help="e.g. smtp.example.com:587")
-    commands.add_connection_options(smtp, "smtp")
+    connection_options.add_connection_options(smtp, "smtp")
     kvdb = actions.add_parser("kvdb", help="set the Redis behind self.kvdb")
     kvdb.add_argument("url", help="redis://host:port/db")
-    commands.add_kvdb_options(kvdb)
+    connection_options.add_kvdb_options(kvdb)
     _with_format(actions.add_parser("list", help="list connections (secrets masked)"))
     actions.add_parser("delete", help="delete a connection").add_argument("name")
     actions.add_parser("test", help="reach a connection's endpoint once").add_argument("name")
@@ -370,12 +370,12 @@ def cmd_connection(options) -> int:
 def _save_connection(options) -> dict:
     """Read the options (refusing bad ones before a runner is asked), then save the connection."""
     if options.action == "kvdb":
-        url = commands.check_kvdb_url(options.url)
+        url = connection_options.check_kvdb_url(options.url)
         return _client().connections.set_kvdb(url, prefix=options.prefix)
     if options.action == "rest":
-        args = commands.rest_arguments(options)  # the runner checks the URL, naming the connection
+        args = connection_options.rest_arguments(options)  # the runner checks the URL, naming the connection
         return _client().connections.add_rest(options.name, options.url, **args)
-    (host, port), args = commands.host_port(options.address), commands.smtp_arguments(options)
+    (host, port), args = connection_options.host_port(options.address), connection_options.smtp_arguments(options)
     return _client().connections.add_smtp(options.name, host, port, **args)
 
 

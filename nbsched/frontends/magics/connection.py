@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .. import commands
+from .. import connection_options
 from ..commands import one_line
 from .help import CONNECTION_HELP
 from .parser import Parser, Session, run_subcommand, show, subcommands_of
@@ -18,7 +18,7 @@ def _connection_parser(kind: str, example: str) -> Parser:
     parser = Parser(f"%connection {kind}", example)
     parser.add_argument("name")
     parser.add_argument("address", metavar="URL" if kind == "rest" else "HOST:PORT")
-    commands.add_connection_options(parser, kind)
+    connection_options.add_connection_options(parser, kind)
     return parser
 
 
@@ -26,7 +26,7 @@ def con_rest(session: Session, words: list[str]):
     parser = _connection_parser("rest", '%connection rest "My Data Source" http://127.0.0.1:8000/data')
     options = parser.parse(words)
     address = options.address  # the runner checks it, naming the connection
-    args = commands.rest_arguments(options)
+    args = connection_options.rest_arguments(options)
     session.client().connections.add_rest(options.name, address, **args)
     show(f"REST connection {options.name!r} -> {address}" + _secret_note(args))
 
@@ -34,8 +34,8 @@ def con_rest(session: Session, words: list[str]):
 def con_smtp(session: Session, words: list[str]):
     parser = _connection_parser("smtp", "%connection smtp mail 127.0.0.1:8025 --username me --password-env SMTP_PW")
     options = parser.parse(words)
-    host, port = commands.host_port(options.address)
-    args = commands.smtp_arguments(options)
+    host, port = connection_options.host_port(options.address)
+    args = connection_options.smtp_arguments(options)
     session.client().connections.add_smtp(options.name, host, port, **args)
     show(f"SMTP connection {options.name!r} -> {host}:{port}" + _secret_note(args))
 
@@ -47,9 +47,9 @@ def _secret_note(args: dict) -> str:
 def con_kvdb(session: Session, words: list[str]):
     parser = Parser("%connection kvdb", "%connection kvdb redis://127.0.0.1:6379/0 --prefix proj:")
     parser.add_argument("url")
-    commands.add_kvdb_options(parser)
+    connection_options.add_kvdb_options(parser)
     options = parser.parse(words)
-    session.client().connections.set_kvdb(commands.check_kvdb_url(options.url), prefix=options.prefix)
+    session.client().connections.set_kvdb(connection_options.check_kvdb_url(options.url), prefix=options.prefix)
     show(f"kvdb -> {_hide_password(options.url)}" + (f" (keys prefixed {options.prefix!r})" if options.prefix else ""))
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..commands import RUNNER_ACTIONS, TLS_MODES, job_options_usage
+from ..commands import RUNNER_ACTIONS, job_options_usage
+from ..connection_options import TLS_MODES
 
 
 def _wrapped(words: list[str], indent: int, width: int = 110) -> str:

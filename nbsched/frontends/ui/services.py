@@ -14,7 +14,8 @@ import threading
 import ipywidgets as W
 
 from ...errors import InvalidInput
-from ..commands import TLS_MODES, duration_text, header, is_missing, seconds
+from ..commands import duration_text, is_missing, seconds
+from ..connection_options import TLS_MODES, header
 from .base import fmt_time, guarded, in_background, say, show
 
 KIND_LABELS = (("REST", "rest"), ("SMTP", "smtp"), ("kvdb", "kvdb"))
