@@ -38,6 +38,9 @@ from .handle import _Worker, _WorkerProtocol
 log = logging.getLogger(__name__)
 #: Longest wait of a worker's results while another worker still has runs due (see ``_finished``).
 DEFER_RESULTS = 0.02
+#: Most results taken in at one step of the event loop (a burst brings thousands at once): requests on the
+#: socket wait for one step, not for the burst. The rest follow, on a timer: after what is ready meanwhile.
+RESULTS_PER_STEP = 500
 #: Seconds a dead worker's pipes may stay open (held by a process that left its group) before they are closed.
 PIPE_GRACE = 0.5
 #: First and longest wait before trying again to start a worker that could not be started.
@@ -341,15 +344,24 @@ class WorkerPool:
             other is not worker and len(other.inflight) > 1 and other.inflight[1].not_before <= now
             for other in self.workers
         ):
-            self._take_deferred()
+            self._take_deferred(RESULTS_PER_STEP)
         elif self._defer_timer is None:
-            self._defer_timer = asyncio.get_running_loop().call_later(DEFER_RESULTS, self._take_deferred)
+            self._defer_timer = asyncio.get_running_loop().call_later(
+                DEFER_RESULTS, self._take_deferred, RESULTS_PER_STEP
+            )
 
-    def _take_deferred(self) -> None:
+    def _take_deferred(self, limit: int | None = None) -> None:
+        """Hand the results held back to the runner, in order: all, or the first ``limit`` now and the rest
+        in later steps of the loop."""
         if self._defer_timer is not None:
             self._defer_timer.cancel()
             self._defer_timer = None
-        deferred, self._deferred = self._deferred, []
+        deferred = self._deferred
+        if limit is not None and len(deferred) > limit:
+            deferred, self._deferred = deferred[:limit], deferred[limit:]
+            self._defer_timer = asyncio.get_running_loop().call_later(1e-6, self._take_deferred, limit)
+        else:
+            self._deferred = []
         for one in deferred:
             self.on_result(one)
 

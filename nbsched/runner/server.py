@@ -17,6 +17,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from .shared import Sharing
 log = logging.getLogger("nbsched.runner")
 #: Seconds a stopping runner keeps trying to write its last results to a store that fails.
 STORE_WRITE_AT_EXIT_SECONDS = 5.0
+#: What the schedule loop sleeps between ticks when behind: any delay above 0 makes it a timer (see there).
+YIELD_SECONDS = 1e-6
 
 
 class Runner:
@@ -122,6 +125,9 @@ class Runner:
             loop.create_task(self._flush_loop()),
             loop.create_task(self._cache_loop()),
         ]
+        checkpoint = self.store.checkpoints_aside()
+        if checkpoint is not None:
+            self._tasks.append(loop.create_task(self._checkpoint_loop(checkpoint)))
         if self.sharing is not None:
             self._tasks += [
                 loop.create_task(self.sharing.watch()),
@@ -186,21 +192,37 @@ class Runner:
     async def _schedule_loop(self) -> None:
         while not self.stopping:
             self.wake.clear()
+            began = time.perf_counter()
             try:
-                self.engine.tick(self.clock())
+                created = self.engine.tick(self.clock())
             except Exception:  # a store error must not stop the schedule for good
                 log.exception("tick failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
+            self._size_ticks(created, time.perf_counter() - began)
             due = self.engine.next_due()
             timeout = 3600.0 if due is None else max(0.0, (due - self.clock()).total_seconds())
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=timeout)
             else:
-                # Behind schedule: still let results, the socket and the flush loop run between ticks,
-                # or a runner with more due fires than it can claim starves everything else.
-                await asyncio.sleep(0)
+                # Behind schedule: let results, the socket and the flush loop run between ticks, or a runner
+                # with more due fires than it can claim starves everything else. A timer, not sleep(0): the
+                # loop runs what the selector found ready (a request, a worker's results) before its timers'
+                # callbacks, so a request waits for the tick in progress only, not for the next one too.
+                await asyncio.sleep(YIELD_SECONDS)
+
+    def _size_ticks(self, created: int, seconds: float) -> None:
+        """Size the next tick so that it takes about ``SCHEDULE_SLICE_SECONDS``: smaller after a tick that took
+        longer, larger after a full tick (it claimed as many as it could) that took less."""
+        engine = self.engine
+        limit = engine.claims_per_tick
+        if created <= 0 or (created < limit and seconds <= config.SCHEDULE_SLICE_SECONDS):
+            return
+        fitting = int(config.SCHEDULE_SLICE_SECONDS * created / max(seconds, 1e-6))
+        engine.claims_per_tick = max(
+            config.MIN_CLAIMS_PER_TICK, min(config.MAX_CLAIMS_PER_TICK, (limit + fitting) // 2)
+        )
 
     async def _flush_loop(self) -> None:
         while True:
@@ -209,6 +231,15 @@ class Runner:
                 self.engine.results.flush(self.clock())  # a store error keeps the results for the next try
             except Exception:
                 log.exception("writing run history failed; will retry")
+
+    async def _checkpoint_loop(self, checkpoint) -> None:
+        """Move the store's write-ahead log into its file now and then, in a thread (``Store.checkpoints_aside``)."""
+        while True:
+            await asyncio.sleep(config.CHECKPOINT_SECONDS)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, checkpoint)
+            except Exception:
+                log.exception("checkpointing the store's write-ahead log failed; will retry")
 
     async def _cache_loop(self) -> None:
         """Keep the store's read caches up to date, so a long history reads fast the first time it is asked for."""

@@ -67,6 +67,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path, busy_timeout: float = WRITE_BUSY_SECONDS):
         self.path = str(path)
         self.db = connect(self.path)
+        self._checkpointer: sqlite3.Connection | None = None  # see ``checkpoints_aside``
         self._identity = _file_identity(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -313,8 +314,17 @@ class SQLiteStore(Store):
         with self._tx():
             return self.db.execute("DELETE FROM connections WHERE name=?", (name,)).rowcount > 0
 
+    def checkpoints_aside(self):
+        # A commit that fills the log past ~1,000 pages checkpoints it: copies it into the file and syncs the
+        # file, ~100 ms on a busy disk, which the runner's event loop would wait out (measured: its longest stalls).
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = connect(self.path)
+        return lambda: self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self):
         self.db.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
 
 def connect(path: str) -> sqlite3.Connection:
