@@ -152,7 +152,7 @@ class WorkerPool:
         """Kill every worker and what it forked; the runs they had are left to the runner (interrupted)."""
         self.stopping = True
         self._stopped.set()
-        self._take_deferred()
+        self._take_deferred(sys.maxsize)
         for worker in list(self.workers):
             worker.kill()
         if self._tasks:
@@ -344,24 +344,16 @@ class WorkerPool:
             other is not worker and len(other.inflight) > 1 and other.inflight[1].not_before <= now
             for other in self.workers
         ):
-            self._take_deferred(RESULTS_PER_STEP)
+            self._take_deferred()
         elif self._defer_timer is None:
-            self._defer_timer = asyncio.get_running_loop().call_later(
-                DEFER_RESULTS, self._take_deferred, RESULTS_PER_STEP
-            )
+            self._defer_timer = asyncio.get_running_loop().call_later(DEFER_RESULTS, self._take_deferred)
 
-    def _take_deferred(self, limit: int | None = None) -> None:
-        """Hand the results held back to the runner, in order: all, or the first ``limit`` now and the rest
-        in later steps of the loop."""
+    def _take_deferred(self, limit: int = RESULTS_PER_STEP) -> None:
+        """Hand the results held back to the runner, in order: ``limit`` now, the rest at a later step of the loop."""
         if self._defer_timer is not None:
             self._defer_timer.cancel()
-            self._defer_timer = None
-        deferred = self._deferred
-        if limit is not None and len(deferred) > limit:
-            deferred, self._deferred = deferred[:limit], deferred[limit:]
-            self._defer_timer = asyncio.get_running_loop().call_later(1e-6, self._take_deferred, limit)
-        else:
-            self._deferred = []
+        deferred, self._deferred = self._deferred[:limit], self._deferred[limit:]
+        self._defer_timer = asyncio.get_running_loop().call_later(1e-6, self._take_deferred) if self._deferred else None
         for one in deferred:
             self.on_result(one)
 
@@ -380,7 +372,7 @@ class WorkerPool:
         if stdin is not None and not stdin.is_closing():  # a process it forked may hold the other end: do not wait
             stdin.abort()
         code = await worker.process.wait()
-        self._take_deferred()  # what it reported before it died comes first
+        self._take_deferred(sys.maxsize)  # what it reported before it died comes first
         if worker in self.workers:
             self.workers.remove(worker)
         # Runs queued behind the one that was running never started: hand them to other workers.
