@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -317,9 +318,18 @@ class SQLiteStore(Store):
     def checkpoints_aside(self):
         # A commit that fills the log past ~1,000 pages checkpoints it: copies it into the file and syncs the
         # file, ~100 ms on a busy disk, which the runner's event loop would wait out (measured: its longest stalls).
+        # The same, in the caller's thread: a log that has grown past the same size is checkpointed.
+        (pages,) = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()
+        (page_size,) = self.db.execute("PRAGMA page_size").fetchone()
         self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = connect(self.path)
-        return lambda: self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._checkpointer, wal, limit = connect(self.path), f"{self.path}-wal", pages * page_size
+
+        def checkpoint() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(wal).st_size >= limit:
+                    self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        return checkpoint
 
     def close(self):
         self.db.close()
