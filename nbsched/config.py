@@ -38,6 +38,9 @@ MAX_CLAIMS_PER_TICK = 2000
 MIN_CLAIMS_PER_TICK = 32
 #: Seconds of work one step of the schedule loop aims at, when behind: requests and results wait at most this.
 SCHEDULE_SLICE_SECONDS = 0.005
+#: Seconds the schedule loop, behind, waits after an answered request for the next one before its next tick (at
+#: most as long as its last tick took): a client's requests in a row (pausing every job) are answered in a row.
+REQUEST_GAP_SECONDS = 0.002
 #: ... on a store several runners share: smaller steps, in an order of its own, so that due fires spread.
 SHARED_CLAIMS_PER_TICK = 16
 #: Seconds after a job's owner (on a shared store) that the other runners claim its fire, if the owner has not.
@@ -53,8 +56,6 @@ LEASE_RENEW_SECONDS = 0.4
 SHARED_RELOAD_SECONDS = 300.0
 #: The runner's cyclic garbage collector thresholds (Python's default: 700, 10, 10), see runner._tune_gc.
 GC_THRESHOLDS = (10_000, 50, 100)
-#: Seconds between the runner's checkpoints of its SQLite store's write-ahead log (in a thread, off its loop).
-CHECKPOINT_SECONDS = 1.0
 #: Seconds between the runner's refreshes of its store's read caches (the Arrow files of a long history).
 CACHE_REFRESH_SECONDS = 60.0
 #: ... and from its start to the first one (after the start's own work).

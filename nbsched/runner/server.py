@@ -30,14 +30,13 @@ from .engine import Engine, Hooks
 from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_token
 from .logfilter import RateLimit
 from .operations import Operations, checked_args
+from .pacing import Pacing
 from .pool import WorkerPool
 from .shared import Sharing
 
 log = logging.getLogger("nbsched.runner")
 #: Seconds a stopping runner keeps trying to write its last results to a store that fails.
 STORE_WRITE_AT_EXIT_SECONDS = 5.0
-#: What the schedule loop sleeps between ticks when behind: any delay above 0 makes it a timer (see there).
-YIELD_SECONDS = 1e-6
 
 
 class Runner:
@@ -97,6 +96,7 @@ class Runner:
             default_tz=self.settings.timezone,
         )
         self.pool.on_start = self.engine.results.on_start
+        self.pacing = Pacing(self.engine)
         self.engine.results.finished_listeners.append(self._run_finished)
         shared = self.store.shared
         self.sharing = Sharing(self.engine, self.settings.store_url, loop, self.pool.set_lease) if shared else None
@@ -125,9 +125,6 @@ class Runner:
             loop.create_task(self._flush_loop()),
             loop.create_task(self._cache_loop()),
         ]
-        checkpoint = self.store.checkpoints_aside()
-        if checkpoint is not None:
-            self._tasks.append(loop.create_task(self._checkpoint_loop(checkpoint)))
         if self.sharing is not None:
             self._tasks += [
                 loop.create_task(self.sharing.watch()),
@@ -199,7 +196,8 @@ class Runner:
                 log.exception("tick failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
-            self._size_ticks(created, time.perf_counter() - began)
+            tick_seconds = time.perf_counter() - began
+            self.pacing.ticked(created, tick_seconds)
             due = self.engine.next_due()
             timeout = 3600.0 if due is None else max(0.0, (due - self.clock()).total_seconds())
             if timeout > 0:
@@ -207,22 +205,8 @@ class Runner:
                     await asyncio.wait_for(self.wake.wait(), timeout=timeout)
             else:
                 # Behind schedule: let results, the socket and the flush loop run between ticks, or a runner
-                # with more due fires than it can claim starves everything else. A timer, not sleep(0): the
-                # loop runs what the selector found ready (a request, a worker's results) before its timers'
-                # callbacks, so a request waits for the tick in progress only, not for the next one too.
-                await asyncio.sleep(YIELD_SECONDS)
-
-    def _size_ticks(self, created: int, seconds: float) -> None:
-        """Size the next tick so that it takes about ``SCHEDULE_SLICE_SECONDS``: smaller after a tick that took
-        longer, larger after a full tick (it claimed as many as it could) that took less."""
-        engine = self.engine
-        limit = engine.claims_per_tick
-        if created <= 0 or (created < limit and seconds <= config.SCHEDULE_SLICE_SECONDS):
-            return
-        fitting = int(config.SCHEDULE_SLICE_SECONDS * created / max(seconds, 1e-6))
-        engine.claims_per_tick = max(
-            config.MIN_CLAIMS_PER_TICK, min(config.MAX_CLAIMS_PER_TICK, (limit + fitting) // 2)
-        )
+                # with more due fires than it can claim starves everything else.
+                await self.pacing.between_ticks(tick_seconds)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -231,15 +215,6 @@ class Runner:
                 self.engine.results.flush(self.clock())  # a store error keeps the results for the next try
             except Exception:
                 log.exception("writing run history failed; will retry")
-
-    async def _checkpoint_loop(self, checkpoint) -> None:
-        """Move the store's write-ahead log into its file now and then, in a thread (``Store.checkpoints_aside``)."""
-        while True:
-            await asyncio.sleep(config.CHECKPOINT_SECONDS)
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, checkpoint)
-            except Exception:
-                log.exception("checkpointing the store's write-ahead log failed; will retry")
 
     async def _cache_loop(self) -> None:
         """Keep the store's read caches up to date, so a long history reads fast the first time it is asked for."""
@@ -294,6 +269,7 @@ class Runner:
                 for part in await self._answer(line):
                     await _send(writer, part)
                 await writer.drain()
+                self.pacing.answered()
         except (ConnectionError, BrokenPipeError):
             pass
         except asyncio.CancelledError:  # the runner is stopping; end quietly (asyncio logs a cancelled handler)

@@ -267,12 +267,6 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release what the store holds."""
 
-    def checkpoints_aside(self) -> Callable[[], None] | None:
-        """For a store with a write-ahead log in its file (SQLite): leave moving the log into the file to the
-        function returned, for another thread to call now and then, instead of the commit that fills the log.
-        None: the store has nothing of the kind."""
-        return None
-
     def check(self) -> None:  # noqa: B027 - optional for stores without a file of their own
         """Raise ``StoreGone`` when the store is no longer the one opened (its file deleted or replaced).
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -68,7 +67,6 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path, busy_timeout: float = WRITE_BUSY_SECONDS):
         self.path = str(path)
         self.db = connect(self.path)
-        self._checkpointer: sqlite3.Connection | None = None  # see ``checkpoints_aside``
         self._identity = _file_identity(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -315,26 +313,8 @@ class SQLiteStore(Store):
         with self._tx():
             return self.db.execute("DELETE FROM connections WHERE name=?", (name,)).rowcount > 0
 
-    def checkpoints_aside(self):
-        # A commit that fills the log past ~1,000 pages checkpoints it: copies it into the file and syncs the
-        # file, ~100 ms on a busy disk, which the runner's event loop would wait out (measured: its longest stalls).
-        # The same, in the caller's thread: a log that has grown past the same size is checkpointed.
-        (pages,) = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()
-        (page_size,) = self.db.execute("PRAGMA page_size").fetchone()
-        self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer, wal, limit = connect(self.path), f"{self.path}-wal", pages * page_size
-
-        def checkpoint() -> None:
-            with contextlib.suppress(FileNotFoundError):
-                if os.stat(wal).st_size >= limit:
-                    self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        return checkpoint
-
     def close(self):
         self.db.close()
-        if self._checkpointer is not None:
-            self._checkpointer.close()
 
 
 def connect(path: str) -> sqlite3.Connection:
