@@ -137,7 +137,9 @@ def test_runner_status_and_stop_see_a_runner_that_does_not_answer_by_its_pid_loc
     pid = runner_pid(home)
     (home / "runner.sock").unlink()
     status = run_cli("runner", "status", home=home)
-    assert f"runner (pid {pid}) is running for {home} but did not answer" in status.stdout, status.stderr
+    assert status.stdout.strip() == (
+        f"runner (pid {pid}) is running for {home} but did not answer: it accepts no connection on its socket"
+    ), status.stderr
     stopped = run_cli("runner", "stop", home=home)
     assert stopped.returncode == 0 and stopped.stdout.strip() == f"runner (pid {pid}) stopped", stopped.stderr
     wait_until(lambda: not alive(pid), timeout=20, what="runner exit")

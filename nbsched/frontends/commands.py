@@ -28,7 +28,7 @@ from .. import config
 from ..client.api import Client
 from ..client.launch import runner_pid, signal_stop
 from ..connections.definitions import TLS_MODES
-from ..errors import InvalidInput, RunnerError, did_you_mean
+from ..errors import InvalidInput, NoRunner, RunnerError, did_you_mean
 from ..model.jobs import ISOLATION, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
 from ..model.runs import STATUSES
 from ..model.timeparse import format_duration, parse_duration
@@ -399,7 +399,10 @@ def runner_status(settings: config.Settings) -> str | None:
         pid = runner_pid(settings)
         if pid is None:
             return None
-        return f"runner (pid {pid or 'starting'}) is running for {settings.home} but did not answer: {exc}"
+        if not pid:
+            return f"a runner is starting for {settings.home}"
+        reason = "it accepts no connection on its socket" if isinstance(exc, NoRunner) else str(exc)
+        return f"runner (pid {pid}) is running for {settings.home} but did not answer: {reason}"
     try:
         return status_text(client.ping())
     finally:
