@@ -31,6 +31,9 @@ RUNNER_START_TIMEOUT = 20.0
 STOPPING_RUNNER_WAIT_SECONDS = SHUTDOWN_GRACE_SECONDS + 20.0
 #: Seconds before a fire is due that the runner claims it in the store (off the critical path).
 CLAIM_AHEAD_SECONDS = 0.75
+#: Seconds of fires the runner claims together: it claims when the first is ``CLAIM_AHEAD_SECONDS`` less this
+#: away, so that fires spread over time (100,000 jobs a minute) are claimed ~50 at a time, not one per step.
+CLAIM_BATCH_SECONDS = 0.05
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
 MAX_CLAIMS_PER_TICK = 2000
 #: Fewest: a step of the schedule loop that takes longer than ``SCHEDULE_SLICE_SECONDS`` claims fewer fires next

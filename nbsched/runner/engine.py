@@ -77,6 +77,7 @@ class Engine:
     stats: dict[str, JobStats] = field(default_factory=dict)  # by job uid: a job's runs are its own, not its name's
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
     claims_per_tick: int = config.MAX_CLAIMS_PER_TICK  # most fires one tick claims (the runner sizes its steps)
+    claim_batch: timedelta = timedelta(0)  # fires claimed together: ``next_due`` waits until the first is this late
     stopped: bool = False  # the runner is stopping: nothing more starts
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -411,6 +412,6 @@ class Engine:
         times = [ahead] if ahead is not None else []
         due = self.schedule.next_due()
         if due is not None:
-            claim_at = due - self.claim_ahead
+            claim_at = due - self.claim_ahead + self.claim_batch
             times.append(claim_at if trouble is None else max(claim_at, trouble.retry_at))
         return min(times, default=None)

@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .. import config, protocol
@@ -97,6 +97,7 @@ class Runner:
         )
         self.pool.on_start = self.engine.results.on_start
         self.pacing = Pacing(self.engine)
+        self.engine.claim_batch = timedelta(seconds=config.CLAIM_BATCH_SECONDS)
         self.engine.results.finished_listeners.append(self._run_finished)
         shared = self.store.shared
         self.sharing = Sharing(self.engine, self.settings.store_url, loop, self.pool.set_lease) if shared else None
