@@ -92,6 +92,11 @@ class Runner:
             print(f"warning: runner {pid} did not stop within {timeout:g}s; killed")
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` lives (not a zombie)."""
+    return _alive(pid)
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -1,11 +1,17 @@
 """Fire lag: N interval jobs every 1 s, all on the same whole-second grid, nbsched vs APScheduler 3.
 
     python bench/fire_lag.py [--jobs 1000] [--duration 20] [--skip-apscheduler]
+    python bench/fire_lag.py --spread [--jobs 100000] [--duration 60]
 
 A no-op service records ``time.time()`` as the first thing in ``handle()``; lag is that
 minus the run's grid time (``scheduled_at``). The same workload then runs on APScheduler 3's
 BackgroundScheduler (thread pool, large ``misfire_grace_time``), in a child process so that
 its CPU and RSS are its own; lag there is ``time.time()`` at job start minus the grid time.
+CPU per fire: the CPU seconds of the runner, of its workers, and of APScheduler's process in the window,
+over the fires due in it.
+
+``--spread``: N jobs every 60 s, their starts spread evenly over the minute (the realistic shape of
+many jobs), nbsched only: lag p50 / p99 and the runner's RSS (now and peak) after a minute of it.
 Figures are indicative: other work on this machine shares its cores.
 """
 
@@ -25,19 +31,22 @@ import _common
 from nbsched.errors import RunnerError
 
 
-def measure_nbsched(jobs: int, duration: int, store: str | None = None, home=None, during=None) -> dict:
-    """The workload on one nbsched runner, on its home's SQLite file or on the store ``store`` names
-    (``home``: a home prepared before; ``during``: called with the runner as the measured window opens; what it
-    returns, if anything, is called before the runner stops)."""
+def measure_nbsched(jobs: int, duration: int, store: str | None = None, every: int = 1, home=None, during=None) -> dict:
+    """The workload on one nbsched runner, on its home's SQLite file or on the store ``store`` names.
+
+    ``every`` above 1 spreads the jobs' starts evenly over that many seconds (``--spread``); ``home``: a home
+    prepared before; ``during``: called with the runner as the measured window opens (what it returns, if
+    anything, is called before the runner stops)."""
     with _common.Runner(home=home, store=store) as runner:
         client = runner.client
         runner.deploy_noop()
         figures = _common.ProcessFigures(runner.pid)
-        start = math.ceil(time.time() + 3 + jobs / 1000)  # creation runs at ~2,000 jobs/s
-        start_iso = datetime.fromtimestamp(start, UTC).isoformat()
+        start = math.ceil(time.time() + 3 + jobs / (1000 if every == 1 else 500))  # creation: ~2,000 jobs/s
         began = time.perf_counter()
         for i in range(jobs):
-            client.schedule(_common.NOOP_SERVICE, name=f"j{i:05d}", every=1, start=start_iso)
+            offset = i * every / jobs if every > 1 else 0
+            start_iso = datetime.fromtimestamp(start + offset, UTC).isoformat()
+            client.schedule(_common.NOOP_SERVICE, name=f"j{i:05d}", every=every, start=start_iso)
         create_s = time.perf_counter() - began
         window_start = max(start, math.ceil(time.time()) + 1)
         window_end = window_start + duration  # grid points window_start .. window_end - 1
@@ -47,6 +56,7 @@ def measure_nbsched(jobs: int, duration: int, store: str | None = None, home=Non
         _common.wait_until(window_end)
         cpu1 = figures.cpu()
         rss = figures.rss()
+        peak_rss = _common.peak_rss_mb(runner.pid)
         # Firing goes on; read history until every run of the window has finished.
         since = datetime.fromtimestamp(window_start - 1, UTC).isoformat()
         deadline = time.monotonic() + 60
@@ -76,9 +86,10 @@ def measure_nbsched(jobs: int, duration: int, store: str | None = None, home=Non
             delays.append(row["delay_ms"])
         else:
             skipped += 1
-    expected = jobs * duration
+    expected = jobs * duration // every
     return {
         "create_s": create_s,
+        "peak_rss_runner": peak_rss,
         "lags": lags,
         "delay_p99": _common.percentile(delays, 99),
         "runs": len(executed),
@@ -175,17 +186,47 @@ def measure_apscheduler(jobs: int, duration: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def spread(jobs: int, duration: int) -> None:
+    """``--spread``: ``jobs`` jobs every 60 s, starts spread over the minute; lag and the runner's RSS."""
+    nb = measure_nbsched(jobs, duration, every=60)
+    lags = nb["lags"]
+    print(
+        f"nbsched: {jobs} jobs every 60 s, starts spread over the minute, {duration} s "
+        f"(created in {nb['create_s']:.0f} s)"
+    )
+    print(f"  lag in service: {_common.spread(lags)}; runner delay_ms p99 {nb['delay_p99']:.1f} ms")
+    print(
+        f"  runs {nb['runs']}/{nb['expected']}, duplicates {nb['duplicates']}, misses {nb['misses']} "
+        f"(skipped rows {nb['skipped']})"
+    )
+    print(
+        f"  runner RSS {nb['rss_runner']:.0f} MB (peak {nb['peak_rss_runner']:.0f} MB), "
+        f"workers {nb['rss_workers']:.0f} MB;"
+        f" CPU runner {nb['cpu_runner']:.1f} s + workers {nb['cpu_workers']:.1f} s"
+    )
+    print(
+        f"fire_lag --spread jobs={jobs} duration={duration}s | p50/p99/max {_common.percentile(lags, 50):.1f}/"
+        f"{_common.percentile(lags, 99):.1f}/{max(lags, default=float('nan')):.1f} ms runs={nb['runs']} "
+        f"miss={nb['misses']} dup={nb['duplicates']} | runner RSS {nb['rss_runner']:.0f} MB "
+        f"peak {nb['peak_rss_runner']:.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--duration", type=int, default=20, help="seconds of grid points measured")
     parser.add_argument("--skip-apscheduler", action="store_true")
+    parser.add_argument("--spread", action="store_true", help="N jobs every 60 s, starts spread over the minute")
     parser.add_argument("--apscheduler-child", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.apscheduler_child:
         apscheduler_child(options.jobs, options.duration)
         return
     jobs, duration = options.jobs, options.duration
+    if options.spread:
+        spread(jobs, max(60, duration // 60 * 60))
+        return
     nb = measure_nbsched(jobs, duration)
     print(f"nbsched: {jobs} jobs x 1 s for {duration} s (created in {nb['create_s']:.1f} s)")
     print(f"  lag in service: {_common.spread(nb['lags'])}; runner delay_ms p99 {nb['delay_p99']:.1f} ms")
@@ -199,6 +240,8 @@ def main() -> None:
         f"= {100 * cpu / duration:.0f}% of one core; RSS runner {nb['rss_runner']:.0f} MB + workers "
         f"{nb['rss_workers']:.0f} MB"
     )
+    runner_us, workers_us = (1e6 * nb[key] / nb["expected"] for key in ("cpu_runner", "cpu_workers"))
+    print(f"  CPU per fire: runner {runner_us:.0f} us + workers {workers_us:.0f} us = {runner_us + workers_us:.0f} us")
     summary = (
         f"fire_lag jobs={jobs} duration={duration}s | nbsched p50/p99/max "
         f"{_common.percentile(nb['lags'], 50):.1f}/{_common.percentile(nb['lags'], 99):.1f}/"
@@ -217,12 +260,18 @@ def main() -> None:
             f"  CPU in window {aps['cpu']:.1f} s = {100 * aps['cpu'] / duration:.0f}% of one core; "
             f"RSS {aps['rss']:.0f} MB"
         )
+        aps_us = 1e6 * aps["cpu"] / aps["expected"]
+        print(
+            f"  CPU per fire: {aps_us:.0f} us (no persistence); nbsched's runner + workers / APScheduler's = "
+            f"{(runner_us + workers_us) / aps_us:.2f}"
+        )
         ratio = _common.percentile(nb["lags"], 99) / _common.percentile(aps["lags"], 99)
         summary += (
             f" | APScheduler p50/p99/max {_common.percentile(aps['lags'], 50):.1f}/"
             f"{_common.percentile(aps['lags'], 99):.1f}/{max(aps['lags'], default=float('nan')):.1f} ms "
             f"runs={aps['runs']} dup={aps['duplicates']} miss={aps['misses']} cpu={aps['cpu']:.1f}s "
-            f"rss={aps['rss']:.0f}MB | p99 ratio nbsched/APScheduler={ratio:.2f}"
+            f"rss={aps['rss']:.0f}MB | p99 ratio nbsched/APScheduler={ratio:.2f} | CPU us/fire nbsched "
+            f"{runner_us:.0f}+{workers_us:.0f} APScheduler {aps_us:.0f}"
         )
     print(summary)
 

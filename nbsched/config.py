@@ -37,8 +37,19 @@ RUNNER_START_TIMEOUT = 20.0
 STOPPING_RUNNER_WAIT_SECONDS = SHUTDOWN_GRACE_SECONDS + 20.0
 #: Seconds before a fire is due that the runner claims it in the store (off the critical path).
 CLAIM_AHEAD_SECONDS = 0.75
+#: Seconds of fires the runner claims together: it claims when the first is ``CLAIM_AHEAD_SECONDS`` less this
+#: away, so that fires spread over time (100,000 jobs a minute) are claimed ~50 at a time, not one per step.
+CLAIM_BATCH_SECONDS = 0.05
 #: Most fires claimed in one step of the schedule loop; the socket and results get their turn between steps.
 MAX_CLAIMS_PER_TICK = 2000
+#: Fewest: a step of the schedule loop that takes longer than ``SCHEDULE_SLICE_SECONDS`` claims fewer fires next
+#: time, down to this, so that a runner that cannot keep up still answers its socket within a few slices.
+MIN_CLAIMS_PER_TICK = 32
+#: Seconds of work one step of the schedule loop aims at, when behind: requests and results wait at most this.
+SCHEDULE_SLICE_SECONDS = 0.005
+#: Seconds the schedule loop, behind, waits after an answered request for the next one before its next tick (at
+#: most as long as its last tick took): a client's requests in a row (pausing every job) are answered in a row.
+REQUEST_GAP_SECONDS = 0.002
 #: ... on a store several runners share: smaller steps, in an order of its own, so that due fires spread.
 SHARED_CLAIMS_PER_TICK = 16
 #: Seconds after a job's owner (on a shared store) that the other runners claim its fire, if the owner has not.

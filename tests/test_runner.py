@@ -130,6 +130,22 @@ def test_sigterm_stops_the_runner_cleanly_and_keeps_the_schedule(client):
     stop_runner(home)
 
 
+def test_runner_status_and_stop_see_a_runner_that_does_not_answer_by_its_pid_lock(client):
+    """A runner too busy to answer within the ping's timeout (here: its socket is gone) is still running: status
+    says so, stop stops it (SIGTERM); only once it has exited does stop say no runner was running."""
+    home = client.settings.home
+    pid = runner_pid(home)
+    (home / "runner.sock").unlink()
+    status = run_cli("runner", "status", home=home)
+    assert status.stdout.strip() == (
+        f"runner (pid {pid}) is running for {home} but did not answer: it accepts no connection on its socket"
+    ), status.stderr
+    stopped = run_cli("runner", "stop", home=home)
+    assert stopped.returncode == 0 and stopped.stdout.strip() == f"runner (pid {pid}) stopped", stopped.stderr
+    wait_until(lambda: not alive(pid), timeout=20, what="runner exit")
+    assert run_cli("runner", "stop", home=home).stdout.strip() == f"no runner was running for {home}"
+
+
 def test_home_socket_and_token_are_private(client):
     home = client.settings.home
     assert oct(home.stat().st_mode & 0o777) == "0o700"

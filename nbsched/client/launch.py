@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -60,6 +63,32 @@ def _pid_alive(settings: config.Settings) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def runner_pid(settings: config.Settings) -> int | None:
+    """The pid of the runner that holds the home's pid lock (one that runs, starts or stops), or None when no
+    process holds it: unlike an answer on the socket, this does not depend on how busy the runner is."""
+    try:
+        handle = open(settings.pid_path)  # noqa: SIM115 - closed below, the lock with it
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: read who holds it (written right after it took the lock)
+            try:
+                return int(handle.read().strip())
+            except ValueError:
+                return 0  # it is starting: the lock is held, the pid not written yet
+        except OSError:
+            return None
+        return None
+
+
+def signal_stop(pid: int) -> None:
+    """Ask the runner ``pid`` to stop with SIGTERM (what it does on ``shutdown``), for a runner too busy to answer."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
 
 
 def _reason(settings: config.Settings) -> str:

@@ -25,7 +25,8 @@ from typing import Any
 
 from .. import config
 from ..client.api import Client
-from ..errors import InvalidInput, RunnerError, did_you_mean
+from ..client.launch import runner_pid, signal_stop
+from ..errors import InvalidInput, NoRunner, RunnerError, did_you_mean
 from ..model.jobs import ISOLATION, JOB_STATES, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
 from ..model.listing import JOB_SORTS
 from ..model.notify import NOTIFY_ON, TARGET_HELP
@@ -388,8 +389,14 @@ def runner_status(settings: config.Settings) -> str | None:
     """The runner's status line, or None when no runner runs for ``settings.home``."""
     try:
         client = Client(settings, autostart=False)
-    except RunnerError:
-        return None
+    except RunnerError as exc:
+        pid = runner_pid(settings)
+        if pid is None:
+            return None
+        if not pid:
+            return f"a runner is starting for {settings.home}"
+        reason = "it accepts no connection on its socket" if isinstance(exc, NoRunner) else str(exc)
+        return f"runner (pid {pid}) is running for {settings.home} but did not answer: {reason}"
     try:
         return status_text(client.ping())
     finally:
@@ -397,18 +404,31 @@ def runner_status(settings: config.Settings) -> str | None:
 
 
 def stop_runner(settings: config.Settings) -> str:
-    """Ask the runner of ``settings.home`` to stop, wait until it has, and say so."""
+    """Ask the runner of ``settings.home`` to stop, wait until it has, and say so.
+
+    A runner too busy to answer on its socket, or still starting, is asked with SIGTERM: its pid lock, not its
+    answer, says whether one runs."""
     try:
         client = Client(settings, autostart=False)
+        try:
+            name = client.shutdown()["stopping"]
+        finally:
+            client.close()
     except RunnerError:
-        return f"no runner was running for {settings.home}"
-    try:
-        info = client.shutdown()
-    finally:
-        client.close()
+        pid = runner_pid(settings)
+        if pid is None:
+            return f"no runner was running for {settings.home}"
+        deadline = time.monotonic() + config.RUNNER_START_TIMEOUT
+        while pid == 0 and time.monotonic() < deadline:  # starting: its pid is written right after its lock
+            time.sleep(0.05)
+            pid = runner_pid(settings)
+        if pid is None:
+            return f"no runner was running for {settings.home}"
+        signal_stop(pid)
+        name = f"(pid {pid})"
     deadline = time.monotonic() + config.SHUTDOWN_GRACE_SECONDS + 10
-    while settings.socket_path.exists() and time.monotonic() < deadline:
+    while runner_pid(settings) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
-    if settings.socket_path.exists():
-        raise RunnerError(f"The runner {info['stopping']} did not stop in time; see {settings.log_path}.")
-    return f"runner {info['stopping']} stopped"
+    if runner_pid(settings) is not None:
+        raise RunnerError(f"The runner {name} did not stop in time; see {settings.log_path}.")
+    return f"runner {name} stopped"

@@ -77,6 +77,8 @@ class Engine:
     inflight: InFlight = field(default_factory=InFlight)  # the runs created and not yet finished
     stats: dict[str, JobStats] = field(default_factory=dict)  # by job uid: a job's runs are its own, not its name's
     claim_ahead: timedelta = timedelta(seconds=config.CLAIM_AHEAD_SECONDS)
+    claims_per_tick: int = config.MAX_CLAIMS_PER_TICK  # most fires one tick claims (the runner sizes its steps)
+    claim_batch: timedelta = timedelta(0)  # fires claimed together: ``next_due`` waits until the first is this late
     stopped: bool = False  # the runner is stopping: nothing more starts
     # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
     _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -166,7 +168,7 @@ class Engine:
     def _claim_due(self, now: datetime, grace: timedelta | None) -> int:
         grace = self.in_loop_grace if grace is None else grace
         shared = self.store.shared
-        limit = config.SHARED_CLAIMS_PER_TICK if shared else config.MAX_CLAIMS_PER_TICK
+        limit = min(config.SHARED_CLAIMS_PER_TICK, self.claims_per_tick) if shared else self.claims_per_tick
         names = self.schedule.due(now + self.claim_ahead, limit=limit)
         due = [self.jobs[name] for name in names if name in self.jobs]
         if shared:
@@ -414,6 +416,6 @@ class Engine:
         times = [ahead] if ahead is not None else []
         due = self.schedule.next_due()
         if due is not None:
-            claim_at = due - self.claim_ahead
+            claim_at = due - self.claim_ahead + self.claim_batch
             times.append(claim_at if trouble is None else max(claim_at, trouble.retry_at))
         return min(times, default=None)

@@ -79,7 +79,9 @@ class InFlight:
         return self.running_by_job.get(name) or []
 
     def predispatched_of(self, name: str) -> list[int]:
-        return [run_id for run_id, job in self.predispatched.items() if job == name]
+        """The job's runs handed to a worker ahead of their time: among its runs in progress, not all runs'."""
+        predispatched = self.predispatched
+        return [run_id for run_id in self.running_by_job.get(name, ()) if run_id in predispatched]
 
     # -- ahead of its time --------------------------------------------------------
     def hold_ahead(self, name: str, run_id: int, run: NewRun) -> None:

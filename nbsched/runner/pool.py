@@ -39,6 +39,9 @@ from .spares import Spares
 log = logging.getLogger(__name__)
 #: Longest wait of a worker's results while another worker still has runs due (see ``_finished``).
 DEFER_RESULTS = 0.02
+#: Most results taken in at one step of the event loop (a burst brings thousands at once): requests on the
+#: socket wait for one step, not for the burst. The rest follow, on a timer: after what is ready meanwhile.
+RESULTS_PER_STEP = 500
 #: Seconds a dead worker's pipes may stay open (held by a process that left its group) before they are closed.
 PIPE_GRACE = 0.5
 #: First and longest wait before trying again to start a worker that could not be started.
@@ -152,7 +155,7 @@ class WorkerPool:
         """Kill every worker and what it forked; the runs they had are left to the runner (interrupted)."""
         self.stopping = True
         self._stopped.set()
-        self._take_deferred()
+        self._take_deferred(sys.maxsize)
         for worker in list(self.workers):
             worker.kill()
         if self._tasks:
@@ -353,11 +356,12 @@ class WorkerPool:
         elif self._defer_timer is None:
             self._defer_timer = asyncio.get_running_loop().call_later(DEFER_RESULTS, self._take_deferred)
 
-    def _take_deferred(self) -> None:
+    def _take_deferred(self, limit: int = RESULTS_PER_STEP) -> None:
+        """Hand the results held back to the runner, in order: ``limit`` now, the rest at a later step of the loop."""
         if self._defer_timer is not None:
             self._defer_timer.cancel()
-            self._defer_timer = None
-        deferred, self._deferred = self._deferred, []
+        deferred, self._deferred = self._deferred[:limit], self._deferred[limit:]
+        self._defer_timer = asyncio.get_running_loop().call_later(1e-6, self._take_deferred) if self._deferred else None
         for one in deferred:
             self.on_result(one)
 
@@ -376,7 +380,7 @@ class WorkerPool:
         if stdin is not None and not stdin.is_closing():  # a process it forked may hold the other end: do not wait
             stdin.abort()
         code = await worker.process.wait()
-        self._take_deferred()  # what it reported before it died comes first
+        self._take_deferred(sys.maxsize)  # what it reported before it died comes first
         if worker in self.workers:
             self.workers.remove(worker)
         # Runs queued behind the one that was running never started: hand them to other workers.

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import contextlib
 import gc
-import hmac
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from .. import config, protocol
+from .. import config
 from ..connections import masked_url
-from ..errors import AuthError, NbschedError, ProtocolError, RunnerError
+from ..errors import NbschedError
 from ..model.timeparse import utcnow
 from ..store import open_store
 from .engine import Engine, Hooks
@@ -31,10 +29,12 @@ from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_t
 from .livelogs import LiveLogs
 from .logfilter import RateLimit
 from .notify import Notifier
-from .operations import Operations, checked_args
+from .operations import Operations
+from .pacing import Pacing
 from .pool import WorkerPool
 from .retention import Retention, default_keep
 from .shared import Sharing
+from .socket_clients import Clients, client_cap
 
 log = logging.getLogger("nbsched.runner")
 #: Seconds a stopping runner keeps trying to write its last results to a store that fails.
@@ -53,10 +53,7 @@ class Runner:
         self.wake: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self.waiters: dict[int, list[asyncio.Future]] = {}
-        self._client_tasks: set[asyncio.Task] = set()
-        self.max_clients = client_cap(self.settings.workers)
-        self._clients: set[asyncio.StreamWriter] = set()
-        self._idle: dict[asyncio.StreamWriter, None] = {}  # waiting for a request, the longest idle first
+        self.clients = Clients(self, client_cap(self.settings.workers))
         self.operations = Operations(self)
 
     # -- lifecycle --------------------------------------------------------------
@@ -101,6 +98,8 @@ class Runner:
         self.pool.on_start = self.engine.results.on_start
         self.live_logs = LiveLogs(lambda run_id: run_id in self.engine.inflight.active)
         self.pool.on_logs = self.live_logs.add
+        self.pacing = Pacing(self.engine)
+        self.engine.claim_batch = timedelta(seconds=config.CLAIM_BATCH_SECONDS)
         self.engine.results.finished_listeners.append(self._run_finished)
         self.retention = Retention(self.settings.store_url, self.store, home, default_keep())
         self.notifier = Notifier(self.engine, loop.call_soon_threadsafe, home)
@@ -121,7 +120,7 @@ class Runner:
         old_umask = os.umask(0o177)
         try:
             self.server = await asyncio.start_unix_server(
-                self._serve_client, path=str(path), limit=config.MAX_REQUEST_BYTES, backlog=config.ACCEPT_BACKLOG
+                self.clients.serve, path=str(path), limit=config.MAX_REQUEST_BYTES, backlog=config.ACCEPT_BACKLOG
             )
         finally:
             os.umask(old_umask)
@@ -161,9 +160,9 @@ class Runner:
         deadline = asyncio.get_running_loop().time() + config.SHUTDOWN_GRACE_SECONDS
         while self.engine.inflight.active and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for task in [*self._tasks, *self._client_tasks]:
+        for task in [*self._tasks, *self.clients.tasks]:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._client_tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self.clients.tasks, return_exceptions=True)
         await self.pool.stop()
         await self.notifier.drain(asyncio.sleep)
         await self._write_last_results()
@@ -200,21 +199,24 @@ class Runner:
     async def _schedule_loop(self) -> None:
         while not self.stopping:
             self.wake.clear()
+            began = time.perf_counter()
             try:
-                self.engine.tick(self.clock())
+                created = self.engine.tick(self.clock())
             except Exception:  # a store error must not stop the schedule for good
                 log.exception("tick failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
+            tick_seconds = time.perf_counter() - began
+            self.pacing.ticked(created, tick_seconds)
             due = self.engine.next_due()
             timeout = 3600.0 if due is None else max(0.0, (due - self.clock()).total_seconds())
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=timeout)
             else:
-                # Behind schedule: still let results, the socket and the flush loop run between ticks,
-                # or a runner with more due fires than it can claim starves everything else.
-                await asyncio.sleep(0)
+                # Behind schedule: let results, the socket and the flush loop run between ticks, or a runner
+                # with more due fires than it can claim starves everything else.
+                await self.pacing.between_ticks(tick_seconds)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -258,143 +260,6 @@ class Runner:
             if not future.done():
                 future.set_result(None)
 
-    # -- socket -----------------------------------------------------------------
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._client_tasks.add(task)
-        task.add_done_callback(self._client_tasks.discard)
-        try:
-            if not self._admit(writer):
-                return
-            while True:
-                self._idle[writer] = None
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    self._idle.pop(writer, None)
-                    limit = config.MAX_REQUEST_BYTES
-                    error = ProtocolError(
-                        f"Request is larger than {limit} bytes; send less (for example, a smaller extra)."
-                    )
-                    writer.write(protocol.error_reply(None, error))
-                    await writer.drain()
-                    await _discard_rest_of_line(reader)
-                    continue
-                self._idle.pop(writer, None)
-                if not line:
-                    return
-                if not line.strip():
-                    continue
-                for part in await self._answer(line):
-                    if isinstance(part, protocol.Stream):
-                        await self._stream(writer, part)
-                    else:
-                        await _send(writer, part)
-                await writer.drain()
-        except (ConnectionError, BrokenPipeError):
-            pass
-        except asyncio.CancelledError:  # the runner is stopping; end quietly (asyncio logs a cancelled handler)
-            pass
-        finally:
-            self._clients.discard(writer)
-            self._idle.pop(writer, None)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _stream(self, writer: asyncio.StreamWriter, stream: protocol.Stream) -> None:
-        """Send a stream's chunks as a thread makes them (reading the store), each once the client has taken
-        the one before: the runner holds two chunks at a time, however long the listing."""
-        loop = asyncio.get_running_loop()
-        writer.write(stream.header())
-
-        async def send(chunk: bytes) -> None:
-            writer.write(protocol.Stream.frame(chunk))
-            await writer.drain()
-
-        def produce() -> int:
-            sent, sending = 0, None
-            try:
-                for chunk in stream.chunks:  # read while the chunk before is sent: two chunks held at most
-                    if self.stopping:
-                        raise RunnerError("The runner is stopping; ask again once it runs.")
-                    if sending is not None:
-                        sending.result()
-                    sending = asyncio.run_coroutine_threadsafe(send(chunk), loop)
-                    sent += 1
-                if sending is not None:
-                    sending.result()
-            finally:
-                stream.close()
-            return sent
-
-        try:
-            last = protocol.reply(stream.request_id, await loop.run_in_executor(None, produce))
-        except NbschedError as exc:
-            last = protocol.error_reply(stream.request_id, exc)
-        except (ConnectionError, BrokenPipeError, asyncio.CancelledError, concurrent.futures.CancelledError):
-            raise
-        except Exception as exc:  # a store that fails mid-way: the client learns it after the chunks sent
-            log.exception("streaming a reply failed")
-            last = protocol.error_reply(stream.request_id, NbschedError(f"Reading failed in the runner: {exc}."))
-        writer.write(protocol.STREAM_END + last)
-
-    def _admit(self, writer: asyncio.StreamWriter) -> bool:
-        """Count a new connection. At ``max_clients``, close the connection idle longest to make room (its
-        client reconnects when it next asks); refuse this one when every other is busy with a request."""
-        self._clients.add(writer)
-        if len(self._clients) <= self.max_clients:
-            return True
-        if self._idle:
-            oldest = next(iter(self._idle))
-            del self._idle[oldest]
-            self._clients.discard(oldest)
-            oldest.transport.abort()
-            log.warning("%d client connections open, the most kept; closing the one idle longest", self.max_clients)
-            return True
-        self._clients.discard(writer)
-        log.warning("%d client connections open, the most kept, all busy; refusing a new one", self.max_clients)
-        error = RunnerError(
-            f"The runner has {self.max_clients} client connections open, the most it keeps, all busy; "
-            "close clients you no longer use and try again."
-        )
-        writer.write(protocol.error_reply(None, error))
-        return False
-
-    async def _answer(self, line: bytes) -> list[bytes | memoryview]:
-        request_id = None
-        try:
-            message = protocol.parse_request(line)
-            request_id = message.get("id")
-            token = message.get("token")
-            if (
-                not isinstance(token, str)
-                or not token
-                or not self.token
-                or not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.token.encode())
-            ):
-                raise AuthError("Wrong or missing token: read it from the 'token' file in NBSCHED_HOME.")
-            op = message["op"]
-            if op not in protocol.OPERATIONS:
-                raise ProtocolError(f"Unknown operation {op!r}; known: {', '.join(sorted(protocol.OPERATIONS))}.")
-            handler = getattr(self.operations, f"op_{op}", None)
-            if handler is None:
-                raise ProtocolError(f"Operation {op!r} is not available on this runner yet.")
-            result = await handler(**checked_args(message.get("args") or {}, handler))
-            if isinstance(result, protocol.Binary):  # header line, then the bytes as they are (no copy)
-                return [result.header(request_id), memoryview(result.data)]
-            if isinstance(result, protocol.Stream):  # made and sent a chunk at a time, by _stream
-                result.request_id = request_id
-                return [result]
-            return [protocol.reply(request_id, result)]
-        except NbschedError as exc:
-            return [protocol.error_reply(request_id, exc)]
-        except Exception as exc:  # a bug in one request must not take the runner down
-            log.exception("request failed")
-            return [
-                protocol.error_reply(request_id, NbschedError(f"Internal error in the runner: {exc}. See runner.log."))
-            ]
-
 
 def _tune_gc() -> None:
     """Keep the cyclic garbage collector off the firing path.
@@ -407,43 +272,6 @@ def _tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(*config.GC_THRESHOLDS)
-
-
-def client_cap(workers: int) -> int:
-    """How many client connections to keep open: what the file limit leaves after the runner's own files,
-    so that accepting a client, starting a worker or reading history never runs out of descriptors."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return config.MAX_CLIENTS
-    return max(8, min(config.MAX_CLIENTS, soft - config.FD_RESERVE - config.FD_PER_WORKER * workers))
-
-
-#: A reply part larger than this (a long history as Arrow) goes out in slices of this size, each sent
-#: before the next: no copy of the whole into the transport's buffer.
-SEND_SLICE = 1 << 22
-
-
-async def _send(writer: asyncio.StreamWriter, part: bytes | memoryview) -> None:
-    if len(part) <= SEND_SLICE:
-        writer.write(part)
-        return
-    sock = writer.get_extra_info("socket")
-    with contextlib.suppress(OSError, AttributeError):  # a bigger kernel buffer: fewer wake-ups per slice
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_SLICE)
-    view = memoryview(part)
-    for start in range(0, len(view), SEND_SLICE):
-        writer.write(view[start : start + SEND_SLICE])
-        await writer.drain()
-
-
-async def _discard_rest_of_line(reader: asyncio.StreamReader) -> None:
-    """Skip what is left of an oversized line, so the connection can go on with the next request."""
-    while True:
-        try:
-            await reader.readline()
-            return
-        except (ValueError, asyncio.LimitOverrunError):
-            continue
 
 
 def configure_logging(foreground: bool, settings: config.Settings) -> None:
