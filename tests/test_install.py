@@ -17,6 +17,7 @@ OPTIONAL = {
     "psycopg": "postgres",
     "adbc_driver_postgresql": "postgres",
     "matplotlib": "notebooks",  # the history timeline and the dashboard's chart; without it, "pip install ..."
+    "yaml": "yaml",  # papermill's YAML parameters in nbsched import crontab; says pip install pyyaml without it
     "nbconvert": "html",  # the HTML rendering of a notebook job's runs; deploying with html refuses without it
 }
 

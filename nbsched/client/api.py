@@ -136,6 +136,8 @@ class Client:
             except KeyboardInterrupt:  # its reply would answer the next request: that one gets a new connection
                 self.close()
                 raise
+            except NoRunner:
+                raise
             except OSError as exc:
                 self.close()
                 raise RunnerError(
