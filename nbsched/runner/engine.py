@@ -80,8 +80,7 @@ class Engine:
     claims_per_tick: int = config.MAX_CLAIMS_PER_TICK  # most fires one tick claims (the runner sizes its steps)
     claim_batch: timedelta = timedelta(0)  # fires claimed together: ``next_due`` waits until the first is this late
     stopped: bool = False  # the runner is stopping: nothing more starts
-    # Correlation ids: 24 hex digits, a random prefix per engine + a counter (unique, and cheap per run).
-    _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
+    _cid_prefix: str = field(default_factory=lambda: secrets.token_hex(6))  # cids: this + a counter, 24 hex digits
     _cid_count: Iterator[int] = field(default_factory=itertools.count)
     _shared_tries: dict[tuple[str, datetime], int] = field(default_factory=dict)  # lost claims tried again
     catalog: Catalog = field(init=False)
@@ -327,9 +326,7 @@ class Engine:
 
     def start_claimed(self, job: StoredJob, run_id: int, run: NewRun, force_queue: bool = False) -> None:
         if run["status"] != "running":
-            self.results.count(job.uid, run["status"], run["scheduled_at"])
-            for listener in self.results.claimed_listeners:  # a fire recorded as missed
-                listener(job, run_id, run)
+            self.results.recorded_at_claim(job, run_id, run)
             return
         name, policy = job.spec.name, job.spec.overlap
         if force_queue:

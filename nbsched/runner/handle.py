@@ -70,6 +70,14 @@ class _Worker:
         self.last_finished = 0.0  # when the last run it reported ended (the next one began after it)
         self.warmed: set[str] = set()  # notebook services it keeps a spare kernel booted for
 
+    def take_back(self, run_ids: set[int]) -> list[RunMessage]:
+        """Take the runs ``run_ids`` out of this worker's queue (they did not start here); they come oldest first."""
+        returned = [message for message in self.inflight if message.run_id in run_ids]
+        self.inflight = deque(message for message in self.inflight if message.run_id not in run_ids)
+        for run_id in run_ids:
+            self.sent_at.pop(run_id, None)
+        return returned
+
     def kill(self) -> None:
         """Kill the worker's process group: the worker and whatever its runs forked."""
         _kill_group(self.process.pid)

@@ -311,12 +311,8 @@ class WorkerPool:
     def _ready(self, worker: _Worker, version: int) -> None:
         """The worker has started: it takes runs, if it speaks this runner's version of the pipe."""
         if version != pipe.VERSION:
-            log.error(
-                "worker %s speaks pipe protocol %s, this runner %s: restart the runner after installing nbsched",
-                worker.number,
-                version,
-                pipe.VERSION,
-            )
+            text = "worker %s speaks pipe protocol %s, this runner %s: restart the runner after installing nbsched"
+            log.error(text, worker.number, version, pipe.VERSION)
             worker.kill()
             return
         worker.ready = True
@@ -326,8 +322,7 @@ class WorkerPool:
 
     def _cancelled(self, worker: _Worker, run_id: int) -> None:
         """The worker gave back a run it was asked to cancel."""
-        worker.inflight = deque(m for m in worker.inflight if m.run_id != run_id)
-        worker.sent_at.pop(run_id, None)
+        worker.take_back({run_id})
         self.on_result(_unstarted(run_id, worker.cancelling.pop(run_id, "Cancelled before it started.")))
         self._retire_if_done(worker)
 
@@ -367,12 +362,8 @@ class WorkerPool:
 
     def _bounced(self, worker: _Worker, run_ids: set[int]) -> None:
         """The worker's run in hand is slow: the runs waiting behind it go to other workers."""
-        returned = [message for message in worker.inflight if message.run_id in run_ids]
-        worker.inflight = deque(message for message in worker.inflight if message.run_id not in run_ids)
-        for run_id in run_ids:
-            worker.sent_at.pop(run_id, None)
         worker.slow = True
-        self.queue.extendleft(reversed(returned))
+        self.queue.extendleft(reversed(worker.take_back(run_ids)))
         self._dispatch()
 
     async def _buried(self, worker: _Worker) -> None:

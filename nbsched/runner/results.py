@@ -181,6 +181,12 @@ class Results:
             delay = max(0.0, (retry.due_at - now).total_seconds())
             self.engine.hooks.call_later(delay, lambda retry=retry: self.start_retry(retry))
 
+    def recorded_at_claim(self, job: StoredJob, run_id: int, run: NewRun) -> None:
+        """A fire recorded as it was claimed (``missed``, ``skipped``): count it, and tell the listeners."""
+        self.count(job.uid, run["status"], run["scheduled_at"])
+        for listener in self.claimed_listeners:
+            listener(job, run_id, run)
+
     def count(self, job_uid: str | None, status: str, when: datetime | None) -> None:
         """Count a run of the job with ``job_uid`` in its listing's figures (none: a run of no job)."""
         if job_uid is None:
