@@ -164,6 +164,21 @@ def test_pause_resume_delete_and_show(ip, client, capsys):
     assert schedule(ip, "list").empty
 
 
+def test_list_pages_filters_and_sorts_like_nbsched_jobs(ip, client):
+    for name in ("sync-a", "sync-b", "report"):
+        schedule(ip, f"every 1h api.hello --name {name}")
+    schedule(ip, "pause sync-b")
+    assert list(schedule(ip, "list")["name"]) == ["report", "sync-a", "sync-b"]
+    assert list(schedule(ip, "list --search SYNC --sort name --desc")["name"]) == ["sync-b", "sync-a"]
+    assert list(schedule(ip, "list --state paused")["name"]) == ["sync-b"]
+    assert list(schedule(ip, "list --limit 1 --offset 1")["name"]) == ["sync-a"]
+    assert len(schedule(ip, "list --all")) == 3
+    assert (
+        usage_error(ip, "list --limit -1")
+        == "Invalid --limit -1: use a whole number, 0 or more (or --all for every one)."
+    )
+
+
 def test_run_wait_and_logs_show_the_runs_logs(ip, client, capsys):
     client.schedule("api.hello", name="greet", every="1d", start="2099-01-01", extra='{"who": "logs"}')
     schedule(ip, "run greet --wait")

@@ -22,7 +22,7 @@ SCHEDULE_HELP = f"""\
 {_wrapped(["every 5m SERVICE", *job_options_usage()], 8)}
   cron "*/5 9-17 * * mon-fri" SERVICE [same options]
   once "2026-11-25 10:00" SERVICE [same options]      (or: once "in 10m" SERVICE)
-  list                        jobs, as a DataFrame
+  list [--search ..] [--state paused] [--sort last_run --desc] [--limit 100 | --all]   jobs, as a DataFrame
   history [JOB] [--status error] [--since 1h] [--limit 100 | --all] [--plot]   runs, as a DataFrame
   run JOB [--wait] [--timeout 60s] | invoke SERVICE [--extra ..] [--wait]
   deploy reports/daily.ipynb [--html]   a notebook (or .py file, folder) becomes a service
