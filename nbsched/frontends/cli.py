@@ -24,7 +24,6 @@ from ..client.frames import RUN_TIME_COLUMNS, local_time
 from ..client.launch import started_text
 from ..errors import NbschedError, RunnerError
 from ..model.jobs import JOB_LIST_FIELDS
-from ..model.listing import JOB_FILTERS
 from ..model.runs import RUN_FIELDS
 from . import commands, connection_options, output
 from .commands import (
@@ -240,10 +239,7 @@ def cmd_schedule(options) -> int:
 
 
 def cmd_jobs(options) -> int:
-    limit = commands.listing_limit(options, commands.JOBS_LIMIT)
-    filters = {key: getattr(options, key) for key in JOB_FILTERS if getattr(options, key) is not None}
-    sort = commands.job_sort(options)
-    page = _reader().call("jobs_page", limit=limit, offset=options.offset, filter=filters, sort=sort)
+    page = _reader().call("jobs_page", **commands.job_listing(options))
     _print_records(page["rows"], JOB_LIST_FIELDS, options.format)
     shown_to = page["offset"] + len(page["rows"])
     if shown_to < page["total"] and sys.stderr.isatty():  # said to a person; a script reads --format json

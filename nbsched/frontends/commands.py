@@ -28,7 +28,7 @@ from ..client.api import Client
 from ..client.launch import runner_pid, signal_stop
 from ..errors import InvalidInput, NoRunner, RunnerError, did_you_mean
 from ..model.jobs import ISOLATION, JOB_STATES, MISFIRE_POLICIES, OVERLAP_POLICIES, JobSpec
-from ..model.listing import JOB_SORTS
+from ..model.listing import JOB_FILTERS, JOB_SORTS
 from ..model.notify import NOTIFY_ON, TARGET_HELP
 from ..model.runs import STATUSES
 from ..model.timeparse import format_duration, parse_duration
@@ -272,6 +272,13 @@ def add_job_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--desc", action="store_true", help="sort the other way (last_run: the most recent first)")
     add_limit_options(parser, "jobs", JOBS_LIMIT)
     parser.add_argument("--offset", type=int, default=0, help="skip this many first jobs (the next page)")
+
+
+def job_listing(options: argparse.Namespace) -> dict:
+    """What ``add_job_filters`` read, as a jobs listing's arguments: ``limit``, ``offset``, ``filter``, ``sort``."""
+    filters = {key: getattr(options, key) for key in JOB_FILTERS if getattr(options, key) is not None}
+    limit = listing_limit(options, JOBS_LIMIT)
+    return {"limit": limit, "offset": options.offset, "filter": filters, "sort": job_sort(options)}
 
 
 def job_sort(options: argparse.Namespace) -> str:

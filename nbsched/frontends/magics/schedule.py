@@ -15,7 +15,6 @@ from ... import config
 from ...client.api import Client
 from ...client.frames import local_time
 from ...errors import did_you_mean
-from ...model.listing import JOB_FILTERS
 from .. import commands
 from ..commands import fmt_time, one_line
 from .help import SCHEDULE_HELP
@@ -91,10 +90,7 @@ def sub_once(session: Session, words: list[str]):
 def sub_list(session: Session, words: list[str]):
     parser = Parser("%schedule list", "%schedule list --search sync --state paused --sort last_run --desc --limit 20")
     commands.add_job_filters(parser)
-    options = parser.parse(words)
-    filters = {key: getattr(options, key) for key in JOB_FILTERS if getattr(options, key) is not None}
-    limit = commands.listing_limit(options, commands.JOBS_LIMIT)
-    return session.client().jobs(limit=limit, offset=options.offset, filter=filters, sort=commands.job_sort(options))
+    return session.client().jobs(**commands.job_listing(parser.parse(words)))
 
 
 def sub_history(session: Session, words: list[str]):
