@@ -17,6 +17,7 @@ import pytest
 from nbsched.errors import InvalidInput, JobExists, NbschedError
 from nbsched.model.jobs import JobSpec, JobState
 from nbsched.model.runs import RUN_FIELDS
+from nbsched.model.timeparse import iso
 from nbsched.store import Claim, PendingRetry, Purge, RunQuery, Store, StoredJob, open_store
 from nbsched.store.history import History
 from nbsched.store.memory import MemoryStore
@@ -512,6 +513,43 @@ class TestSQLiteStore(DurableStore, StoreContract):
         db.close()
         with pytest.raises(NbschedError, match="newer than this nbsched understands"):
             SQLiteStore(path)
+
+    def test_a_claim_rewrites_the_jobs_state_row_not_its_definition(self, tmp_path):
+        store = SQLiteStore(tmp_path / "nbsched.db")
+        job = new_job()
+        store.add_job(job)
+        before = store.db.execute("SELECT * FROM jobs").fetchall()
+        assert store.claim([claim_next(job, NOW)]) == [[1]]
+        assert store.db.execute("SELECT * FROM jobs").fetchall() == before  # its spec's row is not written
+        state = store.job("sync").state
+        assert (state.next_fire, state.fires, state.last_fire) == (NOW + timedelta(minutes=1), 1, NOW)
+        assert store.claim([claim_next(job, NOW)]) == [None]  # the state row still guards the fire
+        store.delete_job("sync")
+        assert store.db.execute("SELECT COUNT(*) FROM job_state").fetchone() == (0,)
+        store.close()
+
+    def test_a_version_1_store_gets_its_jobs_state_on_opening(self, tmp_path):
+        path = tmp_path / "nbsched.db"
+        store = SQLiteStore(path)
+        job = new_job()
+        store.add_job(job)
+        store.claim([claim_next(job, NOW)])
+        # As nbsched with schema version 1 left it: the state in the jobs' rows, no job_state table.
+        store.db.execute(
+            "UPDATE jobs SET fires=1, next_fire=?, last_fire=?", (iso(NOW + timedelta(minutes=1)), iso(NOW))
+        )
+        store.db.executescript(
+            "DROP TRIGGER job_state_added; DROP TRIGGER job_state_saved; DROP TRIGGER job_state_deleted;"
+            "DROP TABLE job_state; UPDATE meta SET value='1' WHERE key='schema_version';"
+        )
+        store.close()
+        reopened = SQLiteStore(path)
+        state = reopened.job("sync").state
+        assert (state.next_fire, state.fires, state.last_fire) == (NOW + timedelta(minutes=1), 1, NOW)
+        assert reopened.claim([claim_next(reopened.job("sync"), NOW + timedelta(minutes=1))]) == [[2]]
+        version = reopened.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),) == ("2",)
+        reopened.close()
 
     def test_runs_recorded_before_runs_carried_their_job_uid_get_the_uid_of_the_job_they_were_run_by(self, tmp_path):
         path = tmp_path / "nbsched.db"

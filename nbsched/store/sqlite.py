@@ -20,10 +20,12 @@ from .safe import safe_record
 from .sqlite_schema import (
     ADVANCE_JOB,
     BUMP_GENERATION,
+    FILL_JOB_STATE,
     FILL_JOB_UIDS,
     INSERT_RUN,
     JOB_COLUMNS,
     JOB_STATS,
+    JOB_TABLES,
     RETRY_COLUMNS,
     RUN_COLUMNS,
     SAVE_RETRY,
@@ -42,7 +44,7 @@ from .sqlite_schema import (
     runs_from_rows,
     runs_listing,
     to_db,
-    to_db_cached,
+    values_of,
 )
 
 log = logging.getLogger(__name__)
@@ -106,13 +108,14 @@ class SQLiteStore(Store):
         # An id of its own: the runs cache's files belong to this store, not to one later made at the same path.
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (secrets.token_hex(8),))
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise NbschedError(
                 f"The store {self.path} has schema version {row[0]}, newer than this nbsched "
                 f"understands ({SCHEMA_VERSION}). Upgrade nbsched: pip install -U nbsched."
             )
+        if row is None or int(row[0]) < SCHEMA_VERSION:
+            self.db.execute(FILL_JOB_STATE)  # version 1 kept the jobs' state in their own rows
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         if self.db.execute("SELECT 1 FROM meta WHERE key='runs_job_uid'").fetchone() is None:
             self.db.execute(FILL_JOB_UIDS)
             self.db.execute("INSERT INTO meta VALUES ('runs_job_uid', '1')")
@@ -171,11 +174,12 @@ class SQLiteStore(Store):
             return self.db.execute("DELETE FROM jobs WHERE name=?", (name,)).rowcount > 0
 
     def job(self, name):
-        row = self.db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE name=?", (name,)).fetchone()
+        row = self.db.execute(f"SELECT {JOB_COLUMNS} FROM {JOB_TABLES} WHERE j.name=?", (name,)).fetchone()
         return None if row is None else job_from_row(row)
 
     def jobs(self):
-        return [job_from_row(row) for row in self.db.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY name")]
+        rows = self.db.execute(f"SELECT {JOB_COLUMNS} FROM {JOB_TABLES} ORDER BY j.name")
+        return [job_from_row(row) for row in rows]
 
     # -- runs -------------------------------------------------------------------
     def claim(self, claims: list[Claim]) -> list[list[int] | None]:
@@ -206,7 +210,7 @@ class SQLiteStore(Store):
             for run_id, run in zip(ids, claim.runs, strict=True):
                 columns = run_columns_of(tuple(run))
                 groups.setdefault(columns, []).append(
-                    (run_id, claim.job_uid, *[to_db_cached(run[name]) for name in columns])
+                    (run_id, claim.job_uid, *values_of(columns, shared_times=True)(run))
                 )
         for columns, rows in groups.items():
             self.db.executemany(insert_columns_sql(columns), rows)
@@ -258,12 +262,13 @@ class SQLiteStore(Store):
 
     def _update_runs(self, updates: list[dict], retries) -> None:
         # Updates with the same fields (every finished run has the same) go in one executemany.
-        groups: dict[tuple[str, ...], list[tuple]] = {}
+        groups: dict[tuple[str, ...], list[list]] = {}
         for update in updates:
             fields = fields_of(tuple(update))
             if fields:
-                values = [to_db(update[key]) for key in fields]
-                groups.setdefault(fields, []).append((*values, update["run_id"]))
+                values = values_of(fields)(update)
+                values.append(update["run_id"])
+                groups.setdefault(fields, []).append(values)
         with self._tx():
             for fields, rows in groups.items():
                 assignments = ", ".join(f'"{key}"=?' for key in fields)
