@@ -45,3 +45,26 @@ def test_between_ticks_waits_for_requests_in_a_row_only_and_never_longer_than_th
     waited = asyncio.run(seconds_between_ticks(1.0, answered=True))
     assert config.REQUEST_GAP_SECONDS / 2 <= waited < 0.5  # waits for a next request a moment, then ticks
     assert asyncio.run(seconds_between_ticks(0.0, answered=True)) < config.REQUEST_GAP_SECONDS + 0.5
+
+
+def test_requests_in_a_row_get_more_of_the_loop_while_the_claims_are_ahead_of_their_fires():
+    pacing = _pacing()
+    engine = pacing.engine
+    now = engine.hooks.clock()
+
+    async def held(tick_seconds: float) -> float:
+        """Seconds the next tick waits for a client that always has its next request in (never a gap)."""
+        pacing.answered_at = time.perf_counter() + 3600
+        began = time.perf_counter()
+        await pacing.between_ticks(tick_seconds)
+        return time.perf_counter() - began
+
+    engine.schedule.set("soon", now + engine.claim_ahead / 4)  # its claim is near: the ticks get half the loop
+    assert pacing._ahead() is False
+    urgent = asyncio.run(held(0.5))
+    engine.schedule.remove("soon")
+    engine.schedule.set("later", now + engine.claim_ahead * 4)  # far ahead: requests get more
+    assert pacing._ahead() is True
+    ahead = asyncio.run(held(0.5))
+    assert 0.5 <= urgent < 0.5 * config.REQUEST_SHARE_AHEAD - 0.1  # a wide margin: a busy machine sleeps late
+    assert ahead >= 0.5 * config.REQUEST_SHARE_AHEAD
