@@ -25,6 +25,9 @@ MAX_EXTRA_BYTES = 64 * 1024
 DEFAULT_WORKERS = 2
 #: Spare kernels a worker keeps booted per kernelspec and folder once it has run a notebook (``NBSCHED_SPARE_KERNELS``).
 SPARE_KERNELS = 1
+#: Seconds after a notebook job is deleted, paused or changed that the workers are told which notebooks still have
+#: an active job (the others' spare kernels are shut down): changes in a row are told once.
+SPARE_REVIEW_SECONDS = 1.0
 #: Most spare kernels one worker keeps in all (the least recently used kind is shut down first).
 MAX_SPARE_KERNELS = 4
 #: Seconds a notebook run waits for a kernel to start and answer before the run fails.

@@ -202,6 +202,27 @@ def test_scheduling_a_notebook_job_boots_a_kernel_that_its_first_run_takes(clien
     assert run["status"] == "ok" and int(printed(run["output"])) in booted
 
 
+def test_spare_kernels_are_kept_only_for_notebooks_with_an_active_job(client, tmp_path, home):
+    """A paused or deleted job no longer holds a booted kernel; a resumed one gets its spare again."""
+    client.deploy(str(write_notebook(tmp_path / "pid.ipynb", "import os\nprint(os.getpid())")))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    client.schedule("pid", name="pid", every="1d", start=later)
+    wait_until(lambda: kernel_pids(home), timeout=30, what="a spare kernel booted for the job")
+    client.pause("pid")
+    wait_until(lambda: not kernel_pids(home), timeout=30, what="the paused job's spare kernel shut down")
+    client.resume("pid")
+    wait_until(lambda: kernel_pids(home), timeout=30, what="a spare kernel booted again on resume")
+    run = client.wait(client.execute("pid"), timeout=60)  # a run with the job active: a spare follows it
+    assert run["status"] == "ok"
+    wait_until(lambda: kernel_pids(home) - {int(printed(run["output"]))}, timeout=30, what="a spare after the run")
+    client.delete("pid")
+    wait_until(lambda: not kernel_pids(home), timeout=30, what="the deleted job's spare kernel shut down")
+    run = client.wait(client.invoke("pid"), timeout=60)  # on demand, no job: no spare is kept after it
+    assert run["status"] == "ok"
+    time.sleep(3)  # a spare would be booting by now
+    assert not kernel_pids(home)
+
+
 def test_a_timeout_kills_the_kernel(one_worker, tmp_path):
     client = one_worker
     cell = f"import os, time\nopen({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))"

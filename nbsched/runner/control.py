@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from .. import config
 from ..errors import InvalidJob
 from ..model import cron
 from ..model.jobs import JobSpec, JobState, job_state, validate_note
@@ -38,6 +39,7 @@ class JobControl:
     """The job operations of one engine."""
 
     engine: Engine
+    _spares_review: object = None  # the timer of a pending ``review_spares``
 
     def check_cron_line(self, job: StoredJob, now: datetime) -> None:
         """At start: list a job whose line Debian's cron reads otherwise than nbsched 0.1 did, and move
@@ -95,6 +97,8 @@ class JobControl:
         self.engine.reschedule(updated)
         if spec.active:
             self.warm(spec.service)
+        if job.spec.active and not (spec.active and spec.service == job.spec.service):
+            self.review_spares(job.spec.service)  # the notebook it ran may have lost its last active job
         self.engine.hooks.changed(f"job:{name}")
         record = self.job_record(name)
         return self._with_notice(record, spec, now) if {"at", "start"} & set(changes) else record
@@ -130,6 +134,8 @@ class JobControl:
         self.engine.reschedule(updated)
         if active:
             self.warm(job.spec.service)
+        else:
+            self.review_spares(job.spec.service)
         self.engine.hooks.changed(f"job:{name}")
         return self.job_record(name)
 
@@ -137,6 +143,19 @@ class JobControl:
         """Have a kernel booted ahead for the next fire of a job of ``service``, if it is a notebook."""
         if self.engine.catalog.is_notebook(service):
             self.engine.hooks.warm(service)
+
+    def review_spares(self, service: str) -> None:
+        """A job of ``service`` was deleted, paused or moved to another service: if it is a notebook, tell the
+        workers (once, ``SPARE_REVIEW_SECONDS`` later, for all the changes meanwhile) which notebooks still have
+        an active job, so that spare kernels of the others are shut down."""
+        if self._spares_review is None and self.engine.catalog.is_notebook(service):
+            self._spares_review = self.engine.hooks.call_later(config.SPARE_REVIEW_SECONDS, self._keep_spares)
+
+    def _keep_spares(self) -> None:
+        self._spares_review = None
+        jobs, catalog = self.engine.jobs.values(), self.engine.catalog
+        services = {job.spec.service for job in jobs if job.spec.active}
+        self.engine.hooks.keep_spares({service for service in services if catalog.is_notebook(service)})
 
     def warm_all(self) -> None:
         """At the runner's start: a kernel booted ahead for each notebook service an active job runs."""
@@ -152,6 +171,7 @@ class JobControl:
         # After the job is gone: a run taken back ends, and the end of a run hands the job's next
         # claimed run to a worker only while the job exists.
         self.engine.recall(name, "deleted")
+        self.review_spares(job.spec.service)
         self.engine.hooks.changed(f"job:{name}")
         return {"deleted": name}
 

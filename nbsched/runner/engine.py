@@ -63,6 +63,7 @@ class Hooks:
     changed: Callable[[str], None] = lambda change: None  # a job, services or connections changed: tell the others
     owns: Callable[[StoredJob], bool] = lambda job: True  # a shared store: this runner claims the job's fires first
     warm: Callable[[str], None] = lambda service: None  # a notebook job is scheduled: boot a kernel for it ahead
+    keep_spares: Callable[[set[str]], None] = lambda services: None  # the notebooks with an active job now
 
 
 @dataclass

@@ -60,6 +60,7 @@ class _Worker:
         self.registry_seen = -1
         self.connections_seen = -1
         self.lease_seen = math.inf  # the last ``pipe.Lease`` sent (none: no lease to respect)
+        self.spares_seen = 0  # the version of ``Spares.kept`` it was told (0: none told)
         self.ready = False  # set when the worker says it has started and warmed up
         self.slow = False  # its run in hand outlasted the bounce time: queue nothing behind it
         self.held_until = 0.0  # the latest not_before of the runs it holds for later
@@ -83,8 +84,8 @@ class _Worker:
         _kill_group(self.process.pid)
 
     def catch_up(self, pool: WorkerPool) -> list[bytes]:
-        """The frames the worker needs before its next runs: what changed in the pool's sources, connections
-        and lease since it was last told."""
+        """The frames the worker needs before its next runs: what changed in the pool's sources, connections,
+        lease and kept spares since it was last told."""
         frames = []
         if self.registry_seen != pool.registry_version:
             new = {v: s for v, s in pool.sources.items() if v not in self.sources_sent}
@@ -97,6 +98,10 @@ class _Worker:
         if self.lease_seen != pool.lease_until:
             frames.append(pipe.encode(pipe.Lease(pool.lease_until)))
             self.lease_seen = pool.lease_until
+        spares = pool.spares
+        if self.spares_seen != spares.kept_version and spares.kept is not None:
+            frames.append(pipe.encode(pipe.KeepSpares(spares.kept)))
+            self.spares_seen = spares.kept_version
         return frames
 
 

@@ -91,6 +91,7 @@ class Runner:
                 clock=self.clock,
                 wake=self.wake.set,
                 warm=self.pool.spares.warm,
+                keep_spares=self.pool.spares.keep,
             ),
             runner_id=self.runner_id,
             default_tz=self.settings.timezone,

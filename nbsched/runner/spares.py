@@ -3,7 +3,9 @@
 A worker boots a spare kernel for a notebook service when it is told a job of that service is scheduled
 (``pipe.Warm``: at the job's creation, update, resume, and at the runner's start) and after each run of the
 service (the worker does that itself, ``worker.kernels``). The pool then hands the service's runs to a worker
-that keeps a spare for it, among the idle ones, so a fire finds a kernel already up.
+that keeps a spare for it, among the idle ones, so a fire finds a kernel already up. Once a notebook's last
+active job is deleted or paused, the workers are told which notebooks still have one (``pipe.KeepSpares``) and
+shut the other spares down: a kernel is booted ahead only for a fire that can come.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ class Spares:
     def __init__(self, pool: WorkerPool):
         self.pool = pool
         self.pending: set[str] = set()  # services to warm once a worker is ready
+        self.kept: list[str] | None = None  # the notebook services with an active job, as last told (None: not yet)
+        self.kept_version = 0
 
     def warm(self, service: str) -> None:
         """A job of the notebook service ``service`` is scheduled: an idle worker (one warmed for it already,
         else one that has run something, as ``_dispatch`` prefers) boots a spare kernel for it now."""
+        if self.kept is not None and service not in self.kept:
+            self.kept = sorted({*self.kept, service})  # the worker adds it to those it keeps spares for, itself
         ready = [worker for worker in self.pool.workers if worker.ready and not worker.retiring]
         if not ready:
             self.pending.add(service)
@@ -38,6 +44,18 @@ class Spares:
         frames = worker.catch_up(self.pool)
         frames.append(pipe.encode(pipe.Warm(service)))
         worker.process.stdin.write(b"".join(frames))
+
+    def keep(self, services: set[str]) -> None:
+        """Only these notebook services have an active job: every worker keeps spares for them alone."""
+        kept = sorted(services)
+        if kept == self.kept:
+            return
+        self.kept, self.kept_version = kept, self.kept_version + 1
+        for worker in self.pool.workers:
+            worker.warmed &= services
+            if worker.ready and not worker.retiring:
+                frames = worker.catch_up(self.pool)
+                worker.process.stdin.write(b"".join(frames))
 
     def worker_ready(self) -> None:
         """A worker is ready: the services waiting for one are warmed."""

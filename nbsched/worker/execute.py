@@ -109,6 +109,19 @@ class Worker:
             except Exception:  # its run will say what is wrong
                 logging.getLogger(__name__).exception("booting a kernel ahead for %s failed", service)
 
+    def keep_spares(self, services: list[str]) -> None:
+        """Spare kernels only for the kernels and folders of these notebook services (their jobs are active)."""
+        from .kernels import KERNELS
+
+        kinds = set()
+        for service in services:
+            if self.registry.services.get(service, ("", ""))[1] == NOTEBOOK_CLASS:
+                try:
+                    kinds.add(self.registry.service_class(service)._nbsched_kind())
+                except Exception:  # a notebook that cannot be read has no kernel to keep
+                    logging.getLogger(__name__).exception("reading the kernel of %s failed", service)
+        KERNELS.keep(kinds)
+
     def prepare_ahead(self, message: RunMessage) -> Service | None:
         """The service object of a run held for later (``not_before``), built while it waits; or None.
 

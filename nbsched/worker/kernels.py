@@ -49,6 +49,7 @@ class KernelPool:
         self._lock = threading.Lock()
         self._started = 0
         self._folder: Path | None = None
+        self._wanted: set[tuple[str, str]] | None = None  # kinds with an active job (``keep``); None: not told yet
 
     def take(self, kernel: str, cwd: str):
         """A booted kernel (a ``KernelManager``) no run has used: a spare when one is up, else a new one."""
@@ -69,12 +70,17 @@ class KernelPool:
             manager = self._launcher.submit(self._start, kernel, cwd).result()
         return manager
 
-    def top_up(self, kernel: str, cwd: str) -> None:
-        """Start spares of this kind until ``spare_count()`` wait (without waiting for them to boot)."""
+    def top_up(self, kernel: str, cwd: str, asked: bool = False) -> None:
+        """Start spares of this kind until ``spare_count()`` wait (without waiting for them to boot): when
+        ``asked`` (a job of it is scheduled, a fire is coming), or after a run while it has an active job."""
         wanted = spare_count()
         if not wanted:
             return
         with self._lock:
+            if asked and self._wanted is not None:
+                self._wanted.add((kernel, cwd))
+            elif not asked and self._wanted is not None and (kernel, cwd) not in self._wanted:
+                return  # the run's job was deleted or paused, or it was run on demand: no spare waits for it
             waiting = self._spares.setdefault((kernel, cwd), deque())
             self._spares.move_to_end((kernel, cwd))
             while len(waiting) < wanted:
@@ -83,6 +89,17 @@ class KernelPool:
                 _, oldest = self._spares.popitem(last=False)
                 for future in oldest:
                     self._launcher.submit(_shut_down, future)
+
+    def keep(self, kinds: set[tuple[str, str]]) -> None:
+        """Keep spares of these kinds only (those of the notebooks with an active job): shut the others down."""
+        with self._lock:
+            self._wanted = set(kinds)
+            unwanted = [kind for kind in self._spares if kind not in kinds]
+            futures = [future for kind in unwanted for future in self._spares.pop(kind)]
+        for future in futures:
+            self._launcher.submit(_shut_down, future)
+        if futures:
+            log.debug("%d spare kernel(s) shut down: no active job needs them", len(futures))
 
     def discard(self, manager) -> None:
         """Shut a used kernel down, off the run's path."""

@@ -60,7 +60,12 @@ def notebook_service_class(name: str, origin: str, source: str) -> type[Service]
         @classmethod
         def _nbsched_ahead(cls) -> None:
             """A run of this notebook is coming (a job scheduled, a fire handed over early): boot a kernel for it."""
-            KERNELS.top_up(kernel, cwd)
+            KERNELS.top_up(kernel, cwd, asked=True)
+
+        @classmethod
+        def _nbsched_kind(cls) -> tuple[str, str]:
+            """The kernel and folder its runs start kernels of (what its spares are kept by)."""
+            return kernel, cwd
 
     NotebookService.name = name
     NotebookService.__qualname__ = NotebookService.__name__ = f"Notebook[{name}]"

@@ -1,7 +1,7 @@
 """The pipe between the runner and a worker: its frames, its version, and the typed messages both ends send.
 
-A frame is a 4-byte big-endian length and a pickle (protocol 5) of one message. The runner writes
-``Sources``, ``Connections``, ``Runs``, ``Cancel``, ``Lease`` and ``Warm`` to the worker's stdin; the worker
+A frame is a 4-byte big-endian length and a pickle (protocol 5) of one message. The runner writes ``Sources``,
+``Connections``, ``Runs``, ``Cancel``, ``Lease``, ``Warm`` and ``KeepSpares`` to the worker's stdin; the worker
 answers on its stdout with ``Ready`` (once, when it has started), ``Results``, ``Bounced``, ``Cancelled`` and
 ``Logs`` (the lines a run in hand has logged so far, sent while it runs: live logs).
 Each end tells messages apart by their class. A batch of runs or of results travels as plain
@@ -25,7 +25,7 @@ from operator import attrgetter
 from typing import Any, BinaryIO
 
 #: The version of this protocol: change it with any change to the frames or the messages.
-VERSION = 3
+VERSION = 4
 #: The exit code of a worker started for another version of the pipe.
 EXIT_MISMATCH = 78  # EX_CONFIG
 PICKLE_PROTOCOL = 5
@@ -106,6 +106,14 @@ class Warm:
     so that its fire does not wait for one. Nothing for other services."""
 
     service: str
+
+
+@dataclass(slots=True)
+class KeepSpares:
+    """The notebook services that have an active job now: the worker keeps spare kernels for their kernels and
+    folders only, and shuts the others' down (a job deleted or paused no longer holds a booted kernel)."""
+
+    services: list[str]
 
 
 # -- worker -> runner ------------------------------------------------------------------------------

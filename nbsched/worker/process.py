@@ -66,6 +66,8 @@ def serve(worker: Worker, inbox: Inbox) -> None:
                 worker.set_connections(definitions)
             case pipe.Warm(service):
                 worker.warm(service)
+            case pipe.KeepSpares(services):
+                worker.keep_spares(services)
             case None:
                 return
             case _:
