@@ -19,9 +19,15 @@ from datetime import UTC, datetime
 import _common
 
 
-def on_demand(client, runs: int) -> dict:
+def on_demand(client, runs: int, batch: int = 1) -> dict:
+    """``runs`` runs of the no-op service: an ``invoke`` each (``batch`` 1), or ``invoke_many`` of ``batch`` at once."""
     began = time.time()
-    run_ids = {client.invoke(_common.NOOP_SERVICE) for _ in range(runs)}
+    if batch == 1:
+        run_ids = {client.invoke(_common.NOOP_SERVICE) for _ in range(runs)}
+    else:
+        run_ids = set()
+        for start in range(0, runs, batch):
+            run_ids.update(client.invoke_many(_common.NOOP_SERVICE, [None] * min(batch, runs - start)))
     sent = time.time()
     _common.wait_all_finished(client, run_ids, timeout=110)
     finished = [r for r in _common.history_records(client, service=_common.NOOP_SERVICE) if r["run_id"] in run_ids]

@@ -21,6 +21,8 @@ DEFAULT_TIMEZONE = "UTC"
 MAX_REQUEST_BYTES = 1024 * 1024
 #: Largest ``extra`` a job may carry, in bytes of its JSON form.
 MAX_EXTRA_BYTES = 64 * 1024
+#: Most runs one ``invoke_many`` request starts (each recorded in the same transaction, before the reply).
+MAX_INVOKE_RUNS = 1000
 #: Worker processes that execute services.
 DEFAULT_WORKERS = 2
 #: Spare kernels a worker keeps booted per kernelspec and folder once it has run a notebook (``NBSCHED_SPARE_KERNELS``).

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -287,6 +287,20 @@ class Client:
     def invoke(self, service: str, extra: Any = None, channel: str = "invoke") -> int:
         """Run a service once, now, outside any job."""
         return self.call("invoke", service=service, extra=extra, channel=channel)["run_id"]
+
+    def invoke_many(self, service: str, extras: Iterable[Any], channel: str = "invoke") -> list[int]:
+        """Run a service once per extra (one run each, now, outside any job); their run ids, in the same order.
+
+        One request and one write to the store for all of them: every run is recorded before this returns, or,
+        when an extra is refused (the message names which), none is. At most ``config.MAX_INVOKE_RUNS`` at once.
+        """
+        if isinstance(extras, str | bytes | dict) or not isinstance(extras, Iterable):
+            raise InvalidInput(
+                f"invoke_many needs a list with one extra per run, e.g. [{{'day': 1}}, {{'day': 2}}]; "
+                f"got {type(extras).__name__}.",
+                field="extras",
+            )
+        return self.call("invoke_many", service=service, extras=list(extras), channel=channel)["run_ids"]
 
     def backfill(self, name: str, start: Any, end: Any) -> list[int]:
         """Run the fires the job would have had from ``start`` to ``end``; their run ids, oldest first.

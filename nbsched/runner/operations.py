@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, KeysView
 from typing import TYPE_CHECKING
 
-from .. import protocol
+from .. import config, protocol
 from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
@@ -102,6 +102,23 @@ class Operations:
 
     async def op_invoke(self, service: str, extra=None, channel: str = "invoke") -> dict:
         return {"run_id": self.runner.engine.ondemand.invoke(service, extra, _channel(channel), self.runner.clock())}
+
+    async def op_invoke_many(self, service: str, extras: list, channel: str = "invoke") -> dict:
+        """One run of ``service`` per extra in ``extras``, recorded in one transaction: ``{"run_ids": [...]}``."""
+        if not isinstance(extras, list):
+            raise InvalidInput(
+                f"invoke_many needs 'extras': a list with one extra per run, e.g. [{{'day': 1}}, {{'day': 2}}]; "
+                f"got {type(extras).__name__}.",
+                field="extras",
+            )
+        if len(extras) > config.MAX_INVOKE_RUNS:
+            raise InvalidInput(
+                f"invoke_many starts at most {config.MAX_INVOKE_RUNS:,} runs per request; got {len(extras):,} "
+                "extras. Split them into lists of that size.",
+                field="extras",
+            )
+        ondemand = self.runner.engine.ondemand
+        return {"run_ids": ondemand.invoke_many(service, extras, _channel(channel), self.runner.clock())}
 
     async def op_pause(self, name: str, note: str = "") -> dict:
         return self.runner.engine.control.pause(name, note, self.runner.clock())

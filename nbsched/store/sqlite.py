@@ -244,11 +244,14 @@ class SQLiteStore(Store):
             return self._add_runs([safe_record(run) for run in runs], retried)
 
     def _add_runs(self, runs: list[dict], retried) -> list[int]:
-        with self._tx():
-            ids = [self.db.execute(INSERT_RUN, run_values(run)).lastrowid for run in runs]
-            if retried:
-                self.db.executemany("DELETE FROM retries WHERE run_id=?", [(run_id,) for run_id in retried])
-            return ids
+        try:
+            with self._tx():
+                ids = [self.db.execute(INSERT_RUN, run_values(run)).lastrowid for run in runs]
+                if retried:
+                    self.db.executemany("DELETE FROM retries WHERE run_id=?", [(run_id,) for run_id in retried])
+                return ids
+        except sqlite3.IntegrityError:  # runs_fire_key: the only unique key a run has besides its id
+            raise ValueError("A run of a fire that has its run already; claim fires with Store.claim.") from None
 
     def update_runs(self, updates, retries=()):
         try:
