@@ -71,6 +71,15 @@ def test_extras_that_are_not_a_list_are_refused_by_the_client(client, extras):
     assert caught.value.field == "extras"
 
 
+def test_extras_more_than_one_request_holds_are_refused_by_the_client_with_what_to_do(client):
+    with pytest.raises(InvalidInput, match=r"^The 20 extras take 1,200,\d+ bytes, .*invoke them in smaller lists"):
+        client.invoke_many("api.hello", ["x" * 60_000] * 20)
+    assert client.history().empty
+    assert len(client.invoke_many("api.hello", ["x" * 60_000] * 10)) == 10
+    with pytest.raises(InvalidInput, match=r"Cannot send 'invoke_many'.*Use JSON data"):
+        client.invoke_many("api.hello", [None, object()])
+
+
 def test_the_runner_refuses_extras_that_are_not_a_list_and_more_than_it_starts_at_once(client):
     with pytest.raises(InvalidInput, match=r"needs 'extras': a list with one extra per run.*got dict"):
         client.call("invoke_many", service="api.hello", extras={"who": "x"})

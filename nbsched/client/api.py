@@ -300,7 +300,18 @@ class Client:
                 f"got {type(extras).__name__}.",
                 field="extras",
             )
-        return self.call("invoke_many", service=service, extras=list(extras), channel=channel)["run_ids"]
+        extras = list(extras)
+        try:
+            size = len(protocol.dumps(extras))
+        except (TypeError, ValueError):  # not JSON: ``call`` says so, as for any request
+            size = 0
+        if size > config.MAX_REQUEST_BYTES - 4096:  # what the rest of the request takes, and more
+            raise InvalidInput(
+                f"The {len(extras):,} extras take {size:,} bytes, more than one request to the runner holds "
+                f"({config.MAX_REQUEST_BYTES:,}); invoke them in smaller lists.",
+                field="extras",
+            )
+        return self.call("invoke_many", service=service, extras=extras, channel=channel)["run_ids"]
 
     def backfill(self, name: str, start: Any, end: Any) -> list[int]:
         """Run the fires the job would have had from ``start`` to ``end``; their run ids, oldest first.
