@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import wait_until
+from conftest import HELLO_SERVICE, wait_until
 
+import nbsched
 from nbsched import config
 from nbsched.errors import InvalidInput, ServiceNotFound
 
@@ -90,3 +91,22 @@ def test_the_runner_refuses_extras_that_are_not_a_list_and_more_than_it_starts_a
         client.invoke_many("api.hello", [None], channel="scheduler")
     assert client.history().empty
     assert len(client.invoke_many("api.hello", [None] * config.MAX_INVOKE_RUNS)) == config.MAX_INVOKE_RUNS
+
+
+@pytest.mark.parametrize("store", ["memory", "postgresql"])
+def test_every_run_gets_its_record_on_the_other_stores_too(home, monkeypatch, request, store):
+    url = "memory://" if store == "memory" else request.getfixturevalue("pg_url")
+    monkeypatch.setenv("NBSCHED_STORE", url)
+    client = nbsched.connect()
+    try:
+        client.deploy(str(HELLO_SERVICE))
+        run_ids = client.invoke_many("api.hello", [{"who": i} for i in range(200)])
+        assert run_ids == sorted(set(run_ids)) and len(run_ids) == 200
+        records = finished(client, run_ids)
+        assert [record["status"] for record in records.values()] == ["ok"] * 200
+        assert json.loads(client.run(run_ids[-1])["output"])["greeted"] == 199
+        with pytest.raises(InvalidInput, match=r"^Extra 1 of the 2"):
+            client.invoke_many("api.hello", [None, float("inf")])
+        assert len(client.history()) == 200
+    finally:
+        client.close()
