@@ -1,6 +1,6 @@
 """Throughput: on-demand runs of a no-op service end to end, and a burst of one-time jobs.
 
-    python bench/throughput.py [--runs 10000] [--batch 1000] [--burst 10000]
+    python bench/throughput.py [--runs 10000] [--batch 500] [--burst 10000]
 
 Part 1 sends ``--runs`` ``invoke`` requests through one client and waits until every one of
 those runs is finished in history: runs per second from the first request to the last
@@ -67,7 +67,7 @@ def burst(client, jobs: int, per_job_s: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=1000, help="runs per invoke_many request (0: skip that part)")
+    parser.add_argument("--batch", type=int, default=500, help="runs per invoke_many request (0: skip that part)")
     parser.add_argument("--burst", type=int, default=10_000)
     options = parser.parse_args()
     with _common.Runner() as runner:

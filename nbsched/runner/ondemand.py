@@ -83,3 +83,21 @@ class OnDemand:
             f"backfill runs), up to {upto}; backfill the rest with a start after {upto}."
         )
         return {"run_ids": ids, "capped": True, "message": message}
+
+
+@dataclass
+class Turns:
+    """When the next request of many runs (``invoke_many``) may start: after one that held the runner's loop for
+    t seconds, not before ``rest * t`` more have passed. So a client that sends such requests back to back gets
+    at most 1 / (1 + rest) of the loop, and other requests, fires and results the rest. Times are given, not read.
+    """
+
+    rest: float
+    free_at: float = float("-inf")
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before a request that arrives at ``now`` may start (0: at once)."""
+        return max(0.0, self.free_at - now)
+
+    def took(self, began: float, ended: float) -> None:
+        self.free_at = ended + self.rest * (ended - began)

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import inspect
 import os
+import time
 from collections.abc import Iterator, KeysView
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from ..model.runs import RUN_FIELDS
 from .counting import MinuteCounts, count_window
 from .listing import job_page
 from .livelogs import read_logs
+from .ondemand import Turns
 from .retention import purge_request
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
@@ -42,6 +44,7 @@ class Operations:
     def __init__(self, runner: Runner):
         self.runner = runner
         self._minute_counts: MinuteCounts | None = None
+        self.invoke_turns = Turns(config.INVOKE_MANY_REST)
 
     @property
     def minute_counts(self) -> MinuteCounts:
@@ -117,8 +120,14 @@ class Operations:
                 "extras. Split them into lists of that size.",
                 field="extras",
             )
-        ondemand = self.runner.engine.ondemand
-        return {"run_ids": ondemand.invoke_many(service, extras, _channel(channel), self.runner.clock())}
+        while (delay := self.invoke_turns.wait(time.perf_counter())) > 0:
+            await asyncio.sleep(delay)
+        began = time.perf_counter()
+        try:
+            ondemand = self.runner.engine.ondemand
+            return {"run_ids": ondemand.invoke_many(service, extras, _channel(channel), self.runner.clock())}
+        finally:
+            self.invoke_turns.took(began, time.perf_counter())
 
     async def op_pause(self, name: str, note: str = "") -> dict:
         return self.runner.engine.control.pause(name, note, self.runner.clock())
