@@ -21,6 +21,11 @@ DEFAULT_TIMEZONE = "UTC"
 MAX_REQUEST_BYTES = 1024 * 1024
 #: Largest ``extra`` a job may carry, in bytes of its JSON form.
 MAX_EXTRA_BYTES = 64 * 1024
+#: Most runs one ``invoke_many`` request starts (each recorded in the same transaction, before the reply).
+MAX_INVOKE_RUNS = 500
+#: After an ``invoke_many`` request that held the runner's loop t seconds, the next one starts this times t later:
+#: back-to-back requests of many runs get at most a third of the loop, so the control plane stays responsive.
+INVOKE_MANY_REST = 2.0
 #: Worker processes that execute services.
 DEFAULT_WORKERS = 2
 #: Spare kernels a worker keeps booted per kernelspec and folder once it has run a notebook (``NBSCHED_SPARE_KERNELS``).

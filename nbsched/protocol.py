@@ -34,6 +34,7 @@ OPERATIONS = frozenset(
         "job",
         "execute",
         "invoke",
+        "invoke_many",
         "pause",
         "resume",
         "purge",

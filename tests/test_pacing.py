@@ -1,12 +1,16 @@
-"""Pacing of the schedule loop behind schedule: ticks sized to a slice, requests in a row answered in a row."""
+"""Pacing of the schedule loop behind schedule: ticks sized to a slice, requests in a row answered in a row; and the
+turns of requests of many runs (``invoke_many``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
+
 from nbsched import config
 from nbsched.runner.engine import Engine, Hooks
+from nbsched.runner.ondemand import Turns
 from nbsched.runner.pacing import Pacing
 from nbsched.store.memory import MemoryStore
 
@@ -68,3 +72,15 @@ def test_requests_in_a_row_get_more_of_the_loop_while_the_claims_are_ahead_of_th
     ahead = asyncio.run(held(0.5))
     assert 0.5 <= urgent < 0.5 * config.REQUEST_SHARE_AHEAD - 0.1  # a wide margin: a busy machine sleeps late
     assert ahead >= 0.5 * config.REQUEST_SHARE_AHEAD
+
+
+def test_requests_of_many_runs_in_a_row_rest_twice_as_long_as_each_held_the_loop():
+    turns = Turns(rest=2.0)
+    assert turns.wait(100.0) == 0.0  # the first starts at once
+    turns.took(100.0, 100.010)  # it held the loop 10 ms
+    assert turns.wait(100.010) == pytest.approx(0.020)
+    assert turns.wait(100.025) == pytest.approx(0.005)
+    assert turns.wait(100.035) == 0.0
+    turns.took(100.035, 100.036)  # a small one: a short rest
+    assert turns.wait(100.036) == pytest.approx(0.002)
+    assert Turns(rest=0.0).wait(0.0) == 0.0

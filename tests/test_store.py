@@ -208,6 +208,21 @@ class StoreContract:
         c, d = store.add_runs([run_row(job, NOW, "manual"), run_row(job, NOW, "manual")])
         assert a < b < c < d
 
+    def test_many_runs_added_at_once_each_get_their_own_record_in_the_order_given(self, store):
+        given = [run_row(None, NOW, "invoke", cid=f"c{i:04d}") for i in range(1000)]
+        ids = store.add_runs(given)
+        assert ids == sorted(set(ids)) and len(ids) == 1000
+        assert [store.run(run_id)["cid"] for run_id in ids] == [run["cid"] for run in given]
+
+    def test_runs_added_at_once_are_all_recorded_or_none_is(self, store):
+        job = new_job()
+        store.add_job(job)
+        store.claim([claim_next(job, NOW)])
+        twice = run_row(job, NOW, "schedule", job_uid=job.uid)  # the claimed fire's run again
+        with pytest.raises(ValueError, match=r"claim fires with Store\.claim"):
+            store.add_runs([run_row(None, NOW, "invoke"), twice])
+        assert [run[RUN_FIELDS.index("trigger")] for run in store.runs()] == ["schedule"]
+
     def test_a_run_has_every_field_with_the_values_given(self, store):
         given = run_row(None, datetime(2026, 11, 24, 13, 0, tzinfo=WARSAW), "invoke", delay_ms=3, output="x")
         (run_id,) = store.add_runs([given])

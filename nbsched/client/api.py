@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -288,6 +288,14 @@ class Client:
         """Run a service once, now, outside any job."""
         return self.call("invoke", service=service, extra=extra, channel=channel)["run_id"]
 
+    def invoke_many(self, service: str, extras: Iterable[Any], channel: str = "invoke") -> list[int]:
+        """Run a service once per extra (one run each, now, outside any job); their run ids, in the same order.
+
+        One request and one write to the store for all of them: every run is recorded before this returns, or,
+        when an extra is refused (the message names which), none is. At most ``config.MAX_INVOKE_RUNS`` at once.
+        """
+        return self.call("invoke_many", service=service, extras=_extras_list(extras), channel=channel)["run_ids"]
+
     def backfill(self, name: str, start: Any, end: Any) -> list[int]:
         """Run the fires the job would have had from ``start`` to ``end``; their run ids, oldest first.
 
@@ -433,6 +441,29 @@ def _noted(error: NbschedError) -> NbschedError:
 
 
 # -- helpers ------------------------------------------------------------------------
+def _extras_list(extras: Iterable[Any]) -> list:
+    """The extras of an ``invoke_many`` as a list, refused here when they are not a list or one request cannot hold
+    them (the runner would only say the request is too large)."""
+    if isinstance(extras, str | bytes | dict) or not isinstance(extras, Iterable):
+        raise InvalidInput(
+            f"invoke_many needs a list with one extra per run, e.g. [{{'day': 1}}, {{'day': 2}}]; "
+            f"got {type(extras).__name__}.",
+            field="extras",
+        )
+    extras = list(extras)
+    try:
+        size = len(protocol.dumps(extras))
+    except (TypeError, ValueError):  # not JSON: ``call`` says so, as for any request
+        size = 0
+    if size > config.MAX_REQUEST_BYTES - 4096:  # what the rest of the request takes, and more
+        raise InvalidInput(
+            f"The {len(extras):,} extras take {size:,} bytes, more than one request to the runner holds "
+            f"({config.MAX_REQUEST_BYTES:,}); invoke them in smaller lists.",
+            field="extras",
+        )
+    return extras
+
+
 def _wire_value(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()

@@ -30,13 +30,29 @@ class OnDemand:
         return run_id
 
     def invoke(self, service: str, extra, channel: str, now: datetime) -> int:
-        self.engine.catalog.require_service(service)
-        validate_extra(extra)
-        self.engine.catalog.check_extra(service, extra)
-        run = {**self.engine.new_run(None, "invoke", now, service=service), "job": None}
-        (run_id,) = self.engine.store.add_runs([run])
-        self.engine.dispatch_run(run_id, run, None, channel=channel, extra=extra)
+        (run_id,) = self.invoke_many(service, [extra], channel, now)
         return run_id
+
+    def invoke_many(self, service: str, extras: list, channel: str, now: datetime) -> list[int]:
+        """One run of ``service`` per extra, all recorded in one step of the store (all or none), then each handed
+        to a worker; their run ids, in the order of ``extras``. A bad extra refuses the lot, named by its place."""
+        self.engine.catalog.require_service(service)
+        for index, extra in enumerate(extras):
+            try:
+                validate_extra(extra)
+                self.engine.catalog.check_extra(service, extra)
+            except InvalidInput as exc:
+                if len(extras) == 1:
+                    raise
+                where = f"Extra {index} of the {len(extras)} (counting from 0): {exc}"
+                raise type(exc)(where, field=exc.field, hint=exc.hint) from None
+        if not extras:
+            return []
+        runs = [{**self.engine.new_run(None, "invoke", now, service=service), "job": None} for _ in extras]
+        run_ids = self.engine.store.add_runs(runs)
+        for run_id, run, extra in zip(run_ids, runs, extras, strict=True):
+            self.engine.dispatch_run(run_id, run, None, channel=channel, extra=extra)
+        return run_ids
 
     def backfill(self, name: str, start, end, now: datetime) -> dict:
         """Run the fires the job would have had in [start, end], oldest first: ``run_ids``, and ``capped`` with a
@@ -67,3 +83,21 @@ class OnDemand:
             f"backfill runs), up to {upto}; backfill the rest with a start after {upto}."
         )
         return {"run_ids": ids, "capped": True, "message": message}
+
+
+@dataclass
+class Turns:
+    """When the next request of many runs (``invoke_many``) may start: after one that held the runner's loop for
+    t seconds, not before ``rest * t`` more have passed. So a client that sends such requests back to back gets
+    at most 1 / (1 + rest) of the loop, and other requests, fires and results the rest. Times are given, not read.
+    """
+
+    rest: float
+    free_at: float = float("-inf")
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before a request that arrives at ``now`` may start (0: at once)."""
+        return max(0.0, self.free_at - now)
+
+    def took(self, began: float, ended: float) -> None:
+        self.free_at = ended + self.rest * (ended - began)

@@ -10,16 +10,18 @@ import asyncio
 import functools
 import inspect
 import os
+import time
 from collections.abc import Iterator, KeysView
 from typing import TYPE_CHECKING
 
-from .. import protocol
+from .. import config, protocol
 from ..connections import masked_url
 from ..errors import InvalidInput, WaitTimeout
 from ..model.runs import RUN_FIELDS
 from .counting import MinuteCounts, count_window
 from .listing import job_page
 from .livelogs import read_logs
+from .ondemand import Turns
 from .retention import purge_request
 
 #: Seconds between looks at the record of a run that another runner of a shared store has, while waiting for it.
@@ -42,6 +44,7 @@ class Operations:
     def __init__(self, runner: Runner):
         self.runner = runner
         self._minute_counts: MinuteCounts | None = None
+        self.invoke_turns = Turns(config.INVOKE_MANY_REST)
 
     @property
     def minute_counts(self) -> MinuteCounts:
@@ -102,6 +105,29 @@ class Operations:
 
     async def op_invoke(self, service: str, extra=None, channel: str = "invoke") -> dict:
         return {"run_id": self.runner.engine.ondemand.invoke(service, extra, _channel(channel), self.runner.clock())}
+
+    async def op_invoke_many(self, service: str, extras: list, channel: str = "invoke") -> dict:
+        """One run of ``service`` per extra in ``extras``, recorded in one transaction: ``{"run_ids": [...]}``."""
+        if not isinstance(extras, list):
+            raise InvalidInput(
+                f"invoke_many needs 'extras': a list with one extra per run, e.g. [{{'day': 1}}, {{'day': 2}}]; "
+                f"got {type(extras).__name__}.",
+                field="extras",
+            )
+        if len(extras) > config.MAX_INVOKE_RUNS:
+            raise InvalidInput(
+                f"invoke_many starts at most {config.MAX_INVOKE_RUNS:,} runs per request; got {len(extras):,} "
+                "extras. Split them into lists of that size.",
+                field="extras",
+            )
+        while (delay := self.invoke_turns.wait(time.perf_counter())) > 0:
+            await asyncio.sleep(delay)
+        began = time.perf_counter()
+        try:
+            ondemand = self.runner.engine.ondemand
+            return {"run_ids": ondemand.invoke_many(service, extras, _channel(channel), self.runner.clock())}
+        finally:
+            self.invoke_turns.took(began, time.perf_counter())
 
     async def op_pause(self, name: str, note: str = "") -> dict:
         return self.runner.engine.control.pause(name, note, self.runner.clock())

@@ -39,6 +39,7 @@ class Clients:
         try:
             if not self._admit(writer):
                 return
+            _read_less_at_once(writer.transport)
             while True:
                 self.idle[writer] = None
                 try:
@@ -195,6 +196,16 @@ async def _send(writer: asyncio.StreamWriter, part: bytes | memoryview) -> None:
     for start in range(0, len(view), SEND_SLICE):
         writer.write(view[start : start + SEND_SLICE])
         await writer.drain()
+
+
+#: Bytes a client's socket is read at most at once. asyncio's default (256 KiB) is a fresh memory map per read (glibc
+#: maps blocks above 128 KiB), grown, shrunk and unmapped again: five system calls and page faults per request.
+READ_BYTES = 64 * 1024
+
+
+def _read_less_at_once(transport: asyncio.BaseTransport) -> None:
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = READ_BYTES
 
 
 async def _discard_rest_of_line(reader: asyncio.StreamReader) -> None:

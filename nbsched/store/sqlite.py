@@ -248,11 +248,23 @@ class SQLiteStore(Store):
             return self._add_runs([safe_record(run) for run in runs], retried)
 
     def _add_runs(self, runs: list[dict], retried) -> list[int]:
-        with self._tx():
-            ids = [self.db.execute(INSERT_RUN, run_values(run)).lastrowid for run in runs]
-            if retried:
-                self.db.executemany("DELETE FROM retries WHERE run_id=?", [(run_id,) for run_id in retried])
-            return ids
+        try:
+            with self._tx():
+                ids = self._insert_runs([run_values(run) for run in runs])
+                if retried:
+                    self.db.executemany("DELETE FROM retries WHERE run_id=?", [(run_id,) for run_id in retried])
+                return ids
+        except sqlite3.IntegrityError:  # runs_fire_key: the only unique key a run has besides its id
+            raise ValueError("A run of a fire that has its run already; claim fires with Store.claim.") from None
+
+    def _insert_runs(self, rows: list[list]) -> list[int]:
+        """Insert runs in one statement; their ids. Inside the write transaction nobody else inserts, and SQLite
+        gives each new row the largest rowid so far plus one: the ids are consecutive, the last one's known."""
+        if len(rows) <= 1:
+            return [self.db.execute(INSERT_RUN, row).lastrowid for row in rows]
+        self.db.executemany(INSERT_RUN, rows)
+        (last,) = self.db.execute("SELECT last_insert_rowid()").fetchone()
+        return list(range(last - len(rows) + 1, last + 1))
 
     def update_runs(self, updates, retries=()):
         try:
