@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from nbsched.store import RunQuery
+from nbsched.store import sqlite as sqlite_store
 from nbsched.store.history import sqlite as sqlite_history
 from nbsched.store.sqlite import SQLiteStore
 
@@ -74,6 +76,25 @@ def test_chunks_list_what_one_read_lists_with_limit_and_offset(store):
             chunked = [row for chunk in history.row_chunks(query, 10) for row in chunk]
             assert chunked == history.rows(query), query
             assert all(len(chunk) <= 10 for chunk in history.row_chunks(query, 10))
+
+
+def test_a_log_grown_behind_a_reader_is_cut_back_once_the_reader_is_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "WAL_LIMIT_BYTES", 1_000_000)
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    try:
+        reader = sqlite3.connect(store.path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM runs").fetchone()  # a snapshot held: the log cannot be reset
+        _write_one_by_one(store, COMMITS, 0)
+        grown = _log_bytes(store)
+        assert grown > 20_000_000  # far past the limit meanwhile
+        reader.execute("COMMIT")
+        reader.close()
+        _write_one_by_one(store, 300, COMMITS)  # the next checkpoint resets the log, the commit after cuts it
+        assert _log_bytes(store) < grown / 4  # to the limit, and what the commits since added
+        assert len(store.runs()) == COMMITS + 300
+    finally:
+        store.close()
 
 
 def test_the_child_reads_long_spans_in_short_queries_newest_first():
