@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 BULK_ROWS = 50_000
 #: The most run ids one query of that child process spans: each query is a read of its own, and a read
 #: keeps checkpoints from resetting the store's write-ahead log as long as it lasts (``child``).
-CHILD_QUERY_IDS = 20_000
+CHILD_QUERY_IDS = 5_000
 #: Seconds that child process may take.
 CHILD_TIMEOUT = 600
 #: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
