@@ -55,6 +55,9 @@ WRITE_BUSY_SECONDS = 1.0
 OPEN_BUSY_SECONDS = 30.0
 #: Pages of write-ahead log after which a connection that deletes runs copies the log into the file.
 PURGE_CHECKPOINT_PAGES = 100
+#: Bytes the write-ahead log is cut back to whenever a checkpoint has let it start again (``journal_size_limit``):
+#: a log grown long behind a reader that held a snapshot does not keep that size on disk.
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 #: What a value that SQLite cannot bind raises: text that is not UTF-8, an unsupported type, a huge integer.
 _UNBINDABLE = (UnicodeEncodeError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
 # bench/ and tests/test_soak.py write runs and jobs straight into a store file with these.
@@ -76,6 +79,7 @@ class SQLiteStore(Store):
         self._identity = _file_identity(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)  # idempotent; executescript commits on its own
         with self._tx():

@@ -1,11 +1,18 @@
 """The child process that reads a SQLite store's runs straight into Arrow: ``python -m nbsched.store.history.child``.
 
-Reads ``{"path", "queries": [[sql, params], ...], "file"}`` as JSON on stdin, runs the queries at
-once (one connection and thread each), and writes their rows, one query's after another's, as an
-Arrow IPC stream (typed as ``arrow.arrow_stream`` types them) on stdout, or, given ``file``,
-as an Arrow IPC file there (typed as ``arrow.typed_runs`` types them, for ``cache``);
-``"nice": true`` lowers its CPU priority (a cache refresh no one waits for). ADBC's SQLite
-driver carries its own copy of the SQLite library; it runs here, not in the runner, whose
+Reads ``{"path", "queries": [[sql, params], ...], "file"}`` as JSON on stdin, runs the queries on
+``READERS`` threads (one for a refresh), each query a read of its own (a short snapshot: see below), and
+writes their rows, one query's after another's, as an Arrow IPC stream (typed as ``arrow.arrow_stream``
+types them) on stdout, or, given ``file``, as an Arrow IPC file there (typed as ``arrow.typed_runs`` types
+them, for ``cache``); ``"nice": true`` (a cache refresh no one waits for) lowers its CPU priority and
+pauses after each query as long as it took.
+
+A read holds a snapshot of the store, and while any snapshot is held, no checkpoint can reset the store's
+write-ahead log: under a sustained load of writes, one read of minutes grew the log by gigabytes. So the
+runs come in queries of a bounded span of ids (``sqlite.CHILD_QUERY_IDS``), each over before the next
+begins, and a refresh leaves the log moments with no reader, in which the runner's checkpoints reset it.
+
+ADBC's SQLite driver carries its own copy of the SQLite library; it runs here, not in the runner, whose
 SQLite file locks a second copy in the same process would break.
 """
 
@@ -14,18 +21,26 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .arrow import arrow_stream, typed_runs
 from .cache import write_file
 
+#: Threads (each with its own connection) that read the queries; a refresh reads on one, so that its pauses
+#: leave the log without a reader.
+READERS = 2
 
-def read(path: str, sql: str, params: list):
-    """One query's rows as a table with the run columns' types (so that parts concatenate)."""
+
+def read(path: str, sql: str, params: list, pause: bool = False):
+    """One query's rows as a table with the run columns' types (so that parts concatenate); ``pause``: then
+    sleep as long as the query took, holding no snapshot."""
     import adbc_driver_sqlite.dbapi
 
-    with adbc_driver_sqlite.dbapi.connect(path) as db, db.cursor() as cursor:
+    began = time.monotonic()
+    # Autocommit: the snapshot ends with the query, not with the connection.
+    with adbc_driver_sqlite.dbapi.connect(path, autocommit=True) as db, db.cursor() as cursor:
         # Wait, as the store's connections do, while another connection holds a lock for a moment
         # (two of these opening a WAL file that no connection has open, say).
         cursor.execute("PRAGMA busy_timeout = 30000")
@@ -35,6 +50,8 @@ def read(path: str, sql: str, params: list):
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(1 << 30)})
         cursor.execute(sql, params)
         table = cursor.fetch_arrow_table()
+    if pause:
+        time.sleep(time.monotonic() - began)
     return typed_runs(table, encode=False)
 
 
@@ -44,9 +61,9 @@ def main() -> None:
     request = json.loads(sys.stdin.buffer.read())
     if request.get("nice"):
         os.nice(10)
-    path, queries = request["path"], request["queries"]
-    with ThreadPoolExecutor(max_workers=len(queries)) as pool:
-        table = pa.concat_tables(pool.map(lambda query: read(path, *query), queries))
+    path, queries, pause = request["path"], request["queries"], bool(request.get("nice"))
+    with ThreadPoolExecutor(max_workers=min(1 if pause else READERS, len(queries))) as pool:
+        table = pa.concat_tables(pool.map(lambda query: read(path, *query, pause=pause), queries))
     if request.get("file"):
         write_file(table, Path(request["file"]))
     else:

@@ -29,6 +29,9 @@ from .reader import History
 log = logging.getLogger(__name__)
 #: Above this many runs, an Arrow listing is read from the runs cache and by a child process with ADBC.
 BULK_ROWS = 50_000
+#: The most run ids one query of that child process spans: each query is a read of its own, and a read
+#: keeps checkpoints from resetting the store's write-ahead log as long as it lasts (``child``).
+CHILD_QUERY_IDS = 5_000
 #: Seconds that child process may take.
 CHILD_TIMEOUT = 600
 #: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
@@ -67,14 +70,29 @@ class SQLiteHistory(History):
         return super().arrow(query)
 
     def row_chunks(self, query: RunQuery, size: int) -> Iterator[list[tuple]]:
-        """Read as the rows are sent: a cursor on SQLite, ``size`` rows at a time, times as the file holds them."""
-        where, params = runs_listing(query)
-        cursor = self.db.execute(f"SELECT {SELECT_RUN_FIELDS} FROM runs {where}", params)
-        try:
-            while rows := cursor.fetchmany(size):
-                yield rows
-        finally:
-            cursor.close()
+        """Read as the rows are sent, ``size`` rows at a time, times as the file holds them.
+
+        Each chunk is a query of its own, below the ids of the chunk before: a cursor held open while a client
+        takes its time (``nbsched history | less``) would hold a snapshot of the store, and as long as one is
+        held, no checkpoint resets the write-ahead log, which grows with every write meanwhile. A run that
+        changes between two chunks is listed as it is when its chunk is read."""
+        where, params = runs_where(query)
+        where = f"{where} AND" if where else "WHERE"
+        left = float("inf") if query.limit is None else query.limit
+        offset, below = query.offset, None
+        while left > 0:
+            take = int(min(size, left))
+            below_clause, below_params = ("run_id < ?", [below]) if below is not None else ("1", [])
+            rows = self.db.execute(
+                f"SELECT {SELECT_RUN_FIELDS} FROM runs {where} {below_clause} ORDER BY run_id DESC LIMIT ? OFFSET ?",
+                [*params, *below_params, take, offset],
+            ).fetchall()
+            if not rows:
+                return
+            yield rows
+            left, offset, below = left - len(rows), 0, rows[-1][0]
+            if len(rows) < take:
+                return
 
     def minute_counts(self, since: datetime) -> list[tuple[str, str, int]]:
         """Counted in SQLite, over the runs from the first one that started (or was due) after ``since`` less
@@ -130,7 +148,7 @@ class SQLiteHistory(History):
         return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
-        _read_in_child(self.path, _halves("", [], after, upto, None), file=path, nice=background)
+        _read_in_child(self.path, _id_ranges("", [], after, upto, None), file=path, nice=background)
 
     # -- long listings ------------------------------------------------------------
     def _text_rows(self, where: str, params: list) -> list[tuple]:
@@ -178,7 +196,7 @@ class SQLiteHistory(History):
     def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> bytearray:
         """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
         (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
-        return _read_in_child(self.path, _halves(where, params, after, highest, limit))
+        return _read_in_child(self.path, _id_ranges(where, params, after, highest, limit))
 
 
 def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> bytearray:
@@ -199,12 +217,13 @@ def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None
     return bytearray(done.stdout)
 
 
-def _halves(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
-    """SELECTs of the runs with ``after < run_id <= upto`` that ``where`` selects, newest first: two halves
-    of the ids, which the child reads on two connections at once (one query when there is a limit)."""
+def _id_ranges(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
+    """SELECTs of the runs with ``after < run_id <= upto`` that ``where`` selects, newest first: one for each
+    span of ``CHILD_QUERY_IDS`` ids, so that no read holds a snapshot of the store for long (one query when
+    there is a limit)."""
     where = f"{where} AND" if where else "WHERE"
     select = f"SELECT {SELECT_RUN_FIELDS} FROM runs {where} run_id > ? AND run_id <= ? ORDER BY run_id DESC"
     if limit is not None:
         return [(f"{select} LIMIT ?", [*params, after, upto, limit])]
-    middle = (after + upto) // 2
-    return [(select, [*params, middle, upto]), (select, [*params, after, middle])]
+    tops = range(upto, after, -CHILD_QUERY_IDS) or [upto]  # no ids: one query, of no rows
+    return [(select, [*params, max(top - CHILD_QUERY_IDS, after), top]) for top in tops]
