@@ -163,6 +163,17 @@ def test_history_stream_yields_every_run_and_the_connection_serves_on_after_a_st
     assert client.history_rows(format="chunks")["rows"] == [list(row) for row in rows]  # call(): all at once
 
 
+def test_the_client_answers_other_calls_while_one_of_its_streams_is_read(client):
+    ids = run_ids(client, 3)
+    seen = []
+    for row in client.history_stream():  # each row looked up with the same client, mid-stream (it hung before)
+        seen.append(client.run(row[RUN_FIELDS.index("run_id")])["status"])
+    assert seen == ["ok"] * 3 and len(ids) == 3
+    with pytest.raises(InvalidInput):
+        list(client.history_stream(status="nope"))  # a refused stream says why, and the client serves on
+    assert client.ping()["jobs"] == 0
+
+
 def test_cli_history_all_streams_json_and_csv_with_every_field(client, home):
     ids = run_ids(client, 3)
 

@@ -140,9 +140,7 @@ class Client:
                 raise
             except OSError as exc:
                 self.close()
-                raise RunnerError(
-                    f"The runner stopped answering '{op}': {exc}. See {self.settings.log_path}."
-                ) from None
+                raise self._lost(op, exc, "stopped answering") from None
         if reply.get("ok"):
             return reply.get("result")
         raise _noted(protocol.remote_error(reply.get("error")))
@@ -150,22 +148,18 @@ class Client:
     def stream(self, op: str, **args) -> Iterator[list]:
         """Send one request whose reply comes in chunks (``protocol.Stream``); yield its rows as they arrive.
 
-        The connection is this stream's until its last row: stopping early closes it (the next call opens
-        another)."""
-        with self._lock:
-            header, finished = self._request_line(op, args), False
+        The stream has a connection of its own, closed after its last row or when it is dropped: the client
+        takes other calls meanwhile, from the loop that reads the rows too."""
+        own = Client(self.settings, autostart=False, timeout=self.timeout)
+        try:
+            header = own._request_line(op, args)
             if not header.get("ok"):
                 raise _noted(protocol.remote_error(header.get("error")))
-            try:
-                yield from pages.read_stream(self._buffer, header)
-                finished = True
-            except OSError as exc:
-                raise RunnerError(
-                    f"The runner stopped answering '{op}': {exc}. See {self.settings.log_path}."
-                ) from None
-            finally:
-                if not finished:
-                    self.close()
+            yield from pages.read_stream(own._buffer, header)
+        except OSError as exc:
+            raise self._lost(op, exc, "stopped answering") from None
+        finally:
+            own.close()
 
     def _request_line(self, op: str, args: dict, timeout: float | None = None) -> dict:
         """Send a request (again on a fresh connection if the kept one has gone) and read its reply's first line."""
@@ -185,13 +179,11 @@ class Client:
             except OSError as exc:
                 self.close()
                 if isinstance(exc, TimeoutError) or attempt == 2:
-                    raise RunnerError(
-                        f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}."
-                    ) from None
+                    raise self._lost(op, exc, "did not answer") from None
         raise AssertionError("unreachable")
 
-    def _lost(self, op: str, exc: OSError) -> RunnerError:
-        return RunnerError(f"The runner did not answer '{op}': {exc}. See {self.settings.log_path}.")
+    def _lost(self, op: str, exc: OSError, what: str) -> RunnerError:
+        return RunnerError(f"The runner {what} '{op}': {exc}. See {self.settings.log_path}.")
 
     def _read_binary(self, size, op: str) -> bytes:
         """The raw bytes that follow a reply header announcing ``binary``: N."""
