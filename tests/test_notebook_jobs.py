@@ -223,6 +223,22 @@ def test_spare_kernels_are_kept_only_for_notebooks_with_an_active_job(client, tm
     assert not kernel_pids(home)
 
 
+def test_an_executed_copy_that_cannot_be_saved_is_the_runs_error_and_a_failing_cell_stays_its_error(
+    client, tmp_path, home
+):
+    client.deploy(str(write_notebook(tmp_path / "fine.ipynb", "print('ran')")))
+    client.deploy(str(write_notebook(tmp_path / "broken.ipynb", "1 / 0")))
+    (home / "outputs").mkdir(exist_ok=True)
+    for name in ("fine", "broken"):
+        (home / "outputs" / name).write_text("a file where the folder of its copies would go")
+    fine = client.wait(client.invoke("fine"), timeout=60)
+    assert fine["status"] == "error"
+    assert fine["error"].startswith("OSError: The notebook ran, but its executed copy could not be saved to ")
+    assert "cell 2/2: print('ran')" in fine["logs"] and "saving the executed notebook" in fine["logs"]
+    broken = client.wait(client.invoke("broken"), timeout=60)
+    assert broken["status"] == "error" and "raised ZeroDivisionError" in broken["error"]  # the cell's error stays
+
+
 def test_a_timeout_kills_the_kernel(one_worker, tmp_path):
     client = one_worker
     cell = f"import os, time\nopen({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))"

@@ -94,6 +94,7 @@ def run_notebook(service: Service, notebook: dict, kernel: str, cwd: str) -> str
     manager = KERNELS.take(kernel, cwd)
     client = NotebookClient(copy, km=manager, kernel_name=kernel, timeout=None, resources={"metadata": {"path": cwd}})
     cells = copy.cells
+    unsaved = None
     try:
         client.kc = connect(manager)
         with client.setup_kernel():
@@ -117,8 +118,10 @@ def run_notebook(service: Service, notebook: dict, kernel: str, cwd: str) -> str
             with contextlib.suppress(Exception):
                 client.kc.stop_channels()
         KERNELS.discard(manager)
-        _save(copy, path, notebook)
+        unsaved = _save_or_say_why(copy, path, notebook)
         KERNELS.top_up(kernel, cwd)
+    if unsaved is not None:  # it ran to its end, but its output, the executed copy, is not there
+        raise OSError(f"The notebook ran, but its executed copy could not be saved to {path}: {unsaved}")
     return str(path)
 
 
@@ -126,6 +129,16 @@ def output_path(job: str, run_id: int) -> Path:
     """``NBSCHED_HOME/outputs/<job>/<run_id>.ipynb`` (characters a file name cannot hold become ``_``)."""
     folder = re.sub(r"[^\w.\-]", "_", job).lstrip(".") or "_"
     return config.settings().home / "outputs" / folder / f"{run_id}.ipynb"
+
+
+def _save_or_say_why(copy: Any, path: Path, notebook: dict) -> str | None:
+    """Save the executed copy; None, or why it could not be saved (logged: a failing cell's error stays the run's)."""
+    try:
+        _save(copy, path, notebook)
+    except Exception as exc:  # disk full, a folder that cannot be made, nbconvert failing
+        log.error("saving the executed notebook to %s failed: %s", path, exc)
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _save(copy: Any, path: Path, notebook: dict) -> None:
