@@ -151,6 +151,8 @@ PURGE_BATCH = 200
 PURGE_PAUSE_SHARE = 2.0
 #: How much the process that deletes runs lowers its CPU priority (``os.nice``).
 PURGE_NICE = 10
+#: Seconds a purge's child process may take before it is stopped (a million runs take about two minutes).
+PURGE_CHILD_TIMEOUT = 3600.0
 #: Connections the runner accepts in one go (and its listen queue): a burst of clients never takes more
 #: descriptors at once than the reserve above leaves, before the longest idle ones are closed.
 ACCEPT_BACKLOG = 32

@@ -14,7 +14,7 @@ from test_bad_input import Raw
 from test_notify import SERVICES
 
 from nbsched import config
-from nbsched.errors import InvalidInput, JobNotFound
+from nbsched.errors import InvalidInput, JobNotFound, StoreError
 from nbsched.frontends.ui import Dashboard
 from nbsched.model.retention import Keep
 from nbsched.runner.retention import Deleter, Retention
@@ -91,6 +91,21 @@ def test_retention_deletes_rows_notebooks_and_cache_entries_together_and_never_a
         f"{run_id}{suffix}" for run_id in ids[140:150] for suffix in (".ipynb", ".html")
     )
     assert not named.exists() and outside.exists()
+
+
+def test_a_purge_child_that_hangs_is_stopped_with_a_clear_error_and_a_closed_retention_starts_none(
+    store, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(config, "PURGE_CHILD_TIMEOUT", 1.0)
+    monkeypatch.setattr("sys.executable", str(tmp_path / "hang.sh"))  # the child: a program that never answers
+    (tmp_path / "hang.sh").write_text("#!/bin/sh\nexec sleep 60\n")
+    (tmp_path / "hang.sh").chmod(0o755)
+    retention = Retention(f"sqlite:///{store.path}", store, tmp_path)
+    with pytest.raises(StoreError, match=r"took longer than 1s and was stopped"):
+        retention.purge([Purge(job="daily", keep=1)])
+    assert retention.child is None
+    retention.close()
+    assert retention.purge([Purge(job="daily", keep=1)]) == 0  # closed: no child starts
 
 
 def test_a_purge_goes_in_steps_and_says_how_many_went(store, tmp_path):

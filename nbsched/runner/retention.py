@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from subprocess import PIPE
 
 from .. import config
 from ..errors import InvalidInput, JobNotFound, StoreError, did_you_mean
@@ -74,8 +75,7 @@ class Deleter:
             if named is not None:
                 paths += [named, os.path.splitext(named)[0] + ".html"]
             for path in paths:
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    os.unlink(path)
+                _remove(path)
 
 
 class Retention:
@@ -104,11 +104,20 @@ class Retention:
     def _in_child(self, purges: list[Purge]) -> int:
         request = {"store": self.store_url, "home": str(self.home), "purges": [purge_record(p) for p in purges]}
         command = [sys.executable, "-m", "nbsched.runner.retention_child"]
-        self.child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = self.child = subprocess.Popen(command, stdin=PIPE, stdout=PIPE, stderr=PIPE)
+        if self.closed:  # ``close`` came between the check in ``purge`` and the start: it found no child to stop
+            child.terminate()
         try:
-            out, err = self.child.communicate(json.dumps(request).encode())
+            out, err = child.communicate(json.dumps(request).encode(), timeout=config.PURGE_CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise StoreError(
+                f"Deleting runs took longer than {config.PURGE_CHILD_TIMEOUT:g}s and was stopped; the runs deleted "
+                "so far stay deleted, the next retention pass goes on."
+            ) from None
         finally:
-            code, self.child = self.child.returncode, None
+            code, self.child = child.returncode, None
         if code != 0:
             reason = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {code}"]
             raise StoreError(f"Deleting runs failed: {reason[0]}")
@@ -201,3 +210,14 @@ def _before(value: object, now: datetime, tz: str) -> datetime | None:
             "or a date, e.g. '2026-11-01 00:00'.",
             field="before",
         ) from None
+
+
+def _remove(path: str) -> None:
+    """Remove a run's file; one that is gone already is fine, one that cannot be removed is said, not fatal (its
+    run's row is deleted already: the step goes on)."""
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        pass
+    except OSError as exc:
+        log.warning("retention: %s could not be removed: %s", path, exc)
