@@ -291,3 +291,19 @@ def test_a_job_deleted_while_its_claimed_fire_waits_for_the_run_before_never_sta
     runs = [dict(zip(RUN_FIELDS, row, strict=True)) for row in harness.engine.store.runs()]
     statuses = {run["run_id"]: run["status"] for run in runs}
     assert statuses == {held.run_id: "skipped", waiting_id: "skipped"}
+
+
+def test_a_job_of_a_notebook_is_scheduled_even_when_booting_its_kernel_ahead_fails(tmp_path, caplog):
+    import nbformat
+
+    def warm(service: str) -> None:
+        raise BrokenPipeError("the worker is gone")
+
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    notebook.cells.append(nbformat.v4.new_code_cell("print(1)"))
+    engine = Engine(store=MemoryStore(), hooks=Hooks(dispatch=lambda message: None, warm=warm), runner_id="test:1")
+    engine.load(T0)
+    engine.catalog.deploy([{"source": nbformat.writes(notebook), "origin": str(tmp_path / "report.ipynb")}], T0)
+    record = engine.control.add_job({"name": "daily", "service": "report", "every": "1d"}, T0)
+    assert record["name"] == "daily" and "daily" in engine.jobs
+    assert "booting a kernel ahead for report failed" in caplog.text

@@ -140,9 +140,13 @@ class JobControl:
         return self.job_record(name)
 
     def warm(self, service: str) -> None:
-        """Have a kernel booted ahead for the next fire of a job of ``service``, if it is a notebook."""
+        """Have a kernel booted ahead for the next fire of a job of ``service``, if it is a notebook. The job is
+        stored already: a failure here costs its first fire a kernel's boot, never the request its answer."""
         if self.engine.catalog.is_notebook(service):
-            self.engine.hooks.warm(service)
+            try:
+                self.engine.hooks.warm(service)
+            except Exception:
+                log.exception("booting a kernel ahead for %s failed", service)
 
     def review_spares(self, service: str) -> None:
         """A job of ``service`` was deleted, paused or moved to another service: if it is a notebook, tell the
