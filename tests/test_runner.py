@@ -44,7 +44,11 @@ def test_a_detached_runner_keeps_firing_after_the_process_that_started_it_exits(
     assert pid != starter.pid and alive(pid)
     count = len(client.history(job="beat"))
     wait_until(lambda: len(client.history(job="beat")) >= count + 2, timeout=20, what="two more fires after exit")
-    assert set(client.history(job="beat")["status"]) <= {"ok", "running"}
+    runs = client.history(job="beat")
+    assert "ok" in set(runs["status"]) and set(runs["status"]) <= {"ok", "running", "skipped"}
+    # On a busy machine a run may outlast the second before the next fire: that one is skipped (overlap=skip),
+    # and says so; nothing else may go wrong.
+    assert all("was still running (overlap=skip)" in error for error in runs[runs["status"] == "skipped"]["error"])
 
 
 def test_a_run_records_every_field_with_logs_and_output(client):
