@@ -163,7 +163,7 @@ def test_interval_fires_stay_on_the_grid_under_a_real_runner(client):
         "api.hello", name="grid", every="1s", start=f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(start))}"
     )
     wait_until(lambda: len(client.history(job="grid", status="ok")) >= 3, timeout=20, what="three runs")
-    frame = client.history(job="grid", status="ok").sort_values("scheduled_at")
+    frame = client.history(job="grid").sort_values("scheduled_at")  # every fire, a skipped one too (busy machine)
     gaps = frame["scheduled_at"].diff().dropna().dt.total_seconds()
     assert set(gaps) == {1.0}
     assert (frame["scheduled_at"].dt.microsecond == 0).all()
