@@ -9,14 +9,17 @@ import json
 import os
 import pty
 import re
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, wait_until
 from IPython.core.error import UsageError
 from test_bad_input import Raw
 
+from nbsched import config, protocol
 from nbsched.errors import InvalidInput
 from nbsched.model.runs import RUN_FIELDS
 
@@ -172,6 +175,26 @@ def test_the_client_answers_other_calls_while_one_of_its_streams_is_read(client)
     with pytest.raises(InvalidInput):
         list(client.history_stream(status="nope"))  # a refused stream says why, and the client serves on
     assert client.ping()["jobs"] == 0
+
+
+def test_clients_that_stop_reading_streams_never_starve_the_runners_other_reads(client, home):
+    ids = [run_id for _ in range(12) for run_id in client.invoke_many("api.hello", [None] * 500)]
+    wait_until(lambda: client.run(ids[-1])["status"] != "running", timeout=60, what="6,000 runs to end")
+    stalled = []
+    for request_id in range(8):  # more streams than the runner's shared thread pool has threads
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(config.settings().socket_path))
+        token = config.settings().token_path.read_text().strip()
+        sock.sendall(protocol.request("history", {"format": "chunks", "limit": 6000}, token, request_id))
+        assert b'"stream"' in sock.recv(4096)  # the header; the chunks (megabytes) are never read
+        stalled.append(sock)
+    try:
+        began = time.monotonic()
+        assert len(client.history(limit=None)) >= 6000  # a long read: before, it queued behind the streams for good
+        assert time.monotonic() - began < 30
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 def test_cli_history_all_streams_json_and_csv_with_every_field(client, home):

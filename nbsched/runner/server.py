@@ -164,6 +164,7 @@ class Runner:
         for task in [*self._tasks, *self.clients.tasks]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self.clients.tasks, return_exceptions=True)
+        self.clients.stream_threads.shutdown(wait=False, cancel_futures=True)  # each ends within 0.5 s, stopping
         await self.pool.stop()
         await self.notifier.drain(asyncio.sleep)
         await self._write_last_results()

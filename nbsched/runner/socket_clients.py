@@ -10,6 +10,7 @@ import hmac
 import logging
 import resource
 import socket
+import time
 from typing import TYPE_CHECKING
 
 from .. import config, protocol
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from .server import Runner
 
 log = logging.getLogger("nbsched.runner")
+#: Threads that read the store for streamed replies (``history --all``); more streams at once wait for one. Their
+#: own threads: a client that stops reading holds one of these, never one the runner's other reads need.
+STREAM_THREADS = 4
+#: Seconds a stream waits for its client to take a chunk before it gives the stream up (a reader that stopped).
+STREAM_STALL_SECONDS = 300.0
 
 
 class Clients:
@@ -31,6 +37,7 @@ class Clients:
         self.tasks: set[asyncio.Task] = set()
         self.open: set[asyncio.StreamWriter] = set()
         self.idle: dict[asyncio.StreamWriter, None] = {}  # waiting for a request, the longest idle first
+        self.stream_threads = concurrent.futures.ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix="nbsched-stream")
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -94,17 +101,17 @@ class Clients:
                     if self.runner.stopping:
                         raise RunnerError("The runner is stopping; ask again once it runs.")
                     if sending is not None:
-                        sending.result()
+                        self._taken(sending)
                     sending = asyncio.run_coroutine_threadsafe(send(chunk), loop)
                     sent += 1
                 if sending is not None:
-                    sending.result()
+                    self._taken(sending)
             finally:
                 stream.close()
             return sent
 
         try:
-            last = protocol.reply(stream.request_id, await loop.run_in_executor(None, produce))
+            last = protocol.reply(stream.request_id, await loop.run_in_executor(self.stream_threads, produce))
         except NbschedError as exc:
             last = protocol.error_reply(stream.request_id, exc)
         except (ConnectionError, BrokenPipeError, asyncio.CancelledError, concurrent.futures.CancelledError):
@@ -113,6 +120,20 @@ class Clients:
             log.exception("streaming a reply failed")
             last = protocol.error_reply(stream.request_id, NbschedError(f"Reading failed in the runner: {exc}."))
         writer.write(protocol.STREAM_END + last)
+
+    def _taken(self, sending: concurrent.futures.Future) -> None:
+        """Wait (in the stream's thread) until the client has taken a chunk; give up when the runner stops or the
+        client takes nothing for ``STREAM_STALL_SECONDS``."""
+        deadline = time.monotonic() + STREAM_STALL_SECONDS
+        while True:
+            try:
+                sending.result(timeout=0.5)
+                return
+            except concurrent.futures.TimeoutError:
+                if self.runner.stopping or time.monotonic() > deadline:
+                    sending.cancel()
+                    why = "the runner is stopping" if self.runner.stopping else "its reader took nothing for long"
+                    raise RunnerError(f"The listing was given up: {why}; ask again.") from None
 
     def _admit(self, writer: asyncio.StreamWriter) -> bool:
         """Count a new connection. At ``max_clients``, close the connection idle longest to make room (its
