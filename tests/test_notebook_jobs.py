@@ -113,11 +113,15 @@ def test_bad_notebooks_are_refused_at_deploy_in_one_line(client, tmp_path):
     (tmp_path / "plain.ipynb").write_text('{"a": 1}')
     write_notebook(tmp_path / "nokernel.ipynb", "1", kernel=None)
     write_notebook(tmp_path / "rkernel.ipynb", "1", kernel="ir-not-installed")
+    (tmp_path / "badmeta.ipynb").write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": [], "cells": []}')
+    (tmp_path / "badcell.ipynb").write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": ["x"]}')
     expected = {
         "broken": "Cannot deploy {}: it is not valid notebook JSON (",
         "plain": "Cannot deploy {}: it is JSON but not a notebook (no 'cells' list).",
         "nokernel": "Cannot deploy {}: its metadata names no kernel (metadata.kernelspec.name)",
         "rkernel": "Cannot deploy {}: no kernel named 'ir-not-installed' is installed where the runner runs",
+        "badmeta": "Cannot deploy {}: its metadata is not a JSON object.",
+        "badcell": "Cannot deploy {}: cell 1 is not a notebook cell",
     }
     for stem, message in expected.items():
         path = (tmp_path / f"{stem}.ipynb").resolve()

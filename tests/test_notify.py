@@ -183,3 +183,26 @@ def test_fires_missed_while_no_runner_was_up_are_told_once_when_a_runner_starts(
         assert client.run(posted["run_id"])["status"] == "missed"
     finally:
         client.close()
+
+
+def test_a_send_cancelled_at_stop_or_done_after_the_loop_closed_reports_nothing_and_raises_nothing(tmp_path):
+    from concurrent.futures import Future
+
+    from nbsched.runner.notify import Notifier
+
+    told = []
+
+    def closed_loop(*args):
+        raise RuntimeError("Event loop is closed")
+
+    notifier = Notifier(engine=None, call_soon=lambda *args: told.append(args), home=tmp_path)
+    cancelled, failed = Future(), Future()
+    cancelled.cancel()
+    failed.set_exception(OSError("refused"))
+    notifier._report("outcome", "webhook:http://x", cancelled)  # cancelled by the stop: nothing to tell
+    assert told == []
+    notifier._report("outcome", "webhook:http://x", failed)
+    assert len(told) == 1 and isinstance(told[0][-1], OSError)
+    notifier.call_soon = closed_loop
+    notifier._report("outcome", "webhook:http://x", failed)  # after the loop closed: no error in the thread
+    notifier.pool.shutdown()

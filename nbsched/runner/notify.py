@@ -12,6 +12,7 @@ error) never changes the run's status: a line appended to the run's logs says wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -125,7 +126,7 @@ class Notifier:
                 continue
             self.queued += 1
             future = self.pool.submit(send)
-            future.add_done_callback(lambda f, text=text: self.call_soon(self.sent, outcome, text, f.exception()))
+            future.add_done_callback(lambda f, text=text: self._report(outcome, text, f))
 
     def invoke(self, target: Target, record: dict) -> None:
         run_id = self.engine.ondemand.invoke(target.name, record, "invoke", self.engine.hooks.clock())
@@ -140,6 +141,14 @@ class Notifier:
             raise NbschedError(f"The connection {target.name!r} is a {definition['kind']} connection, not smtp.")
         connection = SMTPConnection(target.name, definition["definition"])
         return lambda: connection.send(email_of(record, target.to, connection, self.outputs))
+
+    def _report(self, outcome: _Outcome, text: str, future) -> None:
+        """In the sending thread: have the loop note how the send went (a send cancelled by the runner's stop, or
+        done after its loop closed, has no one to tell)."""
+        if future.cancelled():
+            return
+        with contextlib.suppress(RuntimeError):  # the event loop is closed: the runner has stopped
+            self.call_soon(self.sent, outcome, text, future.exception())
 
     def sent(self, outcome: _Outcome, text: str, error: BaseException | None) -> None:
         self.queued -= 1

@@ -51,6 +51,14 @@ def read_notebook(source: str, origin: str) -> dict:
             f"Cannot deploy {origin}: nbformat {notebook.get('nbformat')!r} is not supported; "
             "save it with Jupyter (nbformat 4)."
         )
+    if not isinstance(notebook.get("metadata", {}), dict):
+        raise DeployError(f"Cannot deploy {origin}: its metadata is not a JSON object. Save it again from Jupyter.")
+    for index, cell in enumerate(notebook["cells"]):
+        if not isinstance(cell, dict) or not isinstance(cell.get("metadata", {}), dict):
+            raise DeployError(
+                f"Cannot deploy {origin}: cell {index + 1} is not a notebook cell (a JSON object with object "
+                "metadata). Save it again from Jupyter."
+            )
     return notebook
 
 
