@@ -313,3 +313,15 @@ def test_notebook_runs_go_on_with_every_kernel_of_the_user_closed(home, tmp_path
     finally:
         client.close()
     assert alive(runner)  # the same runner all along
+
+
+def test_the_spare_count_is_at_most_what_a_worker_keeps_and_a_bad_value_is_said(monkeypatch, caplog):
+    from nbsched import config
+    from nbsched.worker.kernels import spare_count
+
+    for text, expected in (("2", 2), ("0", 0), ("-3", 0), ("99", config.MAX_SPARE_KERNELS)):
+        monkeypatch.setenv("NBSCHED_SPARE_KERNELS", text)
+        assert spare_count() == expected
+    monkeypatch.setenv("NBSCHED_SPARE_KERNELS", "many")
+    assert spare_count() == config.SPARE_KERNELS
+    assert "NBSCHED_SPARE_KERNELS='many' is not a whole number" in caplog.text

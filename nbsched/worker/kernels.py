@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 
 
 def spare_count() -> int:
-    """Spare kernels a worker keeps per kernelspec and directory (``NBSCHED_SPARE_KERNELS``)."""
+    """Spare kernels a worker keeps per kernelspec and directory (``NBSCHED_SPARE_KERNELS``), at most as many
+    as it keeps in all (more would evict the kind just booted); a value that is no number is said, and ignored."""
+    text = os.environ.get("NBSCHED_SPARE_KERNELS", str(config.SPARE_KERNELS))
     try:
-        return max(0, int(os.environ.get("NBSCHED_SPARE_KERNELS", config.SPARE_KERNELS)))
+        return min(max(0, int(text)), config.MAX_SPARE_KERNELS)
     except ValueError:
+        log.warning("NBSCHED_SPARE_KERNELS=%r is not a whole number; keeping %d", text, config.SPARE_KERNELS)
         return config.SPARE_KERNELS
 
 
