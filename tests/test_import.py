@@ -301,6 +301,20 @@ def test_a_notebook_not_staged_is_found_under_the_root_dir(tmp_path):
     assert entry.path == str(tmp_path / "root" / "reports" / "w.ipynb")
 
 
+def test_a_database_at_a_path_with_uri_characters_is_read_and_a_field_of_another_type_is_refused(tmp_path):
+    folder = tmp_path / "odd?name#%20dir"
+    folder.mkdir()
+    staged(folder, "a1")
+    rows = [
+        {"job_definition_id": "a1", "name": "ok", "schedule": "0 6 * * *"},
+        {"job_definition_id": "b2", "name": "blob", "schedule": "0 6 * * *", "input_filename": b"x.ipynb"},
+    ]
+    db = scheduler_db(folder / "scheduler.sqlite", rows)
+    result = import_jupyter_scheduler(None, db, dry_run=True)
+    assert [entry.job for entry in result.created] == ["ok"]
+    assert [refusal.where for refusal in result.refused] == ["job definition 'blob' (b2)"]
+
+
 def test_a_database_that_is_missing_not_sqlite_or_not_jupyter_schedulers_is_one_clear_line(tmp_path):
     with pytest.raises(ImportSourceError, match=r"^No jupyter-scheduler database at .*none\.sqlite: give the path"):
         import_jupyter_scheduler(None, tmp_path / "none.sqlite", dry_run=True)

@@ -32,7 +32,7 @@ def read_definitions(db: Path) -> list[dict]:
             f"No jupyter-scheduler database at {db}: give the path of its scheduler.sqlite (by default {DEFAULT_DB})."
         )
     try:
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)  # any path: ?, #, % quoted
     except sqlite3.Error as exc:
         raise ImportSourceError(f"Cannot open {db} as a jupyter-scheduler database: {exc}.") from None
     try:
@@ -67,7 +67,7 @@ def plan_definitions(
         text = f"{row['schedule'] or '(no schedule)'} {row['input_filename']}"
         try:
             entries.append(_entry(row, where, text, staging, root_dir, names))
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # TypeError, AttributeError: a field of another type
             result.refused.append(Refusal(where, text, str(exc)))
     return entries, result
 
