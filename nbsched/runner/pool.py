@@ -49,6 +49,8 @@ SPAWN_RETRY_FIRST = 0.25
 SPAWN_RETRY_MAX = 10.0
 #: Buffer limit of a worker's result stream (asyncio's default).
 _READ_LIMIT = 2**16
+#: Bytes read from a worker's result pipe at once (a pipe holds 64 KiB: more is never there to read).
+_PIPE_READ_BYTES = 2**16
 
 
 class WorkerPool:
@@ -176,6 +178,9 @@ class WorkerPool:
             process_group=0,  # its own group: killing the group kills what its runs forked
         )
         process = asyncio.subprocess.Process(transport, protocol, loop)
+        results = transport.get_pipe_transport(1)
+        if isinstance(getattr(results, "max_size", None), int):
+            results.max_size = _PIPE_READ_BYTES  # asyncio reads 256 KiB at once: a fresh memory map per read
         self._spawned += 1
         worker = _Worker(self._spawned, process, transport)
         protocol.on_exit = lambda: self._exited(worker)
