@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: History as JSON rows (any client), as an Arrow IPC stream (for a DataFrame of many runs), or as chunks of
 #: JSON rows sent as they are read (``protocol.Stream``: a long listing, in flat memory on both sides).
 HISTORY_FORMATS = ("json", "arrow", "chunks")
+#: Histories of at most this many runs are read on the event loop (a millisecond or so), longer ones in a thread.
+SHORT_HISTORY_ROWS = 200
 #: Rows per chunk of a history sent in chunks.
 CHUNK_ROWS = 5000
 CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
@@ -135,6 +137,8 @@ class Operations:
                 rows = history.rows(query)
             return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
 
+        if query.limit is not None and query.limit + query.offset <= SHORT_HISTORY_ROWS:
+            return read_and_encode()  # a page of runs: shorter than a thread's hand-over and back
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
 
     async def op_run_counts(self, minutes=60) -> dict:

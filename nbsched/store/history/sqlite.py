@@ -12,7 +12,8 @@ import logging
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,17 +35,53 @@ CHILD_TIMEOUT = 600
 #: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
 #: may start later (queued behind the job's previous run).
 COUNT_SLACK = timedelta(minutes=5)
+#: Idle reader connections a store keeps for the next read.
+KEEP_READERS = 4
+
+
+class Readers:
+    """The idle reader connections of one store file, kept for the next read: a new connection reads the
+    schema at its first query, which costs a short listing as much as the listing itself."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], keep: int = KEEP_READERS):
+        self.connect = connect
+        self.keep = keep
+        self.idle: list[sqlite3.Connection] = []
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def take(self) -> sqlite3.Connection:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return self.connect()
+
+    def give(self, db: sqlite3.Connection) -> None:
+        """Keep ``db`` for the next read, or close it (enough kept, the store closed, a transaction left open)."""
+        with self.lock:
+            if not self.closed and len(self.idle) < self.keep and not db.in_transaction:
+                self.idle.append(db)
+                return
+        db.close()
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle, self.closed = self.idle, [], True
+        for db in idle:
+            db.close()
 
 
 class SQLiteHistory(History):
-    """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it).
+    """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it,
+    or handed back to ``readers`` when given).
 
     It is also what the runs cache reads the store through (``cache.Source``).
     """
 
-    def __init__(self, path: str, db: sqlite3.Connection):
+    def __init__(self, path: str, db: sqlite3.Connection, readers: Readers | None = None):
         self.path = path
         self.db = db
+        self.readers = readers
 
     def rows(self, query: RunQuery) -> list[tuple]:
         return self._text_rows(*runs_listing(query))  # times are stored as the text the wire carries
@@ -114,7 +151,10 @@ class SQLiteHistory(History):
             cache.cached_tables(self, background=True)
 
     def close(self) -> None:
-        self.db.close()
+        if self.readers is None:
+            self.db.close()
+        else:
+            self.readers.give(self.db)
 
     # -- what the runs cache reads the store through (cache.Source) ------------------
     def run_cids(self, run_ids: list[int]) -> dict[int, str]:
