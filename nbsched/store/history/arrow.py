@@ -20,13 +20,6 @@ RUN_ARROW_TYPES = {
     "started_at": "timestamp",
     "finished_at": "timestamp",
 }
-#: Text columns with few distinct values: sent dictionary-encoded (a small index per row).
-RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner", "job_uid")
-
-
-#: Listings of fewer runs than this go without dictionary-encoding: for a page of runs, encoding and decoding
-#: cost more than the bytes they save.
-ENCODE_ROWS = 10_000
 #: Listings of up to this many bytes are written in one pass (a longer one is measured first, then written).
 SMALL_STREAM_BYTES = 1 << 20
 
@@ -43,8 +36,7 @@ def run_types() -> tuple:
 
 @functools.cache
 def empty_runs_schema():
-    """The schema of a runs table typed without dictionaries (``typed_runs(..., encode=False)``): that of the
-    runs cache's files."""
+    """The schema of a typed runs table (``typed_runs``): that of the runs cache's files and of the wire."""
     import pyarrow as pa
 
     return pa.schema(list(zip(RUN_FIELDS, run_types(), strict=True)))
@@ -59,7 +51,7 @@ def rows_table(rows: list[tuple]):
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value of another Python type: typed as found, then cast
         values = list(zip(*rows, strict=True)) if rows else [()] * len(RUN_FIELDS)
         found = pa.table({name: pa.array(list(column)) for name, column in zip(RUN_FIELDS, values, strict=True)})
-        return typed_runs(found, encode=False)
+        return typed_runs(found)
     for i, kind in enumerate(run_types()):
         if pa.types.is_timestamp(kind):
             columns[i] = columns[i].cast(kind)
@@ -75,9 +67,8 @@ def _text_rows_type():
     return pa.struct(list(zip(RUN_FIELDS, types, strict=True)))
 
 
-def typed_runs(table, encode: bool = True):
-    """``table``'s run columns typed as ``RUN_ARROW_TYPES`` says (repeated text dictionary-encoded
-    when ``encode``: parts to be concatenated later are typed without it)."""
+def typed_runs(table):
+    """``table``'s run columns typed as ``RUN_ARROW_TYPES`` says."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -89,25 +80,23 @@ def typed_runs(table, encode: bool = True):
                 column = pc.cast(column.cast(pa.string()), kind)
         elif column.type != kind:
             column = column.cast(kind)  # an all-NULL column may come typed as anything
-        if encode and name in RUN_REPEATED_TEXT:
-            column = pc.dictionary_encode(column)
         columns.append(column)
     return pa.table(columns, names=list(RUN_FIELDS))
 
 
 def arrow_stream(table) -> bytearray | memoryview:
-    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes (a long one
-    with its repeated text dictionary-encoded)."""
+    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes.
+
+    Text goes as plain strings, never dictionary-encoded: pandas takes plain Arrow strings as they are, while
+    decoding a million rows' dictionaries costs more than sending their bytes over a local socket."""
     import pyarrow as pa
 
-    encode = table.num_rows >= ENCODE_ROWS
-    typed = table if not encode and table.schema == empty_runs_schema() else typed_runs(table, encode)
+    typed = table if table.schema == empty_runs_schema() else typed_runs(table)
     if typed.nbytes <= SMALL_STREAM_BYTES:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, typed.schema, options=_write_options()) as writer:
             writer.write_table(typed)
         return memoryview(sink.getvalue())
-    typed = typed.combine_chunks()
     # Measure, then write into one buffer of the right size: a growing stream copies it several times.
     mock = pa.MockOutputStream()
     with pa.ipc.new_stream(mock, typed.schema, options=_write_options()) as writer:

@@ -116,34 +116,42 @@ class RunsCache:
         if self.segments and not self._matches(store, finished_upto):
             self._drop(self.segments)  # the store was put back from a copy, say
             self.segments = []
+        written: dict[Segment, object] = {}  # the tables of the files written now, read once (to check them)
         for i, segment in enumerate(self.segments):
             if not self._intact(segment):  # removed or resized since it was written
-                self.segments[i] = self._write(store, segment.after, segment.upto, background)
+                self.segments[i], table = self._write(store, segment.after, segment.upto, background)
+                written[self.segments[i]] = table
         if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
-            self.segments.append(self._write(store, self.upto, finished_upto, background))
+            segment, table = self._write(store, self.upto, finished_upto, background)
+            self.segments.append(segment)
+            written[segment] = table
         if len(self.segments) > MAX_SEGMENTS:
             self._merge(store)
         if background:
             return iter(())
-        opened: list[tuple[Segment, int]] = []
+        opened: list[tuple[Segment, object]] = []
         try:
             for segment in reversed(self.segments):
-                opened.append((segment, self._open(segment)))
+                opened.append((segment, written[segment] if segment in written else self._open(segment)))
         except ChangedFile:
             for _, fd in opened:
-                os.close(fd)
+                if isinstance(fd, int):
+                    os.close(fd)
             raise
         return self._tables(store, opened)
 
-    def _tables(self, store, opened: list[tuple[Segment, int]]) -> Iterator:
+    def _tables(self, store, opened: list[tuple[Segment, object]]) -> Iterator:
+        """Each file's table, newest first: ``opened`` pairs a file with its descriptor, or its table when it was
+        just written (and read, to check it)."""
         try:
             while opened:
                 segment, fd = opened.pop(0)
-                table = _read(fd, segment)
+                table = _read(fd, segment) if isinstance(fd, int) else fd
                 yield table if table is not None else self._rewritten(store, segment)
         finally:
             for _, fd in opened:
-                os.close(fd)
+                if isinstance(fd, int):
+                    os.close(fd)
 
     def _rewritten(self, store, segment: Segment):
         """The table of a file that changed since it was written, written again from the store."""
@@ -151,11 +159,8 @@ class RunsCache:
             log.warning("runs cache file %s changed since it was written; writing it again", self._path(segment))
             if segment not in self.segments:  # merged or dropped meanwhile
                 raise ChangedFile(f"the runs cache file {self._path(segment)} changed since it was written")
-            fresh = self._write(store, segment.after, segment.upto, background=False)
+            fresh, table = self._write(store, segment.after, segment.upto, background=False)
             self.segments[self.segments.index(segment)] = fresh
-            table = _read(self._open(fresh), fresh)
-        if table is None:
-            raise ChangedFile(f"the runs cache file {self._path(fresh)} changed as it was written")
         return table
 
     def _matches(self, store, finished_upto: int) -> bool:
@@ -224,16 +229,17 @@ class RunsCache:
             return None
         return segment if self._intact(segment) else None
 
-    def _write(self, store, after: int, upto: int, background: bool) -> Segment:
-        """The runs ``after < run_id <= upto`` written as a file from the store (by a child process)."""
+    def _write(self, store, after: int, upto: int, background: bool) -> tuple[Segment, object]:
+        """The runs ``after < run_id <= upto`` written as a file from the store (by a child process); its
+        segment, and its table as read back from the file."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._file(after, upto)
         _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)
         return self._seal(after, upto)
 
-    def _seal(self, after: int, upto: int) -> Segment:
-        """Read the file just written, check it, and write its sums beside it."""
+    def _seal(self, after: int, upto: int) -> tuple[Segment, object]:
+        """Read the file just written, check it, and write its sums beside it; its segment and table."""
         import pyarrow as pa
 
         path = self._file(after, upto)
@@ -248,7 +254,7 @@ class RunsCache:
         partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
         partial.write_text(json.dumps(sums))
         os.replace(partial, _sum_file(path))
-        return segment
+        return segment, table
 
     def _merge(self, store) -> None:
         """One file for all the runs of the files so far (Arrow only; SQLite is not read again)."""
@@ -263,7 +269,7 @@ class RunsCache:
         path = self._file(after, upto)
         _unlink(_sum_file(path))
         write_file(pa.concat_tables(list(reversed(tables))), path)
-        self.segments = [self._seal(after, upto)]
+        self.segments = [self._seal(after, upto)[0]]
         self._drop([segment for segment in old if (segment.after, segment.upto) != (after, upto)])
 
     def _drop(self, segments: list[Segment]) -> None:

@@ -17,6 +17,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ...nopandas import NoPandas
 from .arrow import arrow_stream, typed_runs
 from .cache import write_file
 
@@ -35,10 +36,11 @@ def read(path: str, sql: str, params: list):
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(1 << 30)})
         cursor.execute(sql, params)
         table = cursor.fetch_arrow_table()
-    return typed_runs(table, encode=False)
+    return typed_runs(table)
 
 
 def main() -> None:
+    sys.meta_path.insert(0, NoPandas)  # ADBC's DB-API imports pyarrow.dataset, which would import pandas
     import pyarrow as pa
 
     request = json.loads(sys.stdin.buffer.read())

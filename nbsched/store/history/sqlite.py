@@ -212,8 +212,8 @@ class SQLiteHistory(History):
         (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
         if min(count, BULK_ROWS + 1 if query.limit is None else query.limit) > BULK_ROWS:  # a run long left running
             data = self._read_after_in_child(after, where, params, query.limit)
-            return typed_runs(pa.ipc.open_stream(data).read_all(), encode=False)  # plain text, as the files
-        return typed_runs(rows_table(self._text_rows(*runs_listing(query, after))), encode=False)
+            return typed_runs(pa.ipc.open_stream(data).read_all())
+        return rows_table(self._text_rows(*runs_listing(query, after)))
 
     def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> bytearray:
         """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
