@@ -239,3 +239,27 @@ def test_a_run_left_running_long_keeps_the_cache_in_use(store, caplog):
         _assert_same_as_sqlite(store, query)
     assert len(_files(store)) == 1
     assert "not usable" not in caplog.text
+
+
+def test_a_file_just_written_is_read_once_and_its_runs_served_from_that_read(store, monkeypatch):
+    store.add_runs(_runs(400))
+    reads = []
+    monkeypatch.setattr(runs_cache, "_read", lambda fd, segment: reads.append(segment) or os.close(fd))
+
+    first = _assert_same_as_sqlite(store, {})  # writes the file, checks it, and answers from what it read
+
+    assert first.num_rows == 400 and reads == []
+    assert [name.split(".")[1] for name in _files(store)] == ["0-400"]
+
+
+def test_reader_connections_are_kept_for_the_next_read_and_closed_with_the_store(tmp_path):
+    opened = SQLiteStore(tmp_path / "nbsched.db")
+    with opened.history() as history:
+        first = history.db
+    with opened.history() as history:
+        assert history.db is first  # no new connection, no schema read again
+        with opened.history() as other:  # a read meanwhile, in another thread say: a connection of its own
+            assert other.db is not first
+    opened.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.execute("SELECT 1")
