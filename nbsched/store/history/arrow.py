@@ -84,7 +84,7 @@ def typed_runs(table):
     return pa.table(columns, names=list(RUN_FIELDS))
 
 
-def arrow_stream(table) -> bytearray | memoryview:
+def arrow_stream(table) -> memoryview:
     """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes.
 
     Text goes as plain strings, never dictionary-encoded: pandas takes plain Arrow strings as they are, while
@@ -97,14 +97,15 @@ def arrow_stream(table) -> bytearray | memoryview:
         with pa.ipc.new_stream(sink, typed.schema, options=_write_options()) as writer:
             writer.write_table(typed)
         return memoryview(sink.getvalue())
-    # Measure, then write into one buffer of the right size: a growing stream copies it several times.
+    # Measure, then write into one buffer of the right size (not zeroed first): a growing stream copies it
+    # several times.
     mock = pa.MockOutputStream()
     with pa.ipc.new_stream(mock, typed.schema, options=_write_options()) as writer:
         writer.write_table(typed)
-    data = bytearray(mock.size())
-    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(pa.py_buffer(data)), typed.schema, options=_write_options()) as w:
-        w.write_table(typed)
-    return data
+    data = pa.allocate_buffer(mock.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(data), typed.schema, options=_write_options()) as writer:
+        writer.write_table(typed)
+    return memoryview(data)
 
 
 @functools.cache

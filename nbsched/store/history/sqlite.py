@@ -86,7 +86,7 @@ class SQLiteHistory(History):
     def rows(self, query: RunQuery) -> list[tuple]:
         return self._text_rows(*runs_listing(query))  # times are stored as the text the wire carries
 
-    def arrow(self, query: RunQuery) -> bytearray:
+    def arrow(self, query: RunQuery) -> memoryview:
         """Up to ``BULK_ROWS`` runs: built from sqlite3 rows here. More: the finished runs come from the
         Arrow files of the runs cache, which a child process writes."""
         if query.offset and (query.limit is None or query.limit + query.offset > BULK_ROWS):
@@ -215,13 +215,13 @@ class SQLiteHistory(History):
             return typed_runs(pa.ipc.open_stream(data).read_all())
         return rows_table(self._text_rows(*runs_listing(query, after)))
 
-    def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> bytearray:
+    def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> memoryview:
         """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
         (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
         return _read_in_child(self.path, _halves(where, params, after, highest, limit))
 
 
-def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> bytearray:
+def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> memoryview:
     """What the child process read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
     there; ``nice``: at a low CPU priority (work no one waits for)."""
     request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
@@ -236,7 +236,7 @@ def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
         raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
-    return bytearray(done.stdout)
+    return memoryview(done.stdout)
 
 
 def _halves(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
