@@ -26,7 +26,8 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -96,6 +97,41 @@ class RunsCache:
         self.lock = threading.RLock()
         self.store_id: str | None = None
         self.segments: list[Segment] = []  # oldest first
+        self.writer: threading.Thread | None = None  # a write_later in progress
+
+    def behind(self, store: Source) -> bool:
+        """Whether the files lack more finished runs than they hold (and at least a file's worth): a store never
+        read long, or one that grew much since. A long read then answers from the store at once and has the
+        files written after it (``write_later``): writing them first would keep the caller waiting for them."""
+        with self.lock:
+            store_id, finished_upto = store.cache_bounds()
+            if store_id != self.store_id:
+                self.store_id, self.segments = store_id, []
+                self._load()
+            missing = finished_upto - self.upto
+            return missing >= SEGMENT_ROWS and missing > self.upto
+
+    def write_later(self, source: Callable[[], AbstractContextManager[Source]]) -> None:
+        """Bring the files up to date in a thread of their own, at a low priority, reading the store through
+        ``source()`` (a reader opened there, closed when done). A read meanwhile waits for it (``lock``)."""
+
+        def write() -> None:
+            try:
+                with self.lock, source() as store:
+                    self.cached_tables(store, background=True)
+            except Exception as exc:  # the next long read tries again; this one was answered already
+                log.warning("the runs cache of %s is not usable (%s); it is written at the next try", self.folder, exc)
+
+        with self.lock:
+            if self.writer is None or not self.writer.is_alive():
+                self.writer = threading.Thread(target=write, name="runs-cache", daemon=True)
+                self.writer.start()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for a ``write_later`` in progress to end."""
+        writer = self.writer
+        if writer is not None:
+            writer.join(timeout)
 
     @property
     def upto(self) -> int:

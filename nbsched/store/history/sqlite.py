@@ -96,7 +96,7 @@ class SQLiteHistory(History):
             return arrow_stream(pa.ipc.open_stream(self.arrow(head)).read_all().slice(query.offset, query.limit))
         if (query.limit is None or query.limit > BULK_ROWS) and self._more_runs_than(BULK_ROWS, query):
             try:
-                return arrow_stream(self._large_table(query))
+                return self._long_arrow(query)
             except (OSError, NbschedError, ValueError) as exc:  # pyarrow's errors are ValueErrors or OSErrors
                 log.warning("the runs cache of %s is not usable (%s); reading the runs from SQLite", self.path, exc)
                 where, params = runs_where(query)
@@ -188,6 +188,23 @@ class SQLiteHistory(History):
             f"SELECT COUNT(*) FROM (SELECT 1 FROM runs {where} LIMIT ?)", [*params, rows + 1]
         ).fetchone()
         return count > rows
+
+    def _long_arrow(self, query: RunQuery) -> memoryview:
+        """A long listing from the files of the runs cache and SQLite; or, when the files lack most of the runs
+        (the first long read of a store), straight from SQLite by the child process, the files written after."""
+        cache = RunsCache.of(self.path)
+        if self.readers is not None and cache.behind(self):
+            where, params = runs_where(query)
+            data = self._read_after_in_child(0, where, params, query.limit)
+            cache.write_later(self._another)
+            return data
+        return arrow_stream(self._large_table(query))
+
+    def _another(self) -> SQLiteHistory:
+        """A reader of the same store on another connection (for a thread of its own)."""
+        if not Path(self.path).exists():  # connecting would make a new, empty file there
+            raise FileNotFoundError(f"the store file {self.path} is gone")
+        return SQLiteHistory(self.path, self.readers.take(), self.readers)
 
     def _large_table(self, query: RunQuery):
         import pyarrow as pa
