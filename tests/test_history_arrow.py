@@ -153,6 +153,17 @@ def test_a_frame_from_arrow_has_plain_text_and_the_users_zone_as_pandas_would_co
         assert frame["started_at"][1].isoformat() == expected["started_at"][1].isoformat()
 
 
+def test_a_value_of_another_type_in_a_row_is_cast_to_its_columns_type():
+    from nbsched.store.history.arrow import empty_runs_schema, rows_table
+
+    row = [7, "c" * 24, "sync", "s", "v1", "manual", 1, "ok", "2026-11-25T12:00:00+00:00", None, None, 2, None]
+    table = rows_table([(*row, None, None, 42, "", "test:1", None)])  # delay_ms an int, output a number
+
+    assert table.schema.equals(empty_runs_schema())
+    assert table.to_pylist()[0]["output"] == "42" and table.to_pylist()[0]["delay_ms"] == 2.0
+    assert table.to_pylist()[0]["scheduled_at"] == NOW
+
+
 def _libraries_of(pid: int) -> set[str]:
     """The top-level Python packages whose compiled modules process ``pid`` has loaded."""
     found = set()
