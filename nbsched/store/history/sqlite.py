@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
+import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -193,11 +196,12 @@ class SQLiteHistory(History):
         """A long listing from the files of the runs cache and SQLite; or, when the files lack most of the runs
         (the first long read of a store), straight from SQLite by the child process, the files written after."""
         cache = RunsCache.of(self.path)
-        if self.readers is not None and cache.behind(self):
-            where, params = runs_where(query)
-            data = self._read_after_in_child(0, where, params, query.limit)
-            cache.write_later(self._another)
-            return data
+        with cache.lock:  # held while SQLite is read: the runner's refresh waits, rather than read it too meanwhile
+            if self.readers is not None and cache.behind(self):
+                where, params = runs_where(query)
+                data = self._read_after_in_child(0, where, params, query.limit)
+                cache.write_later(self._another)
+                return data
         return arrow_stream(self._large_table(query))
 
     def _another(self) -> SQLiteHistory:
@@ -240,20 +244,28 @@ class SQLiteHistory(History):
 
 def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> memoryview:
     """What the child process read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
-    there; ``nice``: at a low CPU priority (work no one waits for)."""
+    there; ``nice``: at a low CPU priority (work no one waits for).
+
+    The stream comes through a file of its own beside the store (unlinked: no one else can change it), mapped
+    once the child is done: through a pipe, a long one would take thousands of hand-overs between the two
+    processes, each waiting for a core on a busy machine."""
     request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
     request = json.dumps(request).encode()
     command = [sys.executable, "-m", "nbsched.store.history.child"]
-    try:
-        done = subprocess.run(command, input=request, capture_output=True, timeout=CHILD_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise NbschedError(
-            f"Reading the history into Arrow took longer than {CHILD_TIMEOUT} s; ask for less, e.g. a limit."
-        ) from None
-    if done.returncode != 0:
-        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-        raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
-    return memoryview(done.stdout)
+    with tempfile.TemporaryFile(dir=Path(path).parent, prefix=".nbsched-history-") as out:
+        try:
+            done = subprocess.run(
+                command, input=request, stdout=out, stderr=subprocess.PIPE, timeout=CHILD_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise NbschedError(
+                f"Reading the history into Arrow took longer than {CHILD_TIMEOUT} s; ask for less, e.g. a limit."
+            ) from None
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+            raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
+        size = os.fstat(out.fileno()).st_size
+        return memoryview(mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ) if size else b"")
 
 
 def _halves(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
