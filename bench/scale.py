@@ -6,7 +6,8 @@
    fires) for at most ``--rpc-seconds``; if that does not reach ``--jobs``, reports the rate,
    extrapolates, and inserts the rest straight into the SQLite store (setup only) before
    restarting the runner on it (the restart time is the load time of all jobs).
-2. Runner RSS with all jobs loaded; ``jobs`` and ``history`` round trips (p50 ms).
+2. Runner RSS with all jobs loaded; ``jobs`` (all, and a page of 100 as ``nbsched jobs`` asks) and ``history``
+   round trips (p50 ms).
 3. A microbenchmark of ``nbsched.runner.schedule.Schedule`` with 1,000 / 10,000 / 100,000 entries:
    one fire decision = ``due(now)`` returning the earliest job + ``set`` of its next time.
 Indicative figures: other work on this machine shares its cores.
@@ -118,6 +119,8 @@ def main() -> None:
         rss_runner, rss_workers = _common.ProcessFigures(runner.pid).rss()
         jobs_raw = p50_ms(lambda: client.call("jobs"), 5)
         jobs_frame = p50_ms(client.jobs, 5)
+        page_raw = p50_ms(lambda: client.call("jobs_page", limit=100), 21)  # what `nbsched jobs` asks
+        page_frame = p50_ms(lambda: client.jobs(limit=100), 21)
         history_100 = p50_ms(lambda: client.history_rows(limit=100), 20)
         history_all = p50_ms(client.history, 5)
     micro = {size: schedule_microbench(size) for size in (1_000, 10_000, 100_000)}
@@ -132,14 +135,19 @@ def main() -> None:
         f"runner with {loaded} jobs: RSS runner {rss_runner:.0f} MB (empty {rss_empty:.0f} MB incl. workers), "
         f"workers {rss_workers:.0f} MB"
     )
-    print(f"jobs: p50 {jobs_raw:.0f} ms raw RPC, {jobs_frame:.0f} ms as DataFrame")
+    print(f"jobs, all of them: p50 {jobs_raw:.0f} ms raw RPC, {jobs_frame:.0f} ms as DataFrame (client.jobs())")
+    print(
+        f"jobs, a page of 100 by name: p50 {page_raw:.1f} ms raw RPC (nbsched jobs), "
+        f"{page_frame:.1f} ms as DataFrame (client.jobs(limit=100))"
+    )
     print(f"history (1000 runs): --limit 100 p50 {history_100:.1f} ms; all as DataFrame p50 {history_all:.0f} ms")
     for size, (fill_us, decide_us) in micro.items():
         print(f"Schedule with {size:>7} entries: set {fill_us:.2f} us, fire decision (due + set) {decide_us:.2f} us")
     growth = micro[100_000][1] / micro[1_000][1]
     print(
         f"scale jobs={loaded} create={rate:.0f}/s (100k by RPC ~{jobs / rate:.0f} s) rss_runner={rss_runner:.0f}MB "
-        f"jobs_p50={jobs_raw:.0f}ms(df {jobs_frame:.0f}ms) history_limit100_p50={history_100:.1f}ms "
+        f"jobs_p50={jobs_raw:.0f}ms(df {jobs_frame:.0f}ms) jobs_limit100_p50={page_raw:.1f}ms(df {page_frame:.1f}ms) "
+        f"history_limit100_p50={history_100:.1f}ms "
         f"fire_decision={micro[100_000][1]:.2f}us@100k ({growth:.2f}x of 1k)"
     )
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from conftest import wait_until
@@ -126,6 +127,41 @@ def test_client_history_equals_the_json_rows_with_every_filter(client):
     assert set(errors["error"]) == {"ValueError: asked to fail"}
     assert errors["traceback"].str.contains("asked to fail").all()
     assert str(errors["started_at"].dt.tz) == client.tz
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Warsaw", "America/New_York"])
+def test_a_frame_from_arrow_has_plain_text_and_the_users_zone_as_pandas_would_convert_it(tz):
+    from nbsched.client.frames import RUN_TIME_COLUMNS, from_arrow
+    from nbsched.store.history.arrow import arrow_stream, rows_table
+
+    rows = [
+        (i, f"{i:024x}", "sync", "api.hello", "v1", "schedule", 1, "ok", f"2026-03-29T0{i}:30:00+00:00",
+         f"2026-03-29T0{i}:30:00.001500+00:00", None, 1.5, None, None, None, "out", "", "test:1", "u1")
+        for i in range(4)
+    ]  # fmt: skip
+    sent = _table(arrow_stream(rows_table(rows)))
+    assert not any(pa.types.is_dictionary(field.type) for field in sent.schema)  # pandas takes text as it is
+    encoded = sent.set_column(2, "job", sent.column("job").dictionary_encode())  # as an older runner sends it
+
+    for table in (sent, encoded):
+        frame = from_arrow(table, tz, RUN_TIME_COLUMNS)
+        expected = sent.to_pandas()
+        for column in RUN_TIME_COLUMNS:
+            expected[column] = expected[column].dt.tz_convert(tz)
+        pd.testing.assert_frame_equal(frame, expected)
+        assert frame["started_at"].dt.tz == expected["started_at"].dt.tz
+        assert frame["started_at"][1].isoformat() == expected["started_at"][1].isoformat()
+
+
+def test_a_value_of_another_type_in_a_row_is_cast_to_its_columns_type():
+    from nbsched.store.history.arrow import empty_runs_schema, rows_table
+
+    row = [7, "c" * 24, "sync", "s", "v1", "manual", 1, "ok", "2026-11-25T12:00:00+00:00", None, None, 2, None]
+    table = rows_table([(*row, None, None, 42, "", "test:1", None)])  # delay_ms an int, output a number
+
+    assert table.schema.equals(empty_runs_schema())
+    assert table.to_pylist()[0]["output"] == "42" and table.to_pylist()[0]["delay_ms"] == 2.0
+    assert table.to_pylist()[0]["scheduled_at"] == NOW
 
 
 def _libraries_of(pid: int) -> set[str]:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from conftest import run_cli, wait_until
@@ -263,3 +264,44 @@ def test_the_socket_refuses_bad_paging_and_serves_on(client, home):
         assert raw.request("jobs_page")["result"] == {"total": 0, "offset": 0, "rows": []}
     finally:
         raw.close()
+
+
+def test_a_page_sorted_by_time_keeps_ties_in_name_order_and_jobs_without_a_time_last():
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from nbsched.model.jobs import JobSpec, JobState
+    from nbsched.runner.control import JobStats
+    from nbsched.runner.listing import job_page
+    from nbsched.store import StoredJob
+
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    jobs, stats = {}, {}
+    for i in range(200):  # added out of name order, as jobs made after the runner started are
+        name = f"job-{(i * 37) % 200:03d}"
+        spec = JobSpec.from_user(now=now, default_tz="UTC", name=name, service="api.hello", every="1h", start=now)
+        jobs[name] = StoredJob(f"uid-{name}", spec, JobState(next_fire=now + timedelta(minutes=i % 7)))
+        if i % 3:
+            stats[f"uid-{name}"] = JobStats(runs=1, last_run=now - timedelta(minutes=i % 5), last_status="ok")
+    for name in ("job-001", "job-100"):
+        jobs[name] = StoredJob(f"uid-{name}", replace(jobs[name].spec, active=False), jobs[name].state)
+    engine = SimpleNamespace(jobs=jobs, stats=stats)
+
+    for sort in ("next_run", "-next_run", "last_run", "-last_run", "name", "-name"):
+        key = sort.removeprefix("-")
+
+        def moment(name, key=key):
+            if key == "next_run":
+                return jobs[name].state.next_fire if jobs[name].spec.active else None
+            return getattr(stats.get(jobs[name].uid), "last_run", None)
+
+        timed = sorted((name for name in jobs if moment(name) is not None), reverse=sort.startswith("-"))
+        timed.sort(key=moment, reverse=sort.startswith("-"))  # ties: names in the direction of the times
+        untimed = sorted(name for name in jobs if moment(name) is None)
+        expected = sorted(jobs, reverse=sort.startswith("-")) if key == "name" else timed + untimed
+        whole = [row["name"] for row in job_page(engine, sort=sort)["rows"]]
+        first = [row["name"] for row in job_page(engine, limit=10, sort=sort)["rows"]]  # the smallest few only
+        deep = job_page(engine, limit=10, offset=190, sort=sort)
+        assert whole == expected, sort
+        assert first == expected[:10], sort
+        assert [row["name"] for row in deep["rows"]] == expected[190:] and deep["total"] == 200, sort

@@ -81,6 +81,7 @@ def _assert_same_as_sqlite(store, query: dict) -> pa.Table:
     query = RunQuery(**{"as_of": NOW + timedelta(seconds=10_000), **query})
     with store.history() as history:
         cached = _table(history.arrow(query))
+    runs_cache.RunsCache.of(store.path).settle()  # files a first long read has written after answering
     plain = _table(History(store).arrow(query))  # built from the store's rows, no cache
     assert cached.schema.equals(plain.schema)
     assert cached.to_pylist() == plain.to_pylist(), query
@@ -239,3 +240,36 @@ def test_a_run_left_running_long_keeps_the_cache_in_use(store, caplog):
         _assert_same_as_sqlite(store, query)
     assert len(_files(store)) == 1
     assert "not usable" not in caplog.text
+
+
+def test_a_first_long_read_answers_from_sqlite_and_the_files_are_written_after_it(store, monkeypatch):
+    store.add_runs(_runs(400))
+    cache = runs_cache.RunsCache.of(store.path)
+    write_later, started = cache.write_later, []
+    monkeypatch.setattr(cache, "write_later", started.append)  # held back: not written yet
+
+    with store.history() as history:
+        first = _table(history.arrow(RunQuery()))
+
+    assert first.num_rows == 400 and _files(store) == [] and len(started) == 1
+    write_later(started[0])  # let go: the files are written in a thread, from a reader of their own
+    cache.settle()
+    assert [name.split(".")[1] for name in _files(store)] == ["0-400"]
+    reads = []
+    monkeypatch.setattr(runs_cache, "_read", lambda fd, segment: reads.append(segment.upto) or os.close(fd))
+    with store.history() as history:  # now read from the file (this stand-in reads nothing: a rewrite follows)
+        again = _table(history.arrow(RunQuery()))
+    assert reads == [400] and again.to_pylist() == first.to_pylist()
+
+
+def test_reader_connections_are_kept_for_the_next_read_and_closed_with_the_store(tmp_path):
+    opened = SQLiteStore(tmp_path / "nbsched.db")
+    with opened.history() as history:
+        first = history.db
+    with opened.history() as history:
+        assert history.db is first  # no new connection, no schema read again
+        with opened.history() as other:  # a read meanwhile, in another thread say: a connection of its own
+            assert other.db is not first
+    opened.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.execute("SELECT 1")

@@ -34,6 +34,28 @@ class JobStats:
     last_status: str | None = None
 
 
+#: The stats of a job with no runs (read only).
+NO_RUNS = JobStats()
+
+
+def listed(job: StoredJob, stats: JobStats) -> dict:
+    """A job as listings show it (``JOB_LIST_FIELDS``)."""
+    spec, state = job.spec, job.state
+    return {
+        "name": spec.name,
+        "type": spec.kind,
+        "definition": spec.definition(),
+        "service": spec.service,
+        "active": spec.active,
+        "state": job_state(spec, state),
+        "next_run": state.next_fire if spec.active else None,
+        "last_run": stats.last_run,
+        "last_status": stats.last_status,
+        "runs": stats.runs,
+        "note": state.paused_note,
+    }
+
+
 @dataclass
 class JobControl:
     """The job operations of one engine."""
@@ -181,22 +203,9 @@ class JobControl:
 
     def job_record(self, name: str, detail: bool = False) -> dict:
         job = self.engine.job(name)
-        spec, state = job.spec, job.state
-        stats = self.engine.stats.get(job.uid, JobStats())
-        record = {
-            "name": name,
-            "type": spec.kind,
-            "definition": spec.definition(),
-            "service": spec.service,
-            "active": spec.active,
-            "state": job_state(spec, state),
-            "next_run": state.next_fire if spec.active else None,
-            "last_run": stats.last_run,
-            "last_status": stats.last_status,
-            "runs": stats.runs,
-            "note": state.paused_note,
-        }
+        record = listed(job, self.engine.stats.get(job.uid, NO_RUNS))
         if detail:
+            spec, state = job.spec, job.state
             record.update(spec.to_record(), fires=state.fires, created_at=state.created_at, uid=job.uid)
             record["type"] = spec.kind
         return record
@@ -211,4 +220,5 @@ class JobControl:
         return record
 
     def job_records(self) -> list[dict]:
-        return [self.job_record(name) for name in sorted(self.engine.jobs)]
+        jobs, stats = self.engine.jobs, self.engine.stats
+        return [listed(job, stats.get(job.uid, NO_RUNS)) for job in map(jobs.__getitem__, sorted(jobs))]

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 #: History as JSON rows (any client), as an Arrow IPC stream (for a DataFrame of many runs), or as chunks of
 #: JSON rows sent as they are read (``protocol.Stream``: a long listing, in flat memory on both sides).
 HISTORY_FORMATS = ("json", "arrow", "chunks")
+#: Histories of at most this many runs are read on the event loop (a millisecond or so: less than a thread's
+#: hand-over and back), longer ones in a thread; so are all of a shared store's (a server that may be slow).
+SHORT_HISTORY_ROWS = 200
 #: Rows per chunk of a history sent in chunks.
 CHUNK_ROWS = 5000
 CHANNELS_FROM_CLIENTS = ("manual", "cli", "invoke")
@@ -161,6 +164,9 @@ class Operations:
                 rows = history.rows(query)
             return protocol.encode_result({"columns": list(RUN_FIELDS), "rows": rows})
 
+        short = query.limit is not None and query.limit + query.offset <= SHORT_HISTORY_ROWS
+        if short and not self.runner.store.shared:
+            return read_and_encode()
         return await asyncio.get_running_loop().run_in_executor(None, read_and_encode)
 
     async def op_run_counts(self, minutes=60) -> dict:

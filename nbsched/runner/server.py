@@ -23,6 +23,7 @@ from .. import config
 from ..connections import masked_url
 from ..errors import NbschedError
 from ..model.timeparse import utcnow
+from ..nopandas import NoPandas
 from ..store import open_store
 from .engine import Engine, Hooks
 from .home import AlreadyRunning, PidLock, private_store_files, read_or_create_token
@@ -291,28 +292,13 @@ def configure_logging(foreground: bool, settings: config.Settings) -> None:
         root.addHandler(handler)
 
 
-class _NoPandas:
-    """An import finder that keeps pandas out of the runner process.
-
-    The runner sends history as Arrow and never builds a DataFrame (the client does), but pyarrow
-    imports pandas, when it is installed, on the first array it builds from Python values: ~47 MB
-    for the rest of the runner's life. Told that pandas is missing, pyarrow does without it.
-    """
-
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name == "pandas":
-            raise ModuleNotFoundError("pandas is not loaded in the nbsched runner", name=name)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbsched.runner", description="Run the nbsched runner.")
     parser.add_argument(
         "--detached", action="store_true", help="started by 'nbsched runner start' (logs to stderr only)"
     )
     options = parser.parse_args(argv)
-    sys.meta_path.insert(0, _NoPandas)
+    sys.meta_path.insert(0, NoPandas)  # the runner sends Arrow; pandas would cost it ~47 MB
     settings = config.settings()
     try:
         configure_logging(foreground=not options.detached, settings=settings)

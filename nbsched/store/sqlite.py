@@ -14,7 +14,7 @@ from ..gcpause import gc_paused
 from ..model.runs import RUN_FIELDS
 from ..model.timeparse import from_iso, iso
 from .base import Claim, DeletedRun, RunQuery, Store
-from .history.sqlite import SQLiteHistory
+from .history.sqlite import Readers, SQLiteHistory
 from .purge_sql import newest_kept, oldest_selected
 from .safe import safe_record
 from .sqlite_schema import (
@@ -85,6 +85,7 @@ class SQLiteStore(Store):
         with self._tx():
             self._check_version()
         self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        self._readers = Readers(lambda: connect(self.path))
 
     def check(self) -> None:
         if self._identity is None:
@@ -106,7 +107,7 @@ class SQLiteStore(Store):
         """A reader on a connection of its own, for a long read in another thread (WAL: readers never block
         the writer): rows as the file holds them, long listings from the Arrow files of ``history.cache``."""
         self.check()  # opening a deleted store's path would make a new, empty file there
-        return SQLiteHistory(self.path, connect(self.path))
+        return SQLiteHistory(self.path, self._readers.take(), self._readers)
 
     def _check_version(self) -> None:
         # An id of its own: the runs cache's files belong to this store, not to one later made at the same path.
@@ -364,6 +365,7 @@ class SQLiteStore(Store):
             return self.db.execute("DELETE FROM connections WHERE name=?", (name,)).rowcount > 0
 
     def close(self):
+        self._readers.close()
         self.db.close()
 
 

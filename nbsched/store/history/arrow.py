@@ -5,6 +5,8 @@ pyarrow is imported inside each function: a runner that never sends a long histo
 
 from __future__ import annotations
 
+import functools
+
 from ...model.runs import RUN_FIELDS
 from ..base import RunQuery
 
@@ -18,59 +20,99 @@ RUN_ARROW_TYPES = {
     "started_at": "timestamp",
     "finished_at": "timestamp",
 }
-#: Text columns with few distinct values: sent dictionary-encoded (a small index per row).
-RUN_REPEATED_TEXT = ("job", "service", "service_version", "trigger", "status", "runner", "job_uid")
+#: Listings of up to this many bytes are written in one pass (a longer one is measured first, then written).
+SMALL_STREAM_BYTES = 1 << 20
+
+
+@functools.cache
+def run_types() -> tuple:
+    """The Arrow type of each ``RUN_FIELDS`` column, in order (text as ``string``, times as UTC microseconds)."""
+    import pyarrow as pa
+
+    special = {"timestamp": pa.timestamp("us", tz="UTC"), "string": pa.string()}
+    kinds = (RUN_ARROW_TYPES.get(name, "string") for name in RUN_FIELDS)
+    return tuple(special.get(kind) or pa.type_for_alias(kind) for kind in kinds)
+
+
+@functools.cache
+def empty_runs_schema():
+    """The schema of a typed runs table (``typed_runs``): that of the runs cache's files and of the wire."""
+    import pyarrow as pa
+
+    return pa.schema(list(zip(RUN_FIELDS, run_types(), strict=True)))
 
 
 def rows_table(rows: list[tuple]):
-    """Rows of ``RUN_FIELDS`` values (times as ISO text) as an Arrow table, its columns typed as found."""
+    """Rows of ``RUN_FIELDS`` values (times as ISO text) as an Arrow table typed as ``RUN_ARROW_TYPES`` says."""
     import pyarrow as pa
 
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(RUN_FIELDS)
-    return pa.table({name: pa.array(list(values)) for name, values in zip(RUN_FIELDS, columns, strict=True)})
+    try:  # the rows as one array of structs (one call), its times parsed in Arrow
+        columns = pa.array(rows, type=_text_rows_type()).flatten()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value of another Python type: typed as found, then cast
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(RUN_FIELDS)
+        found = pa.table({name: pa.array(list(column)) for name, column in zip(RUN_FIELDS, values, strict=True)})
+        return typed_runs(found)
+    for i, kind in enumerate(run_types()):
+        if pa.types.is_timestamp(kind):
+            columns[i] = columns[i].cast(kind)
+    return pa.Table.from_arrays(columns, schema=empty_runs_schema())
 
 
-def typed_runs(table, encode: bool = True):
-    """``table``'s run columns typed as ``RUN_ARROW_TYPES`` says (repeated text dictionary-encoded
-    when ``encode``: parts to be concatenated later are typed without it)."""
+@functools.cache
+def _text_rows_type():
+    """A run row as a struct, its times as text (as SQLite and JSON hold them)."""
+    import pyarrow as pa
+
+    types = [pa.string() if pa.types.is_timestamp(kind) else kind for kind in run_types()]
+    return pa.struct(list(zip(RUN_FIELDS, types, strict=True)))
+
+
+def typed_runs(table):
+    """``table``'s run columns typed as ``RUN_ARROW_TYPES`` says."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     columns = []
-    for name in RUN_FIELDS:
+    for name, kind in zip(RUN_FIELDS, run_types(), strict=True):
         column = table.column(name)
-        kind = RUN_ARROW_TYPES.get(name, "string")
-        if kind == "timestamp":
+        if pa.types.is_timestamp(kind):
             if not pa.types.is_timestamp(column.type):
-                column = pc.cast(column.cast(pa.string()), pa.timestamp("us", tz="UTC"))
-        else:
+                column = pc.cast(column.cast(pa.string()), kind)
+        elif column.type != kind:
             column = column.cast(kind)  # an all-NULL column may come typed as anything
-            if encode and name in RUN_REPEATED_TEXT:
-                column = pc.dictionary_encode(column)
         columns.append(column)
     return pa.table(columns, names=list(RUN_FIELDS))
 
 
-def empty_runs_schema():
-    """The schema ``typed_runs(..., encode=False)`` gives: that of the runs cache's files."""
+def arrow_stream(table) -> memoryview:
+    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes.
+
+    Text goes as plain strings, never dictionary-encoded: pandas takes plain Arrow strings as they are, while
+    decoding a million rows' dictionaries costs more than sending their bytes over a local socket."""
     import pyarrow as pa
 
-    return typed_runs(pa.table({name: pa.array([], pa.null()) for name in RUN_FIELDS}), encode=False).schema
-
-
-def arrow_stream(table) -> bytearray:
-    """``table`` with the run columns typed as ``RUN_ARROW_TYPES`` says, as Arrow IPC stream bytes."""
-    import pyarrow as pa
-
-    typed = typed_runs(table).combine_chunks()
-    # Measure, then write into one buffer of the right size: a growing stream copies it several times.
+    typed = table if table.schema == empty_runs_schema() else typed_runs(table)
+    if typed.nbytes <= SMALL_STREAM_BYTES:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, typed.schema, options=_write_options()) as writer:
+            writer.write_table(typed)
+        return memoryview(sink.getvalue())
+    # Measure, then write into one buffer of the right size (not zeroed first): a growing stream copies it
+    # several times.
     mock = pa.MockOutputStream()
-    with pa.ipc.new_stream(mock, typed.schema) as writer:
+    with pa.ipc.new_stream(mock, typed.schema, options=_write_options()) as writer:
         writer.write_table(typed)
-    data = bytearray(mock.size())
-    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(pa.py_buffer(data)), typed.schema) as writer:
+    data = pa.allocate_buffer(mock.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(data), typed.schema, options=_write_options()) as writer:
         writer.write_table(typed)
-    return data
+    return memoryview(data)
+
+
+@functools.cache
+def _write_options():
+    import pyarrow as pa
+
+    return pa.ipc.IpcWriteOptions()
 
 
 def filtered(table, query: RunQuery):

@@ -26,7 +26,8 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -96,6 +97,41 @@ class RunsCache:
         self.lock = threading.RLock()
         self.store_id: str | None = None
         self.segments: list[Segment] = []  # oldest first
+        self.writer: threading.Thread | None = None  # a write_later in progress
+
+    def behind(self, store: Source) -> bool:
+        """Whether the files lack more finished runs than they hold (and at least a file's worth): a store never
+        read long, or one that grew much since. A long read then answers from the store at once and has the
+        files written after it (``write_later``): writing them first would keep the caller waiting for them."""
+        with self.lock:
+            store_id, finished_upto = store.cache_bounds()
+            if store_id != self.store_id:
+                self.store_id, self.segments = store_id, []
+                self._load()
+            missing = finished_upto - self.upto
+            return missing >= SEGMENT_ROWS and missing > self.upto
+
+    def write_later(self, source: Callable[[], AbstractContextManager[Source]]) -> None:
+        """Bring the files up to date in a thread of their own, at a low priority, reading the store through
+        ``source()`` (a reader opened there, closed when done). A read meanwhile waits for it (``lock``)."""
+
+        def write() -> None:
+            try:
+                with self.lock, source() as store:
+                    self.cached_tables(store, background=True)
+            except Exception as exc:  # the next long read tries again; this one was answered already
+                log.warning("the runs cache of %s is not usable (%s); it is written at the next try", self.folder, exc)
+
+        with self.lock:
+            if self.writer is None or not self.writer.is_alive():
+                self.writer = threading.Thread(target=write, name="runs-cache", daemon=True)
+                self.writer.start()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for a ``write_later`` in progress to end."""
+        writer = self.writer
+        if writer is not None:
+            writer.join(timeout)
 
     @property
     def upto(self) -> int:
@@ -116,34 +152,42 @@ class RunsCache:
         if self.segments and not self._matches(store, finished_upto):
             self._drop(self.segments)  # the store was put back from a copy, say
             self.segments = []
+        written: dict[Segment, object] = {}  # the tables of the files written now, read once (to check them)
         for i, segment in enumerate(self.segments):
             if not self._intact(segment):  # removed or resized since it was written
-                self.segments[i] = self._write(store, segment.after, segment.upto, background)
+                self.segments[i], table = self._write(store, segment.after, segment.upto, background)
+                written[self.segments[i]] = table
         if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
-            self.segments.append(self._write(store, self.upto, finished_upto, background))
+            segment, table = self._write(store, self.upto, finished_upto, background)
+            self.segments.append(segment)
+            written[segment] = table
         if len(self.segments) > MAX_SEGMENTS:
             self._merge(store)
         if background:
             return iter(())
-        opened: list[tuple[Segment, int]] = []
+        opened: list[tuple[Segment, object]] = []
         try:
             for segment in reversed(self.segments):
-                opened.append((segment, self._open(segment)))
+                opened.append((segment, written[segment] if segment in written else self._open(segment)))
         except ChangedFile:
             for _, fd in opened:
-                os.close(fd)
+                if isinstance(fd, int):
+                    os.close(fd)
             raise
         return self._tables(store, opened)
 
-    def _tables(self, store, opened: list[tuple[Segment, int]]) -> Iterator:
+    def _tables(self, store, opened: list[tuple[Segment, object]]) -> Iterator:
+        """Each file's table, newest first: ``opened`` pairs a file with its descriptor, or its table when it was
+        just written (and read, to check it)."""
         try:
             while opened:
                 segment, fd = opened.pop(0)
-                table = _read(fd, segment)
+                table = _read(fd, segment) if isinstance(fd, int) else fd
                 yield table if table is not None else self._rewritten(store, segment)
         finally:
             for _, fd in opened:
-                os.close(fd)
+                if isinstance(fd, int):
+                    os.close(fd)
 
     def _rewritten(self, store, segment: Segment):
         """The table of a file that changed since it was written, written again from the store."""
@@ -151,11 +195,8 @@ class RunsCache:
             log.warning("runs cache file %s changed since it was written; writing it again", self._path(segment))
             if segment not in self.segments:  # merged or dropped meanwhile
                 raise ChangedFile(f"the runs cache file {self._path(segment)} changed since it was written")
-            fresh = self._write(store, segment.after, segment.upto, background=False)
+            fresh, table = self._write(store, segment.after, segment.upto, background=False)
             self.segments[self.segments.index(segment)] = fresh
-            table = _read(self._open(fresh), fresh)
-        if table is None:
-            raise ChangedFile(f"the runs cache file {self._path(fresh)} changed as it was written")
         return table
 
     def _matches(self, store, finished_upto: int) -> bool:
@@ -224,16 +265,17 @@ class RunsCache:
             return None
         return segment if self._intact(segment) else None
 
-    def _write(self, store, after: int, upto: int, background: bool) -> Segment:
-        """The runs ``after < run_id <= upto`` written as a file from the store (by a child process)."""
+    def _write(self, store, after: int, upto: int, background: bool) -> tuple[Segment, object]:
+        """The runs ``after < run_id <= upto`` written as a file from the store (by a child process); its
+        segment, and its table as read back from the file."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._file(after, upto)
         _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)
         return self._seal(after, upto)
 
-    def _seal(self, after: int, upto: int) -> Segment:
-        """Read the file just written, check it, and write its sums beside it."""
+    def _seal(self, after: int, upto: int) -> tuple[Segment, object]:
+        """Read the file just written, check it, and write its sums beside it; its segment and table."""
         import pyarrow as pa
 
         path = self._file(after, upto)
@@ -248,7 +290,7 @@ class RunsCache:
         partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
         partial.write_text(json.dumps(sums))
         os.replace(partial, _sum_file(path))
-        return segment
+        return segment, table
 
     def _merge(self, store) -> None:
         """One file for all the runs of the files so far (Arrow only; SQLite is not read again)."""
@@ -263,7 +305,7 @@ class RunsCache:
         path = self._file(after, upto)
         _unlink(_sum_file(path))
         write_file(pa.concat_tables(list(reversed(tables))), path)
-        self.segments = [self._seal(after, upto)]
+        self.segments = [self._seal(after, upto)[0]]
         self._drop([segment for segment in old if (segment.after, segment.upto) != (after, upto)])
 
     def _drop(self, segments: list[Segment]) -> None:

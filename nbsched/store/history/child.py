@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ...nopandas import NoPandas
 from .arrow import arrow_stream, typed_runs
 from .cache import write_file
 
@@ -52,10 +53,11 @@ def read(path: str, sql: str, params: list, pause: bool = False):
         table = cursor.fetch_arrow_table()
     if pause:
         time.sleep(time.monotonic() - began)
-    return typed_runs(table, encode=False)
+    return typed_runs(table)
 
 
 def main() -> None:
+    sys.meta_path.insert(0, NoPandas)  # ADBC's DB-API imports pyarrow.dataset, which would import pandas
     import pyarrow as pa
 
     request = json.loads(sys.stdin.buffer.read())

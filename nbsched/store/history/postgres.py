@@ -84,7 +84,7 @@ class PostgresHistory(History):
             rows = db.execute(sql, params).fetchall()
         return times_as_text(rows)
 
-    def arrow(self, query: RunQuery) -> bytearray:
+    def arrow(self, query: RunQuery) -> memoryview:
         """The listing as Arrow, straight from the server's rows (ADBC), typed as ``arrow.RUN_ARROW_TYPES`` says."""
         sql, params = runs_listing(query)
         with self._reading(), self.readers.take("arrow") as db:

@@ -34,7 +34,7 @@ class History:
         (the form JSON carries)."""
         return times_as_text(self.store.runs(query))
 
-    def arrow(self, query: RunQuery) -> bytearray:
+    def arrow(self, query: RunQuery) -> memoryview:
         """The runs ``query`` selects, newest first, as one Arrow IPC stream with a column per ``RUN_FIELDS``
         name, typed as ``arrow.RUN_ARROW_TYPES`` says (times as UTC timestamps)."""
         return arrow_stream(rows_table(self.rows(query)))

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
+import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,22 +41,58 @@ CHILD_TIMEOUT = 600
 #: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
 #: may start later (queued behind the job's previous run).
 COUNT_SLACK = timedelta(minutes=5)
+#: Idle reader connections a store keeps for the next read.
+KEEP_READERS = 4
+
+
+class Readers:
+    """The idle reader connections of one store file, kept for the next read: a new connection reads the
+    schema at its first query, which costs a short listing as much as the listing itself."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], keep: int = KEEP_READERS):
+        self.connect = connect
+        self.keep = keep
+        self.idle: list[sqlite3.Connection] = []
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def take(self) -> sqlite3.Connection:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return self.connect()
+
+    def give(self, db: sqlite3.Connection) -> None:
+        """Keep ``db`` for the next read, or close it (enough kept, the store closed, a transaction left open)."""
+        with self.lock:
+            if not self.closed and len(self.idle) < self.keep and not db.in_transaction:
+                self.idle.append(db)
+                return
+        db.close()
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle, self.closed = self.idle, [], True
+        for db in idle:
+            db.close()
 
 
 class SQLiteHistory(History):
-    """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it).
+    """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it,
+    or handed back to ``readers`` when given).
 
     It is also what the runs cache reads the store through (``cache.Source``).
     """
 
-    def __init__(self, path: str, db: sqlite3.Connection):
+    def __init__(self, path: str, db: sqlite3.Connection, readers: Readers | None = None):
         self.path = path
         self.db = db
+        self.readers = readers
 
     def rows(self, query: RunQuery) -> list[tuple]:
         return self._text_rows(*runs_listing(query))  # times are stored as the text the wire carries
 
-    def arrow(self, query: RunQuery) -> bytearray:
+    def arrow(self, query: RunQuery) -> memoryview:
         """Up to ``BULK_ROWS`` runs: built from sqlite3 rows here. More: the finished runs come from the
         Arrow files of the runs cache, which a child process writes."""
         if query.offset and (query.limit is None or query.limit + query.offset > BULK_ROWS):
@@ -62,7 +102,7 @@ class SQLiteHistory(History):
             return arrow_stream(pa.ipc.open_stream(self.arrow(head)).read_all().slice(query.offset, query.limit))
         if (query.limit is None or query.limit > BULK_ROWS) and self._more_runs_than(BULK_ROWS, query):
             try:
-                return arrow_stream(self._large_table(query))
+                return self._long_arrow(query)
             except (OSError, NbschedError, ValueError) as exc:  # pyarrow's errors are ValueErrors or OSErrors
                 log.warning("the runs cache of %s is not usable (%s); reading the runs from SQLite", self.path, exc)
                 where, params = runs_where(query)
@@ -132,7 +172,10 @@ class SQLiteHistory(History):
             cache.cached_tables(self, background=True)
 
     def close(self) -> None:
-        self.db.close()
+        if self.readers is None:
+            self.db.close()
+        else:
+            self.readers.give(self.db)
 
     # -- what the runs cache reads the store through (cache.Source) ------------------
     def run_cids(self, run_ids: list[int]) -> dict[int, str]:
@@ -167,6 +210,24 @@ class SQLiteHistory(History):
         ).fetchone()
         return count > rows
 
+    def _long_arrow(self, query: RunQuery) -> memoryview:
+        """A long listing from the files of the runs cache and SQLite; or, when the files lack most of the runs
+        (the first long read of a store), straight from SQLite by the child process, the files written after."""
+        cache = RunsCache.of(self.path)
+        with cache.lock:  # held while SQLite is read: the runner's refresh waits, rather than read it too meanwhile
+            if self.readers is not None and cache.behind(self):
+                where, params = runs_where(query)
+                data = self._read_after_in_child(0, where, params, query.limit)
+                cache.write_later(self._another)
+                return data
+        return arrow_stream(self._large_table(query))
+
+    def _another(self) -> SQLiteHistory:
+        """A reader of the same store on another connection (for a thread of its own)."""
+        if not Path(self.path).exists():  # connecting would make a new, empty file there
+            raise FileNotFoundError(f"the store file {self.path} is gone")
+        return SQLiteHistory(self.path, self.readers.take(), self.readers)
+
     def _large_table(self, query: RunQuery):
         import pyarrow as pa
 
@@ -190,31 +251,39 @@ class SQLiteHistory(History):
         (count,) = self.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()
         if min(count, BULK_ROWS + 1 if query.limit is None else query.limit) > BULK_ROWS:  # a run long left running
             data = self._read_after_in_child(after, where, params, query.limit)
-            return typed_runs(pa.ipc.open_stream(data).read_all(), encode=False)  # plain text, as the files
-        return typed_runs(rows_table(self._text_rows(*runs_listing(query, after))), encode=False)
+            return typed_runs(pa.ipc.open_stream(data).read_all())
+        return rows_table(self._text_rows(*runs_listing(query, after)))
 
-    def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> bytearray:
+    def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> memoryview:
         """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
         (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
         return _read_in_child(self.path, _id_ranges(where, params, after, highest, limit))
 
 
-def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> bytearray:
+def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> memoryview:
     """What the child process read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
-    there; ``nice``: at a low CPU priority (work no one waits for)."""
+    there; ``nice``: at a low CPU priority (work no one waits for).
+
+    The stream comes through a file of its own beside the store (unlinked: no one else can change it), mapped
+    once the child is done: through a pipe, a long one would take thousands of hand-overs between the two
+    processes, each waiting for a core on a busy machine."""
     request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
     request = json.dumps(request).encode()
     command = [sys.executable, "-m", "nbsched.store.history.child"]
-    try:
-        done = subprocess.run(command, input=request, capture_output=True, timeout=CHILD_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise NbschedError(
-            f"Reading the history into Arrow took longer than {CHILD_TIMEOUT} s; ask for less, e.g. a limit."
-        ) from None
-    if done.returncode != 0:
-        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-        raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
-    return bytearray(done.stdout)
+    with tempfile.TemporaryFile(dir=Path(path).parent, prefix=".nbsched-history-") as out:
+        try:
+            done = subprocess.run(
+                command, input=request, stdout=out, stderr=subprocess.PIPE, timeout=CHILD_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise NbschedError(
+                f"Reading the history into Arrow took longer than {CHILD_TIMEOUT} s; ask for less, e.g. a limit."
+            ) from None
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+            raise NbschedError(f"Reading the history into Arrow failed: {reason[0]}")
+        size = os.fstat(out.fileno()).st_size
+        return memoryview(mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ) if size else b"")
 
 
 def _id_ranges(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
