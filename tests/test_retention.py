@@ -76,7 +76,8 @@ def test_retention_deletes_rows_notebooks_and_cache_entries_together_and_never_a
     outside = tmp_path / "keep-me.ipynb"  # an output outside outputs/ is never touched
     outside.write_text("{}")
     store.update_runs([{"run_id": ids[1], "output": str(outside)}])
-    assert len(arrow_run_ids(store)) == 171  # the cache's files are written now
+    assert len(arrow_run_ids(store)) == 171  # the cache's files are written now, after the answer
+    runs_cache.RunsCache.of(store.path).settle(timeout=60)
     assert list((tmp_path / "nbsched.db.runs-cache").glob("*.arrow"))
 
     retention = Retention(f"sqlite:///{store.path}", store, tmp_path, default=Keep(count=100))  # a child deletes
