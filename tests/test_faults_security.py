@@ -116,6 +116,7 @@ def test_a_cache_file_overwritten_in_place_is_not_served_and_is_written_again(tm
         expected = pa.ipc.open_stream(io.BytesIO(bytes(History(store).arrow(query)))).read_all()
         with store.history() as history:
             assert pa.ipc.open_stream(io.BytesIO(bytes(history.arrow(query)))).read_all().equals(expected)
+        runs_cache.RunsCache.of(store.path).settle(timeout=60)  # the files are written after the first answer
         (path,) = runs_cache.RunsCache.of(store.path).folder.glob("*.arrow")
 
         _overwrite(path, b"out-0000042", b"BAD-0000042")
@@ -138,7 +139,8 @@ def test_a_cache_file_truncated_or_overwritten_under_a_running_runner_is_rebuilt
     pid = client.ping()["pid"]
     rows = client.history()
     assert len(rows) == runs_cache.SEGMENT_ROWS + 10_000
-    (path,) = (home / "nbsched.db.runs-cache").glob("*.arrow")
+    folder = home / "nbsched.db.runs-cache"  # the files are written after the first answer, with their sums
+    (path,) = wait_until(lambda: [p for p in folder.glob("*.arrow") if p.with_name(p.name + ".sum").exists()], 120)
 
     _overwrite(path, b"out-0012345", b"BAD-0012345")
     outputs = set(client.history()["output"])
