@@ -28,7 +28,7 @@ _LOOKBACK = timedelta(hours=3)  # longer than any DST shift in the tz database
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OneTime:
     """Fires once, at ``at``."""
 
@@ -47,7 +47,7 @@ class OneTime:
         return f"once at {self.at.isoformat()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Interval:
     """Fires on the grid ``anchor + k * every`` (k >= 0): a slow run never shifts later fires."""
 
@@ -83,7 +83,7 @@ class Interval:
         return f"every {format_duration(self.every)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cron:
     """Fires at the times a cron line matches, read in the IANA time zone ``tz``.
 

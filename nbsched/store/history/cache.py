@@ -58,8 +58,11 @@ class Source(Protocol):
         """The correlation ids of these runs, of those the store has."""
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
-        """The runs with ``after < run_id <= upto`` written as an Arrow IPC file at ``path`` (``background``:
-        at a low priority, for a refresh no one waits for)."""
+        """The runs with ``after < run_id <= upto`` written as an Arrow IPC file at ``path``, and sealed (``seal``)
+        (``background``: at a low priority, for a refresh no one waits for)."""
+
+    def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
+        """The cache files ``parts`` (``path``, ``size``, ``crc32``; oldest first) as one file at ``path``, sealed."""
 
 
 class ChangedFile(OSError):
@@ -122,7 +125,7 @@ class RunsCache:
         if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
             self.segments.append(self._write(store, self.upto, finished_upto, background))
         if len(self.segments) > MAX_SEGMENTS:
-            self._merge(store)
+            self._merge(store, background)
         if background:
             return iter(())
         opened: list[tuple[Segment, int]] = []
@@ -230,46 +233,75 @@ class RunsCache:
         path = self._file(after, upto)
         _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)
-        return self._seal(after, upto)
+        return self._sealed(after, upto)
 
-    def _seal(self, after: int, upto: int) -> Segment:
-        """Read the file just written, check it, and write its sums beside it."""
-        import pyarrow as pa
-
-        path = self._file(after, upto)
-        data = path.read_bytes()
-        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-        if table.schema != empty_runs_schema():
-            _unlink(path)
-            raise ChangedFile(f"the runs cache file {path} does not have the columns of a run")
-        newest = (table["run_id"][0].as_py(), table["cid"][0].as_py()) if table.num_rows else None
-        segment = Segment(after, upto, len(data), zlib.crc32(data), newest)
-        sums = {"size": segment.size, "crc32": segment.crc32, "newest": segment.newest}
-        partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
-        partial.write_text(json.dumps(sums))
-        os.replace(partial, _sum_file(path))
+    def _sealed(self, after: int, upto: int) -> Segment:
+        """The file just written (and sealed: checked, its sums beside it) by the child process, as a segment."""
+        segment = self._listed(self._file(after, upto))
+        if segment is None:
+            raise ChangedFile(f"the runs cache file {self._file(after, upto)} was not written whole")
         return segment
 
-    def _merge(self, store) -> None:
-        """One file for all the runs of the files so far (Arrow only; SQLite is not read again)."""
-        import pyarrow as pa
-
+    def _merge(self, store, background: bool) -> None:
+        """One file for all the runs of the files so far, written by the child process (Arrow only; SQLite is not
+        read again), so that a runner that refreshes its cache never loads pyarrow nor holds the tables."""
         old = self.segments
-        tables = []
-        for i in range(len(old)):  # each read and checked; one that changed is written again first
-            table = _read(self._open(old[i]), old[i])
-            tables.append(table if table is not None else self._rewritten(store, old[i]))
+        for i in range(len(old)):  # each checked; one that changed is written again first
+            if not _whole(self._path(old[i]), old[i]):
+                old[i] = self._write(store, old[i].after, old[i].upto, background)
         after, upto = old[0].after, old[-1].upto
         path = self._file(after, upto)
         _unlink(_sum_file(path))
-        write_file(pa.concat_tables(list(reversed(tables))), path)
-        self.segments = [self._seal(after, upto)]
+        parts = [{"path": str(self._path(segment)), "size": segment.size, "crc32": segment.crc32} for segment in old]
+        store.merge_runs_files(parts, path, background)
+        self.segments = [self._sealed(after, upto)]
         self._drop([segment for segment in old if (segment.after, segment.upto) != (after, upto)])
 
     def _drop(self, segments: list[Segment]) -> None:
         for segment in segments:
             _unlink(self._path(segment))
             _unlink(_sum_file(self._path(segment)))
+
+
+def _whole(path: Path, segment: Segment) -> bool:
+    """Whether the file at ``path`` holds what ``segment`` says was written (its size and sum; no pyarrow)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    return len(data) == segment.size and zlib.crc32(data) == segment.crc32
+
+
+def seal(path: Path) -> None:
+    """Read the file just written at ``path``, check it, and write its sums beside it (in the child process)."""
+    import pyarrow as pa
+
+    data = path.read_bytes()
+    table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+    if table.schema != empty_runs_schema():
+        _unlink(path)
+        raise ChangedFile(f"the runs cache file {path} does not have the columns of a run")
+    newest = (table["run_id"][0].as_py(), table["cid"][0].as_py()) if table.num_rows else None
+    sums = {"size": len(data), "crc32": zlib.crc32(data), "newest": newest}
+    partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(json.dumps(sums))
+    os.replace(partial, _sum_file(path))
+
+
+def merge(parts: list[dict], path: Path) -> None:
+    """(In the child process) the files ``parts`` (oldest first, each checked against its size and sum) as one
+    file at ``path``, newest runs first as in each file, sealed."""
+    import pyarrow as pa
+
+    tables = []
+    for part in parts:
+        segment = Segment(0, 0, part["size"], part["crc32"], None)
+        table = _read(os.open(part["path"], os.O_RDONLY | os.O_CLOEXEC), segment)
+        if table is None:
+            raise ChangedFile(f"the runs cache file {part['path']} changed since it was written")
+        tables.append(table)
+    write_file(pa.concat_tables(list(reversed(tables))), path)
+    seal(path)
 
 
 def _read(fd: int, segment: Segment):

@@ -3,7 +3,10 @@
 Reads ``{"path", "queries": [[sql, params], ...], "file"}`` as JSON on stdin, runs the queries at
 once (one connection and thread each), and writes their rows, one query's after another's, as an
 Arrow IPC stream (typed as ``arrow.arrow_stream`` types them) on stdout, or, given ``file``,
-as an Arrow IPC file there (typed as ``arrow.typed_runs`` types them, for ``cache``);
+as an Arrow IPC file there (typed as ``arrow.typed_runs`` types them, for ``cache``), sealed
+(``cache.seal``: checked, its sums beside it); given ``merge`` instead of ``queries`` (cache
+files, oldest first), it writes them as one file at ``file`` (``cache.merge``). So the runner,
+which keeps the cache up to date, never loads pyarrow for it.
 ``"nice": true`` lowers its CPU priority (a cache refresh no one waits for). ADBC's SQLite
 driver carries its own copy of the SQLite library; it runs here, not in the runner, whose
 SQLite file locks a second copy in the same process would break.
@@ -18,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .arrow import arrow_stream, typed_runs
-from .cache import write_file
+from .cache import merge, seal, write_file
 
 
 def read(path: str, sql: str, params: list):
@@ -44,11 +47,15 @@ def main() -> None:
     request = json.loads(sys.stdin.buffer.read())
     if request.get("nice"):
         os.nice(10)
+    if request.get("merge"):
+        merge(request["merge"], Path(request["file"]))
+        return
     path, queries = request["path"], request["queries"]
     with ThreadPoolExecutor(max_workers=len(queries)) as pool:
         table = pa.concat_tables(pool.map(lambda query: read(path, *query), queries))
     if request.get("file"):
         write_file(table, Path(request["file"]))
+        seal(Path(request["file"]))
     else:
         sys.stdout.buffer.write(arrow_stream(table))
 
