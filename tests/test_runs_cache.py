@@ -239,3 +239,35 @@ def test_a_run_left_running_long_keeps_the_cache_in_use(store, caplog):
         _assert_same_as_sqlite(store, query)
     assert len(_files(store)) == 1
     assert "not usable" not in caplog.text
+
+
+REFRESH = """
+import sys
+from nbsched.store.history import cache as runs_cache
+from nbsched.store.sqlite import SQLiteStore
+
+runs_cache.SEGMENT_ROWS, runs_cache.MAX_SEGMENTS = 150, 2
+store = SQLiteStore(sys.argv[1])
+with store.history() as history:
+    history.refresh()
+print(sorted(path.name.split(".")[1] for path in runs_cache.RunsCache.of(str(store.path)).folder.glob("*.arrow")))
+print("pyarrow" in sys.modules, "numpy" in sys.modules)
+"""
+
+
+def test_a_refresh_writes_and_merges_files_without_loading_pyarrow(store):
+    """The runner refreshes its cache now and then: the child process writes, checks and merges the files, so
+    that pyarrow (~40 MB) stays out of the runner."""
+    seen = []
+    for batch in range(3):
+        store.add_runs(_runs(160, start=160 * batch))
+        done = subprocess.run([sys.executable, "-c", REFRESH, str(store.path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        seen.append(done.stdout.splitlines())
+    assert seen == [
+        ["['0-160']", "False False"],
+        ["['0-160', '160-320']", "False False"],
+        ["['0-480']", "False False"],  # three files: merged into one
+    ]
+    for query in QUERIES:  # what the child wrote reads as SQLite's rows
+        _assert_same_as_sqlite(store, query)
