@@ -123,14 +123,16 @@ def test_specs_loaded_from_records_share_the_values_jobs_have_in_common():
     copy of a service name, a time zone, a policy or an interval, not one each."""
     import json
 
+    SECOND = timedelta(seconds=1)
     record = spec(name="a", service="api.sync", every="90s", tz="Europe/Paris", jitter="2s").to_record()
     first, second = (JobSpec.from_record(json.loads(json.dumps(dict(record, name=name)))) for name in ("a", "b"))
     for field in ("service", "tz", "every", "jitter", "catchup", "misfire", "overlap", "kind", "isolation"):
         assert getattr(first, field) is getattr(second, field), field
     assert (first.every, type(first.every), first.jitter) == (90.0, float, 2.0)
     assert first.trigger().every is second.trigger().every  # one timedelta per interval
+    assert first.next_fire(first.start, 0) == first.trigger().next_fire(first.start) == first.start + (90 * SECOND)
     assert not hasattr(first, "__dict__")  # slotted
-    assert first.trigger() is first.trigger() and first.definition() == "every 1m30s"
+    assert first.definition() == "every 1m30s"
     assert JobSpec.from_record(first.to_record()) == first and "_trigger" not in first.to_record()
 
 

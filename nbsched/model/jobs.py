@@ -19,7 +19,7 @@ from ..errors import InvalidInput, InvalidJob
 from .notify import parse_notify_on, parse_targets
 from .retention import parse_keep
 from .timeparse import format_duration, from_iso, iso, parse_datetime, parse_duration, zone
-from .triggers import Cron, Interval, OneTime, Trigger, pick_trigger
+from .triggers import Cron, Interval, OneTime, Trigger, on_grid_from, pick_trigger
 
 KINDS = ("one_time", "interval", "cron")
 OVERLAP_POLICIES = ("skip", "queue", "queue_all", "replace", "allow")
@@ -135,17 +135,17 @@ class JobSpec(_Cached):
                 object.__setattr__(self, name, kept)
 
     def trigger(self) -> Trigger:
-        """The trigger, built once per spec (a spec never changes; a firing job asks every fire)."""
+        """The trigger, built once per spec (a spec never changes; a firing job asks every fire).
+
+        An interval's is built each time it is asked for, and not kept: its fires come from the spec's own
+        ``start`` and ``every`` (``next_fire``), which saves an object per job (100,000 jobs: ~5 MB)."""
         try:
             return self._trigger
         except AttributeError:
             pass
         if self.kind == "interval":
-            trigger = Interval(_interval(self.every), self.start)
-        elif self.kind == "cron":
-            trigger = Cron(self.cron, self.tz, seed=self.name)
-        else:
-            trigger = OneTime(self.at)
+            return Interval(_interval(self.every), self.start)
+        trigger = Cron(self.cron, self.tz, seed=self.name) if self.kind == "cron" else OneTime(self.at)
         object.__setattr__(self, "_trigger", trigger)
         return trigger
 
@@ -186,7 +186,11 @@ class JobSpec(_Cached):
     def next_fire(self, after: datetime, fires: int) -> datetime | None:
         """The fire after ``after`` once ``fires`` fires have happened; None when the job is finished."""
         # Datetimes count whole microseconds: before ``start`` means at or before the microsecond before it.
-        fire = self.trigger().next_fire(after if after >= self.start else self.start - _MICROSECOND)
+        after = after if after >= self.start else self.start - _MICROSECOND
+        if self.kind == "interval":
+            fire = on_grid_from(self.start, _interval(self.every), after, strictly_after=True)
+        else:
+            fire = self.trigger().next_fire(after)
         return self._bounded(fire, fires)
 
     def _bounded(self, fire: datetime | None, fires: int) -> datetime | None:
