@@ -307,3 +307,27 @@ def test_a_job_of_a_notebook_is_scheduled_even_when_booting_its_kernel_ahead_fai
     record = engine.control.add_job({"name": "daily", "service": "report", "every": "1d"}, T0)
     assert record["name"] == "daily" and "daily" in engine.jobs
     assert "booting a kernel ahead for report failed" in caplog.text
+
+
+def test_a_job_whose_runs_all_ended_keeps_no_list_of_runs_in_progress():
+    """100,000 jobs that each ran once must not leave 100,000 empty lists behind (~8 MB)."""
+    from nbsched.runner.inflight import ActiveRun, InFlight
+
+    inflight = InFlight()
+    for run_id in (1, 2):
+        inflight.start(ActiveRun(run_id, "j", "s", "schedule", 1, datetime.now(UTC), message=None))
+    assert inflight.busy("j") == [1, 2]
+    assert inflight.leave_job("j", 1) == [2]
+    assert inflight.leave_job("j", 2) == [] and inflight.busy("j") == []
+    assert "j" not in inflight.running_by_job
+
+
+def test_job_stats_keep_one_copy_of_each_status_text():
+    """Each run's status comes decoded from a worker's message as text of its own; a job's figures keep a
+    shared copy, not one per job."""
+    from nbsched.runner.control import JobStats
+
+    first, second = JobStats(), JobStats(last_status="".join(["succ", "eeded"]))
+    first.last_status = "".join(["succe", "eded"])
+    assert first.last_status is second.last_status == "succeeded"
+    assert JobStats(3, None, "ok") == JobStats(3, None, "ok") != JobStats(2, None, "ok")

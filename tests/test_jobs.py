@@ -116,3 +116,31 @@ def test_invalid_input_is_also_a_value_error():
     with pytest.raises(ValueError):
         spec(every="soon")
     assert issubclass(InvalidJob, InvalidInput)
+
+
+def test_specs_loaded_from_records_share_the_values_jobs_have_in_common():
+    """A runner holds one spec per job (100,000 of them): each loaded from its own JSON text, the specs keep one
+    copy of a service name, a time zone, a policy or an interval, not one each."""
+    import json
+
+    SECOND = timedelta(seconds=1)
+    record = spec(name="a", service="api.sync", every="90s", tz="Europe/Paris", jitter="2s").to_record()
+    first, second = (JobSpec.from_record(json.loads(json.dumps(dict(record, name=name)))) for name in ("a", "b"))
+    for field in ("service", "tz", "every", "jitter", "catchup", "misfire", "overlap", "kind", "isolation"):
+        assert getattr(first, field) is getattr(second, field), field
+    assert (first.every, type(first.every), first.jitter) == (90.0, float, 2.0)
+    assert first.trigger().every is second.trigger().every  # one timedelta per interval
+    assert first.next_fire(first.start, 0) == first.trigger().next_fire(first.start) == first.start + (90 * SECOND)
+    assert not hasattr(first, "__dict__")  # slotted
+    assert first.definition() == "every 1m30s"
+    assert JobSpec.from_record(first.to_record()) == first and "_trigger" not in first.to_record()
+
+
+def test_sharing_keeps_each_value_as_given():
+    """Equal values of other types or signs are not taken for one another (``-0.0`` is not ``0.0``)."""
+    from nbsched.model.jobs import _shared
+
+    assert _shared(0.0) is _shared(0.0)
+    assert str(_shared(-0.0)) == "-0.0" and str(_shared(0.0)) == "0.0"
+    assert type(_shared(1.0)) is float and _shared(1) == 1 and type(_shared(1)) is int
+    assert _shared(None) is None and _shared(("a",)) == ("a",)

@@ -255,9 +255,9 @@ def test_a_first_long_read_answers_from_sqlite_and_the_files_are_written_after_i
     write_later(started[0])  # let go: the files are written in a thread, from a reader of their own
     cache.settle()
     assert [name.split(".")[1] for name in _files(store)] == ["0-400"]
-    reads = []
-    monkeypatch.setattr(runs_cache, "_read", lambda fd, segment: reads.append(segment.upto) or os.close(fd))
-    with store.history() as history:  # now read from the file (this stand-in reads nothing: a rewrite follows)
+    reads, read = [], runs_cache._read
+    monkeypatch.setattr(runs_cache, "_read", lambda fd, segment: reads.append(segment.upto) or read(fd, segment))
+    with store.history() as history:  # now read from the file
         again = _table(history.arrow(RunQuery()))
     assert reads == [400] and again.to_pylist() == first.to_pylist()
 
@@ -273,3 +273,35 @@ def test_reader_connections_are_kept_for_the_next_read_and_closed_with_the_store
     opened.close()
     with pytest.raises(sqlite3.ProgrammingError):
         first.execute("SELECT 1")
+
+
+REFRESH = """
+import sys
+from nbsched.store.history import cache as runs_cache
+from nbsched.store.sqlite import SQLiteStore
+
+runs_cache.SEGMENT_ROWS, runs_cache.MAX_SEGMENTS = 150, 2
+store = SQLiteStore(sys.argv[1])
+with store.history() as history:
+    history.refresh()
+print(sorted(path.name.split(".")[1] for path in runs_cache.RunsCache.of(str(store.path)).folder.glob("*.arrow")))
+print("pyarrow" in sys.modules, "numpy" in sys.modules)
+"""
+
+
+def test_a_refresh_writes_and_merges_files_without_loading_pyarrow(store):
+    """The runner refreshes its cache now and then: the child process writes, checks and merges the files, so
+    that pyarrow (~40 MB) stays out of the runner."""
+    seen = []
+    for batch in range(3):
+        store.add_runs(_runs(160, start=160 * batch))
+        done = subprocess.run([sys.executable, "-c", REFRESH, str(store.path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        seen.append(done.stdout.splitlines())
+    assert seen == [
+        ["['0-160']", "False False"],
+        ["['0-160', '160-320']", "False False"],
+        ["['0-480']", "False False"],  # three files: merged into one
+    ]
+    for query in QUERIES:  # what the child wrote reads as SQLite's rows
+        _assert_same_as_sqlite(store, query)

@@ -28,7 +28,7 @@ _LOOKBACK = timedelta(hours=3)  # longer than any DST shift in the tz database
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OneTime:
     """Fires once, at ``at``."""
 
@@ -47,7 +47,7 @@ class OneTime:
         return f"once at {self.at.isoformat()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Interval:
     """Fires on the grid ``anchor + k * every`` (k >= 0): a slow run never shifts later fires."""
 
@@ -69,21 +69,26 @@ class Interval:
         return self._on_grid_from(after, strictly_after=True)
 
     def _on_grid_from(self, moment: datetime, strictly_after: bool) -> datetime:
-        if moment < self.anchor:
-            return self.anchor
-        steps = (moment - self.anchor) / self.every
-        k = math.floor(steps) + 1 if strictly_after else math.ceil(steps)
-        fire = self.anchor + self.every * k
-        # Float rounding of large step counts: nudge onto the right side of ``moment``.
-        while fire <= moment if strictly_after else fire < moment:
-            fire += self.every
-        return fire
+        return on_grid_from(self.anchor, self.every, moment, strictly_after)
 
     def describe(self) -> str:
         return f"every {format_duration(self.every)}"
 
 
-@dataclass(frozen=True)
+def on_grid_from(anchor: datetime, every: timedelta, moment: datetime, strictly_after: bool) -> datetime:
+    """The first time of the grid ``anchor + k * every`` (k >= 0) at or (``strictly_after``) after ``moment``."""
+    if moment < anchor:
+        return anchor
+    steps = (moment - anchor) / every
+    k = math.floor(steps) + 1 if strictly_after else math.ceil(steps)
+    fire = anchor + every * k
+    # Float rounding of large step counts: nudge onto the right side of ``moment``.
+    while fire <= moment if strictly_after else fire < moment:
+        fire += every
+    return fire
+
+
+@dataclass(frozen=True, slots=True)
 class Cron:
     """Fires at the times a cron line matches, read in the IANA time zone ``tz``.
 

@@ -8,6 +8,7 @@ the runner again, and run at their time if the job was resumed meanwhile (skippe
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -25,13 +26,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
 class JobStats:
-    """What listings show of a job's runs: how many, the last one's time and status."""
+    """What listings show of a job's runs: how many, the last one's time and status.
 
-    runs: int = 0
-    last_run: datetime | None = None
-    last_status: str | None = None
+    A runner holds one per job that ran (100,000 of them): slotted, and its status text is kept once for all
+    jobs (each run's status comes decoded from a worker's message, as a copy of its own)."""
+
+    __slots__ = ("_last_status", "last_run", "runs")
+
+    def __init__(self, runs: int = 0, last_run: datetime | None = None, last_status: str | None = None):
+        self.runs = runs
+        self.last_run = last_run
+        self.last_status = last_status
+
+    @property
+    def last_status(self) -> str | None:
+        return self._last_status
+
+    @last_status.setter
+    def last_status(self, status: str | None) -> None:
+        self._last_status = sys.intern(status) if type(status) is str else status
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JobStats):
+            return NotImplemented
+        return (self.runs, self.last_run, self.last_status) == (other.runs, other.last_run, other.last_status)
+
+    def __repr__(self) -> str:
+        return f"JobStats(runs={self.runs!r}, last_run={self.last_run!r}, last_status={self.last_status!r})"
 
 
 #: The stats of a job with no runs (read only).

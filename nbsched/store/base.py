@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from .history import History
 
 
-@dataclass
+@dataclass(slots=True)
 class StoredJob:
-    """A job as the store holds it: a stable uid, the user's spec, and the firing state."""
+    """A job as the store holds it: a stable uid, the user's spec, and the firing state (slotted: one per job)."""
 
     uid: str
     spec: JobSpec

@@ -59,8 +59,11 @@ class Source(Protocol):
         """The correlation ids of these runs, of those the store has."""
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
-        """The runs with ``after < run_id <= upto`` written as an Arrow IPC file at ``path`` (``background``:
-        at a low priority, for a refresh no one waits for)."""
+        """The runs with ``after < run_id <= upto`` written as an Arrow IPC file at ``path``, and sealed (``seal``)
+        (``background``: at a low priority, for a refresh no one waits for)."""
+
+    def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
+        """The cache files ``parts`` (``path``, ``size``, ``crc32``; oldest first) as one file at ``path``, sealed."""
 
 
 class ChangedFile(OSError):
@@ -152,42 +155,35 @@ class RunsCache:
         if self.segments and not self._matches(store, finished_upto):
             self._drop(self.segments)  # the store was put back from a copy, say
             self.segments = []
-        written: dict[Segment, object] = {}  # the tables of the files written now, read once (to check them)
         for i, segment in enumerate(self.segments):
             if not self._intact(segment):  # removed or resized since it was written
-                self.segments[i], table = self._write(store, segment.after, segment.upto, background)
-                written[self.segments[i]] = table
+                self.segments[i] = self._write(store, segment.after, segment.upto, background)
         if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
-            segment, table = self._write(store, self.upto, finished_upto, background)
-            self.segments.append(segment)
-            written[segment] = table
+            self.segments.append(self._write(store, self.upto, finished_upto, background))
         if len(self.segments) > MAX_SEGMENTS:
-            self._merge(store)
+            self._merge(store, background)
         if background:
             return iter(())
-        opened: list[tuple[Segment, object]] = []
+        opened: list[tuple[Segment, int]] = []
         try:
             for segment in reversed(self.segments):
-                opened.append((segment, written[segment] if segment in written else self._open(segment)))
+                opened.append((segment, self._open(segment)))
         except ChangedFile:
             for _, fd in opened:
-                if isinstance(fd, int):
-                    os.close(fd)
+                os.close(fd)
             raise
         return self._tables(store, opened)
 
-    def _tables(self, store, opened: list[tuple[Segment, object]]) -> Iterator:
-        """Each file's table, newest first: ``opened`` pairs a file with its descriptor, or its table when it was
-        just written (and read, to check it)."""
+    def _tables(self, store, opened: list[tuple[Segment, int]]) -> Iterator:
+        """Each file's table, newest first: ``opened`` pairs a file with its descriptor."""
         try:
             while opened:
                 segment, fd = opened.pop(0)
-                table = _read(fd, segment) if isinstance(fd, int) else fd
+                table = _read(fd, segment)
                 yield table if table is not None else self._rewritten(store, segment)
         finally:
             for _, fd in opened:
-                if isinstance(fd, int):
-                    os.close(fd)
+                os.close(fd)
 
     def _rewritten(self, store, segment: Segment):
         """The table of a file that changed since it was written, written again from the store."""
@@ -195,8 +191,11 @@ class RunsCache:
             log.warning("runs cache file %s changed since it was written; writing it again", self._path(segment))
             if segment not in self.segments:  # merged or dropped meanwhile
                 raise ChangedFile(f"the runs cache file {self._path(segment)} changed since it was written")
-            fresh, table = self._write(store, segment.after, segment.upto, background=False)
+            fresh = self._write(store, segment.after, segment.upto, background=False)
             self.segments[self.segments.index(segment)] = fresh
+        table = _read(self._open(fresh), fresh)
+        if table is None:
+            raise ChangedFile(f"the runs cache file {self._path(fresh)} changed as it was written")
         return table
 
     def _matches(self, store, finished_upto: int) -> bool:
@@ -265,53 +264,82 @@ class RunsCache:
             return None
         return segment if self._intact(segment) else None
 
-    def _write(self, store, after: int, upto: int, background: bool) -> tuple[Segment, object]:
-        """The runs ``after < run_id <= upto`` written as a file from the store (by a child process); its
-        segment, and its table as read back from the file."""
+    def _write(self, store, after: int, upto: int, background: bool) -> Segment:
+        """The runs ``after < run_id <= upto`` written as a file from the store, and sealed, by a child process
+        (the runner never loads pyarrow to keep its cache); its segment."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._file(after, upto)
         _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)
-        return self._seal(after, upto)
+        return self._sealed(after, upto)
 
-    def _seal(self, after: int, upto: int) -> tuple[Segment, object]:
-        """Read the file just written, check it, and write its sums beside it; its segment and table."""
-        import pyarrow as pa
+    def _sealed(self, after: int, upto: int) -> Segment:
+        """The file just written (and sealed: checked, its sums beside it) by the child process, as a segment."""
+        segment = self._listed(self._file(after, upto))
+        if segment is None:
+            raise ChangedFile(f"the runs cache file {self._file(after, upto)} was not written whole")
+        return segment
 
-        path = self._file(after, upto)
-        data = path.read_bytes()
-        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-        if table.schema != empty_runs_schema():
-            _unlink(path)
-            raise ChangedFile(f"the runs cache file {path} does not have the columns of a run")
-        newest = (table["run_id"][0].as_py(), table["cid"][0].as_py()) if table.num_rows else None
-        segment = Segment(after, upto, len(data), zlib.crc32(data), newest)
-        sums = {"size": segment.size, "crc32": segment.crc32, "newest": segment.newest}
-        partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
-        partial.write_text(json.dumps(sums))
-        os.replace(partial, _sum_file(path))
-        return segment, table
-
-    def _merge(self, store) -> None:
-        """One file for all the runs of the files so far (Arrow only; SQLite is not read again)."""
-        import pyarrow as pa
-
+    def _merge(self, store, background: bool) -> None:
+        """One file for all the runs of the files so far, written by the child process (Arrow only; SQLite is not
+        read again), so that a runner that refreshes its cache never loads pyarrow nor holds the tables."""
         old = self.segments
-        tables = []
-        for i in range(len(old)):  # each read and checked; one that changed is written again first
-            table = _read(self._open(old[i]), old[i])
-            tables.append(table if table is not None else self._rewritten(store, old[i]))
+        for i in range(len(old)):  # each checked; one that changed is written again first
+            if not _whole(self._path(old[i]), old[i]):
+                old[i] = self._write(store, old[i].after, old[i].upto, background)
         after, upto = old[0].after, old[-1].upto
         path = self._file(after, upto)
         _unlink(_sum_file(path))
-        write_file(pa.concat_tables(list(reversed(tables))), path)
-        self.segments = [self._seal(after, upto)[0]]
+        parts = [{"path": str(self._path(segment)), "size": segment.size, "crc32": segment.crc32} for segment in old]
+        store.merge_runs_files(parts, path, background)
+        self.segments = [self._sealed(after, upto)]
         self._drop([segment for segment in old if (segment.after, segment.upto) != (after, upto)])
 
     def _drop(self, segments: list[Segment]) -> None:
         for segment in segments:
             _unlink(self._path(segment))
             _unlink(_sum_file(self._path(segment)))
+
+
+def _whole(path: Path, segment: Segment) -> bool:
+    """Whether the file at ``path`` holds what ``segment`` says was written (its size and sum; no pyarrow)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    return len(data) == segment.size and zlib.crc32(data) == segment.crc32
+
+
+def seal(path: Path) -> None:
+    """Read the file just written at ``path``, check it, and write its sums beside it (in the child process)."""
+    import pyarrow as pa
+
+    data = path.read_bytes()
+    table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+    if table.schema != empty_runs_schema():
+        _unlink(path)
+        raise ChangedFile(f"the runs cache file {path} does not have the columns of a run")
+    newest = (table["run_id"][0].as_py(), table["cid"][0].as_py()) if table.num_rows else None
+    sums = {"size": len(data), "crc32": zlib.crc32(data), "newest": newest}
+    partial = path.with_name(f".{path.name}.sum.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(json.dumps(sums))
+    os.replace(partial, _sum_file(path))
+
+
+def merge(parts: list[dict], path: Path) -> None:
+    """(In the child process) the files ``parts`` (oldest first, each checked against its size and sum) as one
+    file at ``path``, newest runs first as in each file, sealed."""
+    import pyarrow as pa
+
+    tables = []
+    for part in parts:
+        segment = Segment(0, 0, part["size"], part["crc32"], None)
+        table = _read(os.open(part["path"], os.O_RDONLY | os.O_CLOEXEC), segment)
+        if table is None:
+            raise ChangedFile(f"the runs cache file {part['path']} changed since it was written")
+        tables.append(table)
+    write_file(pa.concat_tables(list(reversed(tables))), path)
+    seal(path)
 
 
 def _read(fd: int, segment: Segment):

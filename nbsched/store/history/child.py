@@ -4,8 +4,10 @@ Reads ``{"path", "queries": [[sql, params], ...], "file"}`` as JSON on stdin, ru
 ``READERS`` threads (one for a refresh), each query a read of its own (a short snapshot: see below), and
 writes their rows, one query's after another's, as an Arrow IPC stream (typed as ``arrow.arrow_stream``
 types them) on stdout, or, given ``file``, as an Arrow IPC file there (typed as ``arrow.typed_runs`` types
-them, for ``cache``); ``"nice": true`` (a cache refresh no one waits for) lowers its CPU priority and
-pauses after each query as long as it took.
+them, for ``cache``), sealed (``cache.seal``: checked, its sums beside it); given ``merge`` instead of
+``queries`` (cache files, oldest first), it writes them as one file at ``file`` (``cache.merge``), so the
+runner, which keeps the cache up to date, never loads pyarrow for it. ``"nice": true`` (a cache refresh no
+one waits for) lowers its CPU priority and pauses after each query as long as it took.
 
 A read holds a snapshot of the store, and while any snapshot is held, no checkpoint can reset the store's
 write-ahead log: under a sustained load of writes, one read of minutes grew the log by gigabytes. So the
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from ...nopandas import NoPandas
 from .arrow import arrow_stream, typed_runs
-from .cache import write_file
+from .cache import merge, seal, write_file
 
 #: Threads (each with its own connection) that read the queries; a refresh reads on one, so that its pauses
 #: leave the log without a reader.
@@ -63,11 +65,15 @@ def main() -> None:
     request = json.loads(sys.stdin.buffer.read())
     if request.get("nice"):
         os.nice(10)
+    if request.get("merge"):
+        merge(request["merge"], Path(request["file"]))
+        return
     path, queries, pause = request["path"], request["queries"], bool(request.get("nice"))
     with ThreadPoolExecutor(max_workers=min(1 if pause else READERS, len(queries))) as pool:
         table = pa.concat_tables(pool.map(lambda query: read(path, *query, pause=pause), queries))
     if request.get("file"):
         write_file(table, Path(request["file"]))
+        seal(Path(request["file"]))
     else:
         sys.stdout.buffer.write(arrow_stream(table))
 

@@ -193,6 +193,9 @@ class SQLiteHistory(History):
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
         _read_in_child(self.path, _id_ranges("", [], after, upto, None), file=path, nice=background)
 
+    def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
+        _read_in_child(self.path, [], file=path, nice=background, merge=parts)
+
     # -- long listings ------------------------------------------------------------
     def _text_rows(self, where: str, params: list) -> list[tuple]:
         with gc_paused():  # a million-row fetch allocates millions of tuples: no GC passes meanwhile
@@ -260,14 +263,19 @@ class SQLiteHistory(History):
         return _read_in_child(self.path, _id_ranges(where, params, after, highest, limit))
 
 
-def _read_in_child(path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False) -> memoryview:
+def _read_in_child(
+    path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False, merge: list | None = None
+) -> memoryview:
     """What the child process read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
-    there; ``nice``: at a low CPU priority (work no one waits for).
+    there (or, given ``merge``, those cache files merged there); ``nice``: at a low CPU priority (work no one
+    waits for).
 
     The stream comes through a file of its own beside the store (unlinked: no one else can change it), mapped
     once the child is done: through a pipe, a long one would take thousands of hand-overs between the two
     processes, each waiting for a core on a busy machine."""
     request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
+    if merge:
+        request["merge"] = merge
     request = json.dumps(request).encode()
     command = [sys.executable, "-m", "nbsched.store.history.child"]
     with tempfile.TemporaryFile(dir=Path(path).parent, prefix=".nbsched-history-") as out:
