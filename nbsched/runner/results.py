@@ -191,7 +191,9 @@ class Results:
         """Count a run of the job with ``job_uid`` in its listing's figures (none: a run of no job)."""
         if job_uid is None:
             return
-        stats = self.engine.stats.setdefault(job_uid, JobStats())
+        stats = self.engine.stats.get(job_uid)
+        if stats is None:  # not ``setdefault``: that would build a JobStats for every run counted
+            stats = self.engine.stats[job_uid] = JobStats()
         stats.runs += 1
         stats.last_status = status
         stats.last_run = when
