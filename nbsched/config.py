@@ -58,9 +58,6 @@ SCHEDULE_SLICE_SECONDS = 0.005
 #: Seconds the schedule loop, behind, waits after an answered request for the next one before its next tick (at
 #: most as long as its last tick took): a client's requests in a row (pausing every job) are answered in a row.
 REQUEST_GAP_SECONDS = 0.002
-#: ... and while the claims are comfortably ahead of their fires, it waits up to this many times its last tick: a
-#: client's requests in a row get three quarters of the loop, the claims the rest (they catch up when nearer).
-REQUEST_SHARE_AHEAD = 3
 #: ... on a store several runners share: smaller steps, in an order of its own, so that due fires spread.
 SHARED_CLAIMS_PER_TICK = 16
 #: Seconds after a job's owner (on a shared store) that the other runners claim its fire, if the owner has not.

@@ -51,29 +51,6 @@ def test_between_ticks_waits_for_requests_in_a_row_only_and_never_longer_than_th
     assert asyncio.run(seconds_between_ticks(0.0, answered=True)) < config.REQUEST_GAP_SECONDS + 0.5
 
 
-def test_requests_in_a_row_get_more_of_the_loop_while_the_claims_are_ahead_of_their_fires():
-    pacing = _pacing()
-    engine = pacing.engine
-    now = engine.hooks.clock()
-
-    async def held(tick_seconds: float) -> float:
-        """Seconds the next tick waits for a client that always has its next request in (never a gap)."""
-        pacing.answered_at = time.perf_counter() + 3600
-        began = time.perf_counter()
-        await pacing.between_ticks(tick_seconds)
-        return time.perf_counter() - began
-
-    engine.schedule.set("soon", now + engine.claim_ahead / 4)  # its claim is near: the ticks get half the loop
-    assert pacing._ahead() is False
-    urgent = asyncio.run(held(0.5))
-    engine.schedule.remove("soon")
-    engine.schedule.set("later", now + engine.claim_ahead * 4)  # far ahead: requests get more
-    assert pacing._ahead() is True
-    ahead = asyncio.run(held(0.5))
-    assert 0.5 <= urgent < 0.5 * config.REQUEST_SHARE_AHEAD - 0.1  # a wide margin: a busy machine sleeps late
-    assert ahead >= 0.5 * config.REQUEST_SHARE_AHEAD
-
-
 def test_requests_of_many_runs_in_a_row_rest_twice_as_long_as_each_held_the_loop():
     turns = Turns(rest=2.0)
     assert turns.wait(100.0) == 0.0  # the first starts at once

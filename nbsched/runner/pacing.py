@@ -48,16 +48,8 @@ class Pacing:
         self.answered_at = time.perf_counter()
 
     async def between_ticks(self, tick_seconds: float) -> None:
-        """Behind schedule: let what is ready run, and requests that follow one another, for up to ``tick_seconds``
-        (``REQUEST_SHARE_AHEAD`` times that while the next fire to claim is not due within half the claim-ahead)."""
+        """Behind schedule: let what is ready run, and requests that follow one another, for up to ``tick_seconds``."""
         await asyncio.sleep(YIELD_SECONDS)
-        hold_until = time.perf_counter() + tick_seconds * (config.REQUEST_SHARE_AHEAD if self._ahead() else 1)
+        hold_until = time.perf_counter() + tick_seconds
         while (now := time.perf_counter()) < hold_until and now - self.answered_at < config.REQUEST_GAP_SECONDS:
             await asyncio.sleep(config.REQUEST_GAP_SECONDS / 4)
-
-    def _ahead(self) -> bool:
-        """Whether the claims are comfortably ahead: the earliest fire still to claim is due in more than half
-        ``claim_ahead`` (the claims of fires due sooner take their share of the loop first)."""
-        engine = self.engine
-        due = engine.schedule.next_due()
-        return due is None or due - engine.hooks.clock() > engine.claim_ahead / 2
