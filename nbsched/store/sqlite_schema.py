@@ -202,11 +202,6 @@ def insert_columns_sql(columns: tuple[str, ...]) -> str:
     return f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * (len(columns) + 2))})"
 
 
-def to_db_cached(value):
-    """A value as stored; times through the small cache of ISO texts."""
-    return iso_cached(value) if isinstance(value, datetime) else value
-
-
 # -- runs -------------------------------------------------------------------------
 _QUOTED_RUN_COLUMNS = ", ".join(f'"{name}"' for name in RUN_COLUMNS)
 INSERT_RUN = f"INSERT INTO runs ({_QUOTED_RUN_COLUMNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"

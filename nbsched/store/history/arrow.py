@@ -94,25 +94,22 @@ def arrow_stream(table) -> memoryview:
     typed = table if table.schema == empty_runs_schema() else typed_runs(table)
     if typed.nbytes <= SMALL_STREAM_BYTES:
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, typed.schema, options=_write_options()) as writer:
-            writer.write_table(typed)
+        _write_stream(sink, typed)
         return memoryview(sink.getvalue())
     # Measure, then write into one buffer of the right size (not zeroed first): a growing stream copies it
     # several times.
     mock = pa.MockOutputStream()
-    with pa.ipc.new_stream(mock, typed.schema, options=_write_options()) as writer:
-        writer.write_table(typed)
+    _write_stream(mock, typed)
     data = pa.allocate_buffer(mock.size())
-    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(data), typed.schema, options=_write_options()) as writer:
-        writer.write_table(typed)
+    _write_stream(pa.FixedSizeBufferWriter(data), typed)
     return memoryview(data)
 
 
-@functools.cache
-def _write_options():
+def _write_stream(sink, table) -> None:
     import pyarrow as pa
 
-    return pa.ipc.IpcWriteOptions()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
 def filtered(table, query: RunQuery):
