@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import _common
 from croniter import croniter
 from cronsim import CronSim
 
@@ -84,13 +83,6 @@ def figures(samples: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-def machine_speed() -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "timeit", "sum(range(1000))"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return out.split(":", 1)[-1].strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200, help="next-fire questions per line and zone")
@@ -103,7 +95,7 @@ def main() -> None:
         f"cron next fire: nbsched {result['nbsched']:.1f} µs, cronsim {result['cronsim']:.1f} µs "
         f"(nbsched/cronsim {result['nbsched'] / result['cronsim']:.2f}), croniter {result['croniter']:.1f} µs "
         f"(nbsched/croniter {result['nbsched'] / result['croniter']:.2f}); "
-        f"python -m timeit 'sum(range(1000))': {machine_speed()}"
+        f"python -m timeit 'sum(range(1000))': {_common.machine_speed()}"
     )
 
 
