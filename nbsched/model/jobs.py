@@ -11,7 +11,7 @@ import functools
 import itertools
 import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 from .. import config
@@ -201,8 +201,10 @@ class JobSpec(_Cached):
         return fire
 
     def to_record(self) -> dict:
-        """A JSON-safe dict, the form the store and the socket carry."""
-        record = asdict(self)
+        """A JSON-safe dict, the form the store and the socket carry. Its values are the spec's own (a spec
+        never changes, and what takes the record encodes or copies it): no deep copy, which took half of a
+        pause's time in the runner."""
+        record = {name: getattr(self, name) for name in _SPEC_FIELDS}
         for key in ("at", "start", "end"):
             record[key] = iso(record[key])
         return record
@@ -232,6 +234,10 @@ class JobSpec(_Cached):
     def from_user(cls, *, now: datetime, default_tz: str, **raw) -> JobSpec:
         """Validate and normalise a job as a user typed it."""
         return _build(raw, now, default_tz)
+
+
+#: JobSpec's fields, in order (its records' keys).
+_SPEC_FIELDS = tuple(field.name for field in fields(JobSpec))
 
 
 @dataclass(slots=True)
