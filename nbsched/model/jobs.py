@@ -155,7 +155,7 @@ class JobSpec(_Cached):
             return self._definition
         except AttributeError:
             pass
-        text = self._definition_text()
+        text = _shared(self._definition_text())  # "every 1m" of 100,000 jobs: one string, not 5.7 MB of them
         object.__setattr__(self, "_definition", text)
         return text
 

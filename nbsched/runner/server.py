@@ -248,7 +248,12 @@ class Runner:
         """Apply each job's ``history_keep`` now and then, in a thread (``runner.retention``)."""
         while True:
             await asyncio.sleep(config.retention_seconds())
-            jobs = [(job.spec.name, job.uid, job.spec.history_keep) for job in self.engine.jobs.values()]
+            everyone = self.retention.default is not None  # else only the jobs with their own history_keep
+            jobs = [
+                (job.spec.name, job.uid, job.spec.history_keep)
+                for job in self.engine.jobs.values()
+                if everyone or job.spec.history_keep is not None
+            ]
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self.retention.apply, jobs, self.clock())
             except Exception:
