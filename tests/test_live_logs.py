@@ -229,6 +229,51 @@ def test_the_dashboards_run_view_shows_a_running_runs_lines_then_its_end(client,
         dash.close()
 
 
+def test_the_dashboards_run_view_shows_the_last_lines_of_a_run_that_logs_many(client, tmp_path, monkeypatch):
+    import html
+    import re
+
+    from nbsched.frontends.ui import Dashboard, follow
+
+    monkeypatch.setattr(follow, "SHOWN_LINES", 10)
+    client.deploy(MANY_LINES_SOURCE)
+    gate = tmp_path / "gate"
+    run_id = client.invoke("many.lines", extra={"gate": str(gate)})
+    dash = Dashboard(client, auto_refresh=False)
+
+    def shown() -> list[str]:
+        text = html.unescape(re.sub(r"<[^>]+>", "", dash.history.details.value))
+        return text.split("Logs", 1)[-1].splitlines()
+
+    try:
+        dash.history.show_run(run_id)
+        wait_until(lambda: "line 30" in shown(), what="the last line in the run view")
+        lines = shown()
+        assert "(20 earlier lines not shown; all of them are in the run's logs when it ends)" in lines
+        assert [f"line {n}" for n in range(21, 31)] == [line for line in lines if line.startswith("line ")]
+        gate.touch()
+        wait_until(lambda: "line 1" in shown(), what="the stored logs, whole, once the run ended")
+        assert [line for line in shown() if line.startswith("line ")] == [f"line {n}" for n in range(1, 31)]
+    finally:
+        dash.history.follower.stop()
+        dash.close()
+
+
+MANY_LINES_SOURCE = """
+import os, time
+from nbsched import Service
+
+class Many(Service):
+    name = "many.lines"
+
+    def handle(self):
+        for n in range(1, 31):
+            print(f"line {n}")
+        while not os.path.exists(self.request.payload["gate"]):
+            time.sleep(0.02)
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_run_on_another_runner_of_a_shared_store_shows_its_logs_when_it_ends(pg_url, monkeypatch, tmp_path):
