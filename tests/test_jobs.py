@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,7 +122,6 @@ def test_invalid_input_is_also_a_value_error():
 def test_specs_loaded_from_records_share_the_values_jobs_have_in_common():
     """A runner holds one spec per job (100,000 of them): each loaded from its own JSON text, the specs keep one
     copy of a service name, a time zone, a policy or an interval, not one each."""
-    import json
 
     SECOND = timedelta(seconds=1)
     record = spec(name="a", service="api.sync", every="90s", tz="Europe/Paris", jitter="2s").to_record()
@@ -132,8 +132,22 @@ def test_specs_loaded_from_records_share_the_values_jobs_have_in_common():
     assert first.trigger().every is second.trigger().every  # one timedelta per interval
     assert first.next_fire(first.start, 0) == first.trigger().next_fire(first.start) == first.start + (90 * SECOND)
     assert not hasattr(first, "__dict__")  # slotted
-    assert first.definition() == "every 1m30s"
+    assert first.definition() == "every 1m30s" and first.definition() is second.definition()
     assert JobSpec.from_record(first.to_record()) == first and "_trigger" not in first.to_record()
+
+
+def test_a_specs_record_is_its_fields_in_order_with_times_as_text():
+    """``to_record`` (no deep copy): every field by name, in the spec's order, times as ISO text."""
+    from dataclasses import fields
+
+    job = spec(
+        name="r", service="api.sync", every="90s", extra={"a": [1]}, notify_on=["error"], notify=["webhook:http://h/x"]
+    )
+    record = job.to_record()
+    assert list(record) == [field.name for field in fields(JobSpec)]
+    assert record["start"] == job.start.isoformat() and record["at"] is None and record["end"] is None
+    assert (record["extra"], record["notify_on"], record["notify"]) == ({"a": [1]}, ("error",), ("webhook:http://h/x",))
+    assert json.loads(json.dumps(record))["every"] == 90.0
 
 
 def test_sharing_keeps_each_value_as_given():
