@@ -84,6 +84,30 @@ def test_papermill_lines_become_notebook_jobs_with_typed_parameters_in_the_cront
     assert notes == ["line 1: MAILTO is ignored (nbsched sends no mail of a run's output)"]
 
 
+def test_papermills_kernel_cwd_and_parameter_file_are_taken_as_papermill_takes_them(files):
+    """``-k`` must name the kernel the notebook's metadata names (nbsched runs that one); ``-f`` is read from where
+    papermill starts, not from ``--cwd``; a kernel directory other than the notebook's folder is noted."""
+    notebook = dict(NOTEBOOK, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    (files / "reports" / "k.ipynb").write_text(json.dumps(notebook))
+    text = (
+        "0 1 * * * papermill reports/k.ipynb - -k ir\n"
+        "0 2 * * * papermill reports/k.ipynb - --kernel python3 --cwd bin -f bin/params.yaml\n"
+        "0 3 * * * cd reports && papermill k.ipynb - -k python3\n"
+    )
+    entries, refused, _ = plan(text, files)
+    assert refused == {
+        "line 1": "papermill -k ir runs the notebook with the kernel 'ir'; nbsched runs it with the kernel its "
+        "metadata names ('python3'): set the notebook's kernel to 'ir' (or drop -k), then import it again"
+    }
+    second, third = entries
+    assert second.extra == {"region": "eu", "limit": 10}
+    assert second.notes == (
+        f"papermill ran the notebook's kernel in {files / 'bin'}; nbsched runs it in the notebook's folder "
+        f"({files / 'reports'}): relative paths in the notebook mean files there",
+    )
+    assert (third.extra, third.notes) == (None, ())
+
+
 def test_nbconvert_execute_and_python_scripts_translate_with_their_directory_and_environment(files):
     text = (
         "TZ=America/New_York\nGREETING=hi\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 import shlex
@@ -40,9 +41,9 @@ _PAPERMILL_IGNORED = {
     "--language": 1,
     "-l": 1,
     "--engine": 1,
-    "-k": 1,
-    "--kernel": 1,
 }
+#: papermill's options that name the kernel: nbsched runs a notebook with the kernel its metadata names.
+_PAPERMILL_KERNEL = ("-k", "--kernel")
 #: nbconvert options that change nothing nbsched does (with how many values each takes, 0 for flags).
 _NBCONVERT_IGNORED = {"--execute": 0, "--inplace": 0, "--allow-errors": 0, "--stdout": 0, "--to": 1}
 _NBCONVERT_IGNORED |= {"--output": 1, "--output-dir": 1, "--log-level": 1, "--debug": 0}
@@ -182,7 +183,7 @@ def _value_of(options: list[str], index: int, option: str) -> str:
 
 def _papermill(options: list[str], cwd: Path, notes: list[str]) -> Command:
     """``papermill IN [OUT] [-p NAME VALUE] [-r NAME VALUE] [-y YAML] [-f FILE] [-b BASE64] [--cwd DIR] ...``."""
-    positional, parameters, run_in, index = [], {}, cwd, 0
+    positional, parameters, run_in, kernel, index = [], {}, cwd, None, 0
     while index < len(options):
         option = options[index]
         if option in ("-p", "--parameters", "-r", "--parameters_raw", "--parameters-raw"):
@@ -193,7 +194,10 @@ def _papermill(options: list[str], cwd: Path, notes: list[str]) -> Command:
             index += 3
             continue
         if option in ("-y", "--parameters_yaml", "-b", "--parameters_base64", "-f", "--parameters_file"):
-            parameters.update(_yaml_parameters(option, _value_of(options, index, option), run_in))
+            # papermill reads the file from where it is started, not from --cwd (the kernel's directory)
+            parameters.update(_yaml_parameters(option, _value_of(options, index, option), cwd))
+        elif option in _PAPERMILL_KERNEL:
+            kernel = _value_of(options, index, option)
         elif option == "--cwd":
             run_in = _path(_value_of(options, index, option), cwd)
         elif option == "--prepare-only":
@@ -212,7 +216,28 @@ def _papermill(options: list[str], cwd: Path, notes: list[str]) -> Command:
         raise Untranslatable("papermill needs the input notebook (and the output notebook)")
     if len(positional) == 2 and positional[1] != "-":
         notes.append(f"papermill wrote {positional[1]}; the executed copy is the run's output now")
-    return Command(_notebook(positional[0], cwd), run_in, parameters or None, notes=notes)
+    notebook = _notebook(positional[0], cwd)
+    if kernel is not None:
+        _check_kernel(notebook, kernel)
+    if run_in.resolve() != notebook.parent.resolve():
+        notes.append(
+            f"papermill ran the notebook's kernel in {run_in}; nbsched runs it in the notebook's folder "
+            f"({notebook.parent}): relative paths in the notebook mean files there"
+        )
+    return Command(notebook, run_in, parameters or None, notes=notes)
+
+
+def _check_kernel(notebook: Path, kernel: str) -> None:
+    """Refuse ``papermill -k KERNEL`` when the notebook's metadata names another kernel (nbsched runs that one)."""
+    try:
+        named = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["kernelspec"]["name"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return  # deploying the notebook says what is wrong with it
+    if named != kernel:
+        raise Untranslatable(
+            f"papermill -k {kernel} runs the notebook with the kernel {kernel!r}; nbsched runs it with the kernel its "
+            f"metadata names ({named!r}): set the notebook's kernel to {kernel!r} (or drop -k), then import it again"
+        )
 
 
 def _typed(value: str):
