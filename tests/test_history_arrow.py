@@ -80,6 +80,44 @@ def test_a_column_null_in_the_first_thousands_of_rows_keeps_its_type(store):
     assert table.column("delay_ms").to_pylist()[:3] == [1.5, 1.5, 1.5]
 
 
+@pytest.mark.parametrize("limit", [None, 3001])
+def test_a_column_null_in_the_first_rows_of_each_short_query_keeps_its_type(tmp_path, monkeypatch, limit):
+    # The child sizes the driver's first batch, from which it types the columns, to a query's most rows: the
+    # ids it spans, or its limit. The only text in error is in the middle of the last query's rows.
+    monkeypatch.setattr(sqlite_history, "BULK_ROWS", 100)
+    monkeypatch.setattr(sqlite_history, "CHILD_QUERY_IDS", 1000)
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    base = {"job": "sync", "service": "s", "trigger": "schedule", "attempt": 1, "status": "ok", "runner": "test:1"}
+    runs = [{**base, "cid": f"{i:024x}", "scheduled_at": NOW + timedelta(seconds=i)} for i in range(3001)]
+    runs[500].update(status="error", error="ValueError: late text")
+    store.add_runs(runs)
+
+    table = _served(store, RunQuery(limit=limit))
+    store.close()
+
+    assert table.num_rows == 3001
+    assert table.schema.field("error").type == pa.string()
+    assert table.column("error").drop_null().to_pylist() == ["ValueError: late text"]
+    assert table.column("run_id").to_pylist() == list(range(3001, 0, -1))
+
+
+def test_the_span_of_run_ids_and_the_first_run_of_a_window_are_found_without_reading_every_run(tmp_path):
+    # SQLite looks MIN(run_id) or MAX(run_id) up at one end of the ids only when it is a query's one aggregate.
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    base = {"job": "sync", "service": "s", "trigger": "schedule", "attempt": 1, "status": "ok", "runner": "test:1"}
+    store.add_runs([{**base, "cid": f"{i:024x}", "scheduled_at": NOW + timedelta(minutes=i)} for i in range(5000)])
+    with store.history() as history:
+        steps = []
+        history.db.set_progress_handler(lambda: steps.append(1), 1)  # once per SQLite instruction
+        more = history._more_runs_than(4000, RunQuery())
+        counts = history.minute_counts(NOW + timedelta(minutes=4990))
+        history.db.set_progress_handler(None, 1)
+    store.close()
+
+    assert more and sum(count for _, _, count in counts) == 10
+    assert len(steps) < 2000  # reading each of the 5,000 runs would take several instructions per run
+
+
 @pytest.mark.parametrize(("query", "rows"), [({"limit": 150}, 150), ({}, 400), ({"status": "ok"}, 200)])
 def test_the_default_arrow_table_of_a_store_matches_the_sqlite_one(store, query, rows):
     # Without a limit the child reads two halves of the run ids at once; with a limit, one query.
