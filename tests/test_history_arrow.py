@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import math
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,3 +231,20 @@ def test_an_unknown_history_format_is_refused_and_the_runner_goes_on(client):
             client.call("history", format=bad)
     assert client.ping()["pid"] > 0
     assert client.history().empty
+
+
+def test_the_history_child_reads_without_loading_numpy_or_pandas(tmp_path):
+    # Loading numpy is half of pyarrow's import, and a first long read waits for the child to start.
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    store.add_runs([{"cid": "a" * 24, "job": "j", "service": "s", "trigger": "manual", "attempt": 1, "status": "ok"}])
+    store.close()
+    queries = sqlite_history._id_ranges("", [], 0, 1, None)
+    request = json.dumps({"path": str(tmp_path / "nbsched.db"), "queries": queries, "rows": 1, "file": None})
+    run_child = (
+        "import sys; from nbsched.store.history import child; child.main(); "
+        "sys.stderr.write(repr(sorted({'numpy', 'pandas'} & set(sys.modules))))"
+    )
+    done = subprocess.run([sys.executable, "-c", run_child], input=request.encode(), capture_output=True, check=True)
+
+    assert _table(done.stdout).column("cid").to_pylist() == ["a" * 24]
+    assert done.stderr.decode().splitlines()[-1] == "[]"

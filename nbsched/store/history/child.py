@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ...nopandas import NoPandas
+from ...nopandas import NoNumpy
 from .arrow import typed_runs, write_stream
 from .cache import merge, seal, write_file
 
@@ -118,7 +118,7 @@ def read_all(path: str, queries: list, rows: int, readers: int, pause: bool = Fa
 
 
 def main() -> None:
-    sys.meta_path.insert(0, NoPandas)  # pyarrow imports pandas for arrays of Python values (the parameters)
+    sys.meta_path.insert(0, NoNumpy)  # pyarrow imports pandas for arrays of Python values (the parameters)
     import pyarrow as pa
 
     request = json.loads(sys.stdin.buffer.read())
