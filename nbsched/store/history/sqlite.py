@@ -37,6 +37,9 @@ BULK_ROWS = 50_000
 #: keeps checkpoints from resetting the store's write-ahead log as long as it lasts (``child``). 20,000 runs
 #: take ~30 ms of a core; a query costs more per run the fewer runs it reads (5,000: 10% more CPU).
 CHILD_QUERY_IDS = 20_000
+#: The same for a refresh of the runs cache, which no one waits for: at its low priority, a query of a busy
+#: machine lasts longer.
+REFRESH_QUERY_IDS = 5_000
 #: Seconds that child process may take.
 CHILD_TIMEOUT = 600
 #: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
@@ -196,8 +199,9 @@ class SQLiteHistory(History):
         return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
-        queries = _id_ranges("", [], after, upto, None)
-        _read_in_child(self.path, queries, _most_rows(after, upto, None), file=path, nice=background)
+        span = REFRESH_QUERY_IDS if background else CHILD_QUERY_IDS
+        queries = _id_ranges("", [], after, upto, None, span)
+        _read_in_child(self.path, queries, _most_rows(after, upto, None, span), file=path, nice=background)
 
     def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
         _read_in_child(self.path, [], 0, file=path, nice=background, merge=parts)
@@ -313,18 +317,21 @@ def _read_in_child(
         return memoryview(mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ) if size else b"")
 
 
-def _most_rows(after: int, upto: int, limit: int | None) -> int:
+def _most_rows(after: int, upto: int, limit: int | None, span: int | None = None) -> int:
     """The most rows one of the queries of ``_id_ranges`` can select (run ids are unique: no more than its span)."""
-    return min(upto - after, CHILD_QUERY_IDS if limit is None else limit)
+    return min(upto - after, (span or CHILD_QUERY_IDS) if limit is None else limit)
 
 
-def _id_ranges(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
+def _id_ranges(
+    where: str, params: list, after: int, upto: int, limit: int | None, span: int | None = None
+) -> list[tuple[str, list]]:
     """SELECTs of the runs with ``after < run_id <= upto`` that ``where`` selects, newest first: one for each
-    span of ``CHILD_QUERY_IDS`` ids, so that no read holds a snapshot of the store for long (one query when
-    there is a limit)."""
+    ``span`` ids (``CHILD_QUERY_IDS`` unless given), so that no read holds a snapshot of the store for long (one
+    query when there is a limit)."""
+    span = span or CHILD_QUERY_IDS
     where = f"{where} AND" if where else "WHERE"
     select = f"SELECT {SELECT_RUN_FIELDS} FROM runs {where} run_id > ? AND run_id <= ? ORDER BY run_id DESC"
     if limit is not None:
         return [(f"{select} LIMIT ?", [*params, after, upto, limit])]
-    tops = range(upto, after, -CHILD_QUERY_IDS) or [upto]  # no ids: one query, of no rows
-    return [(select, [*params, max(top - CHILD_QUERY_IDS, after), top]) for top in tops]
+    tops = range(upto, after, -span) or [upto]  # no ids: one query, of no rows
+    return [(select, [*params, max(top - span, after), top]) for top in tops]
