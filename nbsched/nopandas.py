@@ -8,8 +8,8 @@ class NoPandas:
     """An import finder that keeps pandas out of the process that puts it first in ``sys.meta_path``.
 
     pyarrow imports pandas, when it is installed, on the first array it builds from Python values (and
-    ``pyarrow.dataset`` at once): ~47 MB and ~0.3 s of a core. Told that pandas is missing, pyarrow does
-    without it.
+    ``pyarrow.dataset``, which ADBC's DB-API imports, at once): ~47 MB and ~0.3 s of a core. Told that
+    pandas is missing, pyarrow does without it.
     """
 
     kept_out = ("pandas",)

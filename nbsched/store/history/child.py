@@ -43,55 +43,39 @@ MAP_BYTES = 1 << 31
 
 
 class Reader:
-    """A connection of ADBC's SQLite driver (its low-level API: its DB-API loads ``pyarrow.dataset``, a tenth of
-    the child's start) for one thread's queries. Autocommit: each query's snapshot ends with the query, not with
-    the connection, so that one connection serves all the queries of a thread (a new one reads the schema)."""
+    """A connection of ADBC's SQLite driver for one thread's queries. Autocommit: each query's snapshot ends with
+    the query, not with the connection, so that one connection serves all the queries of a thread (a new one
+    reads the schema again)."""
 
     def __init__(self, path: str):
-        import adbc_driver_manager
-        import adbc_driver_sqlite
+        import adbc_driver_sqlite.dbapi
 
-        self.database = adbc_driver_sqlite.connect(path)
-        self.connection = adbc_driver_manager.AdbcConnection(self.database)
-        # Wait, as the store's connections do, while another connection holds a lock for a moment
-        # (two of these opening a WAL file that no connection has open, say).
-        for pragma in ("PRAGMA busy_timeout = 30000", f"PRAGMA mmap_size = {MAP_BYTES}"):
-            with self._statement(pragma) as statement:
-                statement.execute_update()
+        self.db = adbc_driver_sqlite.dbapi.connect(path, autocommit=True)
+        with self.db.cursor() as cursor:
+            # Wait, as the store's connections do, while another connection holds a lock for a moment
+            # (two of these opening a WAL file that no connection has open, say).
+            for pragma in ("PRAGMA busy_timeout = 30000", f"PRAGMA mmap_size = {MAP_BYTES}"):
+                cursor.execute(pragma)
+                cursor.fetchall()
 
     def read(self, sql: str, params: list, rows: int, pause: bool = False):
         """One query's rows (at most ``rows``) as a table with the run columns' types (so that parts
         concatenate); ``pause``: then sleep as long as the query took, holding no snapshot."""
-        import pyarrow as pa
-
         began = time.monotonic()
-        with self._statement(sql) as statement:
+        with self.db.cursor() as cursor:
             # One batch for the whole result: the driver types each column from the rows of its first batch,
             # and a column NULL there (error, traceback) would get the wrong type. Sized to the query's rows,
             # not to the most any query could have: the driver reserves room for that many values of each
             # column at once.
-            statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(rows, 1))})
-            if params:
-                statement.bind(
-                    pa.record_batch([[value] for value in params], names=[str(i) for i in range(len(params))])
-                )
-            stream, _ = statement.execute_query()
-            with pa.RecordBatchReader.from_stream(stream) as reader:
-                table = reader.read_all()
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(rows, 1))})
+            cursor.execute(sql, params)
+            table = cursor.fetch_arrow_table()
         if pause:
             time.sleep(time.monotonic() - began)
         return typed_runs(table)
 
     def close(self) -> None:
-        self.connection.close()
-        self.database.close()
-
-    def _statement(self, sql: str):
-        import adbc_driver_manager
-
-        statement = adbc_driver_manager.AdbcStatement(self.connection)
-        statement.set_sql_query(sql)
-        return statement
+        self.db.close()
 
 
 def read_all(path: str, queries: list, rows: int, readers: int, pause: bool = False) -> Iterator:
@@ -118,7 +102,7 @@ def read_all(path: str, queries: list, rows: int, readers: int, pause: bool = Fa
 
 
 def main() -> None:
-    sys.meta_path.insert(0, NoNumpy)  # pyarrow imports pandas for arrays of Python values (the parameters)
+    sys.meta_path.insert(0, NoNumpy)  # ADBC's DB-API imports pyarrow.dataset, which would import pandas
     import pyarrow as pa
 
     request = json.loads(sys.stdin.buffer.read())
