@@ -12,8 +12,9 @@ each query as long as it took.
 
 A read holds a snapshot of the store, and while any snapshot is held, no checkpoint can reset the store's
 write-ahead log: under a sustained load of writes, one read of minutes grew the log by gigabytes. So the
-runs come in queries of a bounded span of ids (``sqlite.CHILD_QUERY_IDS``), each over before the next
-begins, and a refresh leaves the log moments with no reader, in which the runner's checkpoints reset it.
+runs come in queries of a bounded span of ids (``sqlite.CHILD_QUERY_IDS``; ``REFRESH_QUERY_IDS`` for a
+refresh), each over before the next begins, and a refresh leaves the log moments with no reader, in which the
+runner's checkpoints reset it.
 
 ADBC's SQLite driver carries its own copy of the SQLite library; it runs here, not in the runner, whose
 SQLite file locks a second copy in the same process would break.
