@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import math
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +81,44 @@ def test_a_column_null_in_the_first_thousands_of_rows_keeps_its_type(store):
     assert last["delay_ms"] is None and last["status"] == "error"
     assert last["scheduled_at"] == NOW - timedelta(hours=1)
     assert table.column("delay_ms").to_pylist()[:3] == [1.5, 1.5, 1.5]
+
+
+@pytest.mark.parametrize("limit", [None, 3001])
+def test_a_column_null_in_the_first_rows_of_each_short_query_keeps_its_type(tmp_path, monkeypatch, limit):
+    # The child sizes the driver's first batch, from which it types the columns, to a query's most rows: the
+    # ids it spans, or its limit. The only text in error is in the middle of the last query's rows.
+    monkeypatch.setattr(sqlite_history, "BULK_ROWS", 100)
+    monkeypatch.setattr(sqlite_history, "CHILD_QUERY_IDS", 1000)
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    base = {"job": "sync", "service": "s", "trigger": "schedule", "attempt": 1, "status": "ok", "runner": "test:1"}
+    runs = [{**base, "cid": f"{i:024x}", "scheduled_at": NOW + timedelta(seconds=i)} for i in range(3001)]
+    runs[500].update(status="error", error="ValueError: late text")
+    store.add_runs(runs)
+
+    table = _served(store, RunQuery(limit=limit))
+    store.close()
+
+    assert table.num_rows == 3001
+    assert table.schema.field("error").type == pa.string()
+    assert table.column("error").drop_null().to_pylist() == ["ValueError: late text"]
+    assert table.column("run_id").to_pylist() == list(range(3001, 0, -1))
+
+
+def test_the_span_of_run_ids_and_the_first_run_of_a_window_are_found_without_reading_every_run(tmp_path):
+    # SQLite looks MIN(run_id) or MAX(run_id) up at one end of the ids only when it is a query's one aggregate.
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    base = {"job": "sync", "service": "s", "trigger": "schedule", "attempt": 1, "status": "ok", "runner": "test:1"}
+    store.add_runs([{**base, "cid": f"{i:024x}", "scheduled_at": NOW + timedelta(minutes=i)} for i in range(5000)])
+    with store.history() as history:
+        steps = []
+        history.db.set_progress_handler(lambda: steps.append(1), 1)  # once per SQLite instruction
+        more = history._more_runs_than(4000, RunQuery())
+        counts = history.minute_counts(NOW + timedelta(minutes=4990))
+        history.db.set_progress_handler(None, 1)
+    store.close()
+
+    assert more and sum(count for _, _, count in counts) == 10
+    assert len(steps) < 2000  # reading each of the 5,000 runs would take several instructions per run
 
 
 @pytest.mark.parametrize(("query", "rows"), [({"limit": 150}, 150), ({}, 400), ({"status": "ok"}, 200)])
@@ -190,3 +231,20 @@ def test_an_unknown_history_format_is_refused_and_the_runner_goes_on(client):
             client.call("history", format=bad)
     assert client.ping()["pid"] > 0
     assert client.history().empty
+
+
+def test_the_history_child_reads_without_loading_numpy_or_pandas(tmp_path):
+    # Loading numpy is half of pyarrow's import, and a first long read waits for the child to start.
+    store = SQLiteStore(tmp_path / "nbsched.db")
+    store.add_runs([{"cid": "a" * 24, "job": "j", "service": "s", "trigger": "manual", "attempt": 1, "status": "ok"}])
+    store.close()
+    queries = sqlite_history._id_ranges("", [], 0, 1, None)
+    request = json.dumps({"path": str(tmp_path / "nbsched.db"), "queries": queries, "rows": 1, "file": None})
+    run_child = (
+        "import sys; from nbsched.store.history import child; child.main(); "
+        "sys.stderr.write(repr(sorted({'numpy', 'pandas'} & set(sys.modules))))"
+    )
+    done = subprocess.run([sys.executable, "-c", run_child], input=request.encode(), capture_output=True, check=True)
+
+    assert _table(done.stdout).column("cid").to_pylist() == ["a" * 24]
+    assert done.stderr.decode().splitlines()[-1] == "[]"

@@ -109,7 +109,7 @@ def test_the_child_reads_long_spans_in_short_queries_newest_first():
 
 
 def test_runs_read_by_the_child_in_short_queries_are_the_runs_sqlite_lists(store, monkeypatch, tmp_path):
-    monkeypatch.setattr(sqlite_history, "CHILD_QUERY_IDS", 7)
+    monkeypatch.setattr(sqlite_history, "REFRESH_QUERY_IDS", 7)  # a refresh's queries
     _write_one_by_one(store, 40, 0)
     with store.history() as history:
         path = tmp_path / "runs.arrow"

@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 #: Above this many runs, an Arrow listing is read from the runs cache and by a child process with ADBC.
 BULK_ROWS = 50_000
 #: The most run ids one query of that child process spans: each query is a read of its own, and a read
-#: keeps checkpoints from resetting the store's write-ahead log as long as it lasts (``child``).
-CHILD_QUERY_IDS = 5_000
+#: keeps checkpoints from resetting the store's write-ahead log as long as it lasts (``child``). 20,000 runs
+#: take ~30 ms of a core; a query costs more per run the fewer runs it reads (5,000: 10% more CPU).
+CHILD_QUERY_IDS = 20_000
+#: The same for a refresh of the runs cache, which no one waits for: at its low priority, a query of a busy
+#: machine lasts longer.
+REFRESH_QUERY_IDS = 5_000
 #: Seconds that child process may take.
 CHILD_TIMEOUT = 600
 #: How much earlier than the window of a count its runs are looked for: a run gets its id when it is due, and
@@ -43,6 +47,10 @@ CHILD_TIMEOUT = 600
 COUNT_SLACK = timedelta(minutes=5)
 #: Idle reader connections a store keeps for the next read.
 KEEP_READERS = 4
+#: The lowest and the highest run id, each a query of its own: SQLite looks a MIN or a MAX up at one end of the
+#: ids only when it is the query's one aggregate; both in one query read every run (0.1 s for a million).
+LOWEST_RUN_ID = "(SELECT MIN(run_id) FROM runs)"
+HIGHEST_RUN_ID = "(SELECT MAX(run_id) FROM runs)"
 
 
 class Readers:
@@ -154,7 +162,7 @@ class SQLiteHistory(History):
 
     def _first_run_at(self, moment: str) -> int:
         """The lowest run id from which on runs started (or were due) at ``moment`` or later, run ids bisected."""
-        low, high = self.db.execute("SELECT COALESCE(MIN(run_id), 0), COALESCE(MAX(run_id), 0) FROM runs").fetchone()
+        low, high = self.db.execute(f"SELECT COALESCE({LOWEST_RUN_ID}, 0), COALESCE({HIGHEST_RUN_ID}, 0)").fetchone()
         while low < high:
             middle = (low + high) // 2
             row = self.db.execute(
@@ -191,10 +199,12 @@ class SQLiteHistory(History):
         return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
-        _read_in_child(self.path, _id_ranges("", [], after, upto, None), file=path, nice=background)
+        span = REFRESH_QUERY_IDS if background else CHILD_QUERY_IDS
+        queries = _id_ranges("", [], after, upto, None, span)
+        _read_in_child(self.path, queries, _most_rows(after, upto, None, span), file=path, nice=background)
 
     def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
-        _read_in_child(self.path, [], file=path, nice=background, merge=parts)
+        _read_in_child(self.path, [], 0, file=path, nice=background, merge=parts)
 
     # -- long listings ------------------------------------------------------------
     def _text_rows(self, where: str, params: list) -> list[tuple]:
@@ -203,7 +213,7 @@ class SQLiteHistory(History):
 
     def _more_runs_than(self, rows: int, query: RunQuery) -> bool:
         """Whether a query may select more than ``rows`` runs: counted when it filters, else told by the ids."""
-        (span,) = self.db.execute("SELECT COALESCE(MAX(run_id) - MIN(run_id) + 1, 0) FROM runs").fetchone()
+        (span,) = self.db.execute(f"SELECT COALESCE({HIGHEST_RUN_ID} - {LOWEST_RUN_ID} + 1, 0)").fetchone()
         filters = (query.job, query.job_uid, query.service, query.status, query.since)
         if span <= rows or all(value is None for value in filters):
             return span > rows
@@ -260,20 +270,33 @@ class SQLiteHistory(History):
     def _read_after_in_child(self, after: int, where: str, params: list, limit: int | None) -> memoryview:
         """The runs above ``after`` that ``where`` selects, as an Arrow stream read by the child process."""
         (highest,) = self.db.execute("SELECT COALESCE(MAX(run_id), 0) FROM runs").fetchone()
-        return _read_in_child(self.path, _id_ranges(where, params, after, highest, limit))
+        return _read_in_child(
+            self.path, _id_ranges(where, params, after, highest, limit), _most_rows(after, highest, limit)
+        )
 
 
 def _read_in_child(
-    path: str, queries: list[tuple[str, list]], file: Path | None = None, nice=False, merge: list | None = None
+    path: str,
+    queries: list[tuple[str, list]],
+    rows: int,
+    file: Path | None = None,
+    nice=False,
+    merge: list | None = None,
 ) -> memoryview:
-    """What the child process read for ``queries``: an Arrow stream, or (given ``file``) an Arrow file written
-    there (or, given ``merge``, those cache files merged there); ``nice``: at a low CPU priority (work no one
-    waits for).
+    """What the child process read for ``queries`` (each of at most ``rows`` rows): an Arrow stream, or (given
+    ``file``) an Arrow file written there (or, given ``merge``, those cache files merged there); ``nice``: at a
+    low CPU priority (work no one waits for).
 
     The stream comes through a file of its own beside the store (unlinked: no one else can change it), mapped
     once the child is done: through a pipe, a long one would take thousands of hand-overs between the two
     processes, each waiting for a core on a busy machine."""
-    request = {"path": path, "queries": queries, "file": None if file is None else str(file), "nice": nice}
+    request = {
+        "path": path,
+        "queries": queries,
+        "rows": rows,
+        "file": None if file is None else str(file),
+        "nice": nice,
+    }
     if merge:
         request["merge"] = merge
     request = json.dumps(request).encode()
@@ -294,13 +317,21 @@ def _read_in_child(
         return memoryview(mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ) if size else b"")
 
 
-def _id_ranges(where: str, params: list, after: int, upto: int, limit: int | None) -> list[tuple[str, list]]:
+def _most_rows(after: int, upto: int, limit: int | None, span: int | None = None) -> int:
+    """The most rows one of the queries of ``_id_ranges`` can select (run ids are unique: no more than its span)."""
+    return min(upto - after, (span or CHILD_QUERY_IDS) if limit is None else limit)
+
+
+def _id_ranges(
+    where: str, params: list, after: int, upto: int, limit: int | None, span: int | None = None
+) -> list[tuple[str, list]]:
     """SELECTs of the runs with ``after < run_id <= upto`` that ``where`` selects, newest first: one for each
-    span of ``CHILD_QUERY_IDS`` ids, so that no read holds a snapshot of the store for long (one query when
-    there is a limit)."""
+    ``span`` ids (``CHILD_QUERY_IDS`` unless given), so that no read holds a snapshot of the store for long (one
+    query when there is a limit)."""
+    span = span or CHILD_QUERY_IDS
     where = f"{where} AND" if where else "WHERE"
     select = f"SELECT {SELECT_RUN_FIELDS} FROM runs {where} run_id > ? AND run_id <= ? ORDER BY run_id DESC"
     if limit is not None:
         return [(f"{select} LIMIT ?", [*params, after, upto, limit])]
-    tops = range(upto, after, -CHILD_QUERY_IDS) or [upto]  # no ids: one query, of no rows
-    return [(select, [*params, max(top - CHILD_QUERY_IDS, after), top]) for top in tops]
+    tops = range(upto, after, -span) or [upto]  # no ids: one query, of no rows
+    return [(select, [*params, max(top - span, after), top]) for top in tops]
