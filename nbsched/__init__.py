@@ -6,7 +6,6 @@ runner process that does not depend on the kernel runs it on time and records ev
 
 from __future__ import annotations
 
-from .client.api import BackfillCapped, Client, connect
 from .errors import (
     AuthError,
     ConnectionNotFound,
@@ -23,8 +22,6 @@ from .errors import (
     ServiceNotFound,
     WaitTimeout,
 )
-from .model.triggers import Preview, preview
-from .service import Service
 
 __version__ = "0.1.0"
 
@@ -65,6 +62,8 @@ def load_ipython_extension(ipython) -> None:
 
 def history(job=None, service=None, status=None, since=None, limit=None):
     """Run history of the runner of ``NBSCHED_HOME`` as a DataFrame (see ``Client.history``)."""
+    from .client.api import connect
+
     client = connect()
     try:
         return client.history(job=job, service=service, status=status, since=since, limit=limit)
@@ -79,10 +78,29 @@ def ui(*args, **kwargs):
     return dashboard(*args, **kwargs)
 
 
-def __getattr__(name: str):
-    # Optional parts load on first use, so `import nbsched` stays light for workers and the CLI.
-    if name == "SMTPMessage":
-        from .connections import SMTPMessage
+#: What ``nbsched.NAME`` loads on first use (the module and its name there): ``import nbsched`` stays light for
+#: the processes that need none of it (the history child, whose start a first long read waits for; workers).
+_LAZY = {
+    "BackfillCapped": ("client.api", "BackfillCapped"),
+    "Client": ("client.api", "Client"),
+    "connect": ("client.api", "connect"),
+    "Preview": ("model.triggers", "Preview"),
+    "preview": ("model.triggers", "preview"),
+    "Service": ("service", "Service"),
+    "SMTPMessage": ("connections", "SMTPMessage"),
+}
 
-        return SMTPMessage
-    raise AttributeError(f"module 'nbsched' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nbsched' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    globals()[name] = value  # found as a plain attribute from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

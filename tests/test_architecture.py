@@ -112,6 +112,23 @@ def test_a_running_runner_process_has_no_notebook_library_loaded():
     assert loaded == "[]"
 
 
+def test_import_nbsched_loads_the_public_names_on_first_use():
+    """``import nbsched`` is light (the history child's start, which a first long read waits for); the names of
+    ``nbsched`` load when first used, and are all there for ``from nbsched import *`` and completion."""
+    code = (
+        "import sys, nbsched; heavy = sorted({'nbsched.client.api', 'nbsched.service'} & set(sys.modules)); "
+        "listed = set(nbsched.__all__) <= set(dir(nbsched)); "
+        "from nbsched import Client, Service, connect, preview; from nbsched import *; "
+        "print(heavy, listed, Client.__module__, Service.__module__, nbsched.Client is Client)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] True nbsched.client.api nbsched.service True"
+    with pytest.raises(AttributeError, match="module 'nbsched' has no attribute 'Nope'"):
+        import nbsched
+
+        _ = nbsched.Nope
+
+
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_each_module_is_short_and_says_what_it_holds_on_its_first_line(path):
     text = path.read_text()
