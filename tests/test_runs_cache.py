@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from nbsched.store import RunQuery
+from nbsched.store import Purge, RunQuery
 from nbsched.store.history import History
 from nbsched.store.history import cache as runs_cache
 from nbsched.store.history import sqlite as sqlite_history
@@ -71,6 +71,21 @@ def _files(store) -> list[str]:
     return sorted(path.name for path in folder.glob("*.arrow")) if folder.is_dir() else []
 
 
+def _written(store) -> dict[str, tuple[int, int]]:
+    """Each cache file's name, inode and modification time: a file written again differs."""
+    folder = runs_cache.RunsCache.of(store.path).folder
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.glob("*.arrow")}
+
+
+def _rows(store) -> dict[str, int]:
+    folder = runs_cache.RunsCache.of(store.path).folder
+    return {path.name: pa.ipc.open_file(path.read_bytes()).read_all().num_rows for path in folder.glob("*.arrow")}
+
+
+def _changes_recorded(store) -> int:
+    return store.db.execute("SELECT COUNT(*) FROM runs_changed").fetchone()[0]
+
+
 def _refresh(store) -> None:
     """What the runner does once a minute."""
     with store.history() as history:
@@ -97,7 +112,7 @@ def test_finished_runs_are_read_from_files_and_equal_the_store(store):
         _assert_same_as_sqlite(store, query)
 
     names = _files(store)
-    assert len(names) == 1 and names[0].endswith(".0-400.arrow"), names
+    assert [name.split(".")[1] for name in names] == ["0-400"], names
     whole = _assert_same_as_sqlite(store, {})
     assert whole.num_rows == 450
     assert whole.column("run_id").to_pylist() == list(range(450, 0, -1))
@@ -115,19 +130,119 @@ def test_new_runs_add_files_and_many_files_are_merged(store, monkeypatch):
         _assert_same_as_sqlite(store, query)
 
 
-def test_a_run_deleted_or_changed_by_hand_is_not_served_from_old_files(store):
+def test_a_run_deleted_or_changed_by_hand_is_read_from_sqlite_and_the_files_are_kept(store):
     store.add_runs(_runs(300))
     assert _assert_same_as_sqlite(store, {}).num_rows == 300
-    old = _files(store)
+    written = _written(store)
     with sqlite3.connect(store.path) as db:  # what a user pruning or mending history does
         db.execute("DELETE FROM runs WHERE run_id IN (5, 250)")
-        db.execute("UPDATE runs SET output = 'mended' WHERE run_id = 7")
+        db.execute("UPDATE runs SET output = 'mended', job = 'j1' WHERE run_id = 7")
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
     whole = _assert_same_as_sqlite(store, {})
     assert whole.num_rows == 298
     assert {5, 250}.isdisjoint(whole.column("run_id").to_pylist())
-    assert "mended" in whole.column("output").to_pylist()
-    new = _files(store)
-    assert new and set(new).isdisjoint(old)  # written again under the new generation; the old ones deleted
+    assert whole.column("output").to_pylist()[300 - 7 - 1] == "mended"  # in its place: newest first
+    assert _written(store) == written  # no file written again
+
+
+def test_a_purge_step_is_left_out_of_the_files_without_writing_them_again(store):
+    store.add_runs(_runs(400))
+    _refresh(store)
+    written = _written(store)
+    deleted = store.delete_runs(Purge(before=NOW + timedelta(seconds=100)), limit=30)  # one retention step
+    assert [run.run_id for run in deleted] == list(range(1, 31))
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+    assert _written(store) == written
+    assert _assert_same_as_sqlite(store, {}).column("run_id").to_pylist() == list(range(400, 30, -1))
+    _refresh(store)  # under a tenth of the file changed: it stays
+    assert _written(store) == written
+
+
+def test_a_refresh_writes_again_a_file_much_changed_and_forgets_what_it_recorded(store, monkeypatch):
+    monkeypatch.setattr(runs_cache, "MAX_SEGMENTS", 4)
+    store.add_runs(_runs(300))
+    _refresh(store)
+    store.add_runs(_runs(300, start=300))
+    _refresh(store)
+    first, second = sorted(_written(store))
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=300)), limit=300)  # all of the first file
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=329)), limit=300)  # 29 of the second
+    store.update_runs([{"run_id": 500, "logs": "the notification failed"}])  # and one changed: a tenth
+    _refresh(store)
+    spans = {name.split(".")[1]: rows for name, rows in _rows(store).items()}
+    assert spans == {"0-300": 0, "300-600": 271}  # both written again: of no runs, and without the deleted
+    assert first not in _written(store) and second not in _written(store)
+    assert _changes_recorded(store) == 0  # every file has seen them
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+
+def test_runs_that_take_the_ids_of_deleted_newest_runs_are_read_as_sqlite_has_them(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    written = _written(store)
+    store.add_runs(_runs(20, start=300))  # not in a file yet
+    with sqlite3.connect(store.path) as db:
+        db.execute("DELETE FROM runs WHERE run_id > 310")
+    assert store.add_runs(_runs(5, start=1000, status="error")) == list(range(311, 316))  # ids of deleted runs
+    assert _assert_same_as_sqlite(store, {}).num_rows == 315
+    with sqlite3.connect(store.path) as db:
+        db.execute("DELETE FROM runs WHERE run_id > 290")  # the newest runs the file holds too
+    store.add_runs(_runs(30, start=2000, status="error"))
+    whole = _assert_same_as_sqlite(store, {})
+    assert _written(store) == written  # the runs of reused ids are read from SQLite, the file kept
+    assert whole.column("cid").to_pylist()[:30] == [f"{i:024x}" for i in range(2029, 1999, -1)]
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+
+def test_a_runner_started_again_leaves_out_the_changes_recorded_before(store):
+    store.add_runs(_runs(400))
+    _refresh(store)
+    written = _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=100)), limit=30)
+    store.update_runs([{"run_id": 200, "output": "mended"}])
+    runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 370 and whole.column("output").to_pylist()[200] == "mended"
+    assert _written(store) == written
+
+
+def test_runs_loaded_with_ids_of_their_own_are_not_missed(store):
+    runs = [{**run, "run_id": i + 1} for i, run in enumerate(_runs(300))]
+    store.load_runs(runs[:149] + runs[150:])  # no run 150
+    _refresh(store)
+    store.load_runs([runs[149]])  # an id below the file's newest, never recorded as changed
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 300
+
+
+def test_the_triggers_of_an_older_nbsched_count_changes_and_are_replaced_at_opening(store, tmp_path):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    written = _written(store)
+    # An older nbsched makes its triggers again at opening; they count every change in runs_generation.
+    store.db.executescript(OLDER_TRIGGERS)
+    store.db.execute("DELETE FROM runs WHERE run_id = 10")
+    assert _assert_same_as_sqlite(store, {}).num_rows == 299
+    assert set(_written(store)).isdisjoint(written)  # a change counted there: all read again
+    store.close()
+    reopened = SQLiteStore(tmp_path / "nbsched.db")
+    triggers = reopened.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'runs'")
+    assert sorted(name for (name,) in triggers) == ["runs_changed_deleted", "runs_changed_updated"]
+    reopened.close()
+
+
+#: The triggers of nbsched's store schema version 2, which an older nbsched makes at opening.
+OLDER_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS runs_deleted_one_by_one AFTER DELETE ON runs
+    WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'runs_purging') BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status IS NOT 'running' BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+"""
 
 
 def test_results_of_running_runs_do_not_count_as_changes(store):

@@ -182,13 +182,46 @@ class SQLiteHistory(History):
         marks = ", ".join("?" * len(run_ids))
         return dict(self.db.execute(f"SELECT run_id, cid FROM runs WHERE run_id IN ({marks})", run_ids).fetchall())
 
-    def cache_bounds(self) -> tuple[str, int]:
-        store_id, generation, running, highest = self.db.execute(
+    def cache_bounds(self) -> tuple[str, int, int]:
+        store_id, generation, running, highest, changes = self.db.execute(
             "SELECT (SELECT value FROM meta WHERE key='store_id'), "
             "(SELECT value FROM meta WHERE key='runs_generation'), "
-            "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs)"
+            "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name='runs_changed')"
         ).fetchone()
-        return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1
+        return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1, changes
+
+    def changed_runs(self, since: int, upto: int) -> list[int]:
+        rows = self.db.execute("SELECT DISTINCT run_id FROM runs_changed WHERE seq > ? AND run_id <= ?", [since, upto])
+        return [run_id for (run_id,) in rows]
+
+    def changed_count(self, after: int, upto: int, since: int) -> int:
+        (count,) = self.db.execute(
+            "SELECT COUNT(DISTINCT run_id) FROM runs_changed WHERE seq > ? AND run_id > ? AND run_id <= ?",
+            [since, after, upto],
+        ).fetchone()
+        return count
+
+    def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
+        """(A write, on this reader's connection: the store's own is the runner's, in another thread.) A store
+        that cannot be written now keeps the records, which cost nothing but their rows, for the next try."""
+        (oldest,) = self.db.execute("SELECT MIN(seq) FROM runs_changed").fetchone()
+        if oldest is None or oldest > max(seen for _, _, seen in spans):
+            return  # nothing to forget: no write
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("DELETE FROM runs_changed WHERE run_id > ? AND run_id <= ? AND seq <= ?", spans)
+                self.db.execute("COMMIT")
+            finally:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            log.info("the runs cache's records of changed runs of %s are kept for now (%s)", self.path, exc)
+
+    def runs_table(self, run_ids: list[int]):
+        where = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
+        return rows_table(self._text_rows(where, [json.dumps(run_ids)]))
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
         _read_in_child(self.path, _id_ranges("", [], after, upto, None), file=path, nice=background)
