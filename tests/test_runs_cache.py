@@ -130,19 +130,21 @@ def test_new_runs_add_files_and_many_files_are_merged(store, monkeypatch):
         _assert_same_as_sqlite(store, query)
 
 
-def test_a_run_deleted_or_changed_by_hand_is_read_from_sqlite_and_the_files_are_kept(store):
+@pytest.mark.parametrize("pieces", [runs_cache.MAX_PIECES, 4])  # 4: the file's table filtered and sorted
+def test_a_run_deleted_or_changed_by_hand_is_read_from_sqlite_and_the_files_are_kept(store, monkeypatch, pieces):
+    monkeypatch.setattr(runs_cache, "MAX_PIECES", pieces)
     store.add_runs(_runs(300))
     assert _assert_same_as_sqlite(store, {}).num_rows == 300
     written = _written(store)
     with sqlite3.connect(store.path) as db:  # what a user pruning or mending history does
         db.execute("DELETE FROM runs WHERE run_id IN (5, 250)")
-        db.execute("UPDATE runs SET output = 'mended', job = 'j1' WHERE run_id = 7")
+        db.execute("UPDATE runs SET logs = 'mended', job = 'j1' WHERE run_id IN (7, 8, 120, 300)")
     for query in QUERIES:
         _assert_same_as_sqlite(store, query)
     whole = _assert_same_as_sqlite(store, {})
     assert whole.num_rows == 298
     assert {5, 250}.isdisjoint(whole.column("run_id").to_pylist())
-    assert whole.column("output").to_pylist()[300 - 7 - 1] == "mended"  # in its place: newest first
+    assert whole.column("logs").to_pylist()[298 - 7] == "mended"  # in its place: newest first
     assert _written(store) == written  # no file written again
 
 

@@ -131,15 +131,14 @@ class Changed:
         import pyarrow.compute as pc
 
         ids = table["run_id"]
-        dropped = pc.indices_nonzero(pc.is_in(ids, value_set=pa.array(self.run_ids, pa.int64()))).to_pylist()
+        left_out = pc.is_in(ids, value_set=pa.array(self.run_ids, pa.int64()))
+        dropped = pc.indices_nonzero(left_out).to_pylist()
         rows = self._rows_within(segment.after, segment.upto)
         if not dropped and not rows.num_rows:
             return table
-        places = _places(ids, rows["run_id"])
-        pieces = _pieces(table, dropped, rows, places)
+        pieces = _pieces(table, dropped, rows, _places(ids, rows["run_id"]))
         if len(pieces) > MAX_PIECES:
-            kept = table.filter(pc.invert(pc.is_in(ids, value_set=pa.array(self.run_ids, pa.int64()))))
-            return pa.concat_tables([kept, rows]).sort_by([("run_id", "descending")])
+            return pa.concat_tables([table.filter(pc.invert(left_out)), rows]).sort_by([("run_id", "descending")])
         return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
     def _rows_within(self, after: int, upto: int):
