@@ -348,6 +348,25 @@ def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_
     restored.close()
 
 
+def test_a_store_put_back_from_a_copy_older_than_a_change_is_not_served_from_files_written_after_it(store, tmp_path):
+    store.add_runs(_runs(300))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "nbsched.db").read_bytes())
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=40)), limit=100)  # the file is written without them
+    _refresh(store)
+    assert list(_rows(store).values()) == [260]
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
+    (tmp_path / "nbsched.db").write_bytes(copy.read_bytes())  # same id, generation, newest runs; no change yet
+    runs_cache.RunsCache._by_path.pop(store.path)
+
+    restored = SQLiteStore(tmp_path / "nbsched.db")
+    assert _assert_same_as_sqlite(restored, {}).num_rows == 300
+    restored.close()
+
+
 def test_a_run_left_running_long_keeps_the_cache_in_use(store, caplog):
     # More than BULK_ROWS runs after the oldest running one: they are read by the child, then joined to the files.
     store.add_runs(_runs(200))
