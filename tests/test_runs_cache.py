@@ -148,6 +148,20 @@ def test_a_run_deleted_or_changed_by_hand_is_read_from_sqlite_and_the_files_are_
     assert _written(store) == written  # no file written again
 
 
+def test_changed_runs_are_put_back_as_slices_not_by_copying_the_files_rows(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET logs = 'mended' WHERE run_id BETWEEN 100 AND 140 OR run_id = 200")
+        db.execute("DELETE FROM runs WHERE run_id BETWEEN 10 AND 19")
+    cache = runs_cache.RunsCache.of(store.path)
+    with store.history() as history, cache.lock:
+        (table,) = cache.cached_tables(history)
+    # The file's rows 300-201, run 200, 199-141, runs 140-100, 99-20, 9-1: the 41 side by side in one slice.
+    assert [len(chunk) for chunk in table["run_id"].chunks if len(chunk)] == [100, 1, 59, 41, 80, 9]
+    _assert_same_as_sqlite(store, {})
+
+
 def test_a_purge_step_is_left_out_of_the_files_without_writing_them_again(store):
     store.add_runs(_runs(400))
     _refresh(store)
