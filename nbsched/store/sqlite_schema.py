@@ -42,15 +42,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_fire_key ON runs (scheduled_at, job_uid, 
 DROP INDEX IF EXISTS runs_by_job;
 CREATE INDEX IF NOT EXISTS runs_by_job_uid ON runs (job, job_uid, run_id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
--- Finished runs never change, so runs_cache keeps them as Arrow files. A run deleted, or changed after it finished
--- (a purge, a notification failure added to its logs, by hand), gets a row in runs_changed, in the order of the
--- changes (seq, never reused): a long read leaves those runs out of the files and reads them from here, and the
--- cache forgets a row once every file that holds its run was written after it. A change the triggers cannot
--- name runs by (runs loaded with ids of their own) counts in meta's runs_generation: the cache reads everything.
+-- Finished runs seldom change, so runs_cache keeps them as Arrow files. A run deleted, or changed after it finished
+-- (a purge, a notification failure added to its logs, by hand), gets a row in runs_changed, numbered in the order
+-- of the changes (seq, never reused): a long read leaves those runs out of the files and reads them from runs, and
+-- the cache forgets a row once every file that holds its run was written after it. A change that is not recorded
+-- by run id (runs loaded with ids of their own) counts in meta's runs_generation: the cache reads everything again.
 INSERT OR IGNORE INTO meta VALUES ('runs_generation', '0');
 CREATE TABLE IF NOT EXISTS runs_changed (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL);
--- Version 2 counted each such change in runs_generation instead (the whole cache read again after a purge step).
--- An older nbsched makes these again: then both count, and its cache files have names of their own.
+-- Before runs_changed, triggers counted every such change in runs_generation (the whole cache read again after a
+-- purge step). An older nbsched makes them again when it opens the store: then both count, which is safe (its
+-- cache files and these have names of their own, by runs_cache's CACHE_FORMAT), until this one drops them again.
+DROP TRIGGER IF EXISTS runs_deleted;
 DROP TRIGGER IF EXISTS runs_deleted_one_by_one;
 DROP TRIGGER IF EXISTS runs_rewritten;
 CREATE TRIGGER IF NOT EXISTS runs_changed_deleted AFTER DELETE ON runs BEGIN

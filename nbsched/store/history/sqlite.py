@@ -203,8 +203,8 @@ class SQLiteHistory(History):
         return count
 
     def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
-        """(A write, on this reader's connection: the store's own is the runner's, in another thread.) A store
-        that cannot be written now keeps the records, which cost nothing but their rows, for the next try."""
+        """Written on this reader's connection (the store's own belongs to the runner's event loop). A store that
+        cannot be written now keeps the records, which cost only their rows, until the next refresh."""
         (oldest,) = self.db.execute("SELECT MIN(seq) FROM runs_changed").fetchone()
         if oldest is None or oldest > max(seen for _, _, seen in spans):
             return  # nothing to forget: no write
