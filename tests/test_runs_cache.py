@@ -15,6 +15,7 @@ import pytest
 from nbsched.store import Purge, RunQuery
 from nbsched.store.history import History
 from nbsched.store.history import cache as runs_cache
+from nbsched.store.history import changed as changed_runs
 from nbsched.store.history import sqlite as sqlite_history
 from nbsched.store.sqlite import SQLiteStore
 
@@ -130,9 +131,9 @@ def test_new_runs_add_files_and_many_files_are_merged(store, monkeypatch):
         _assert_same_as_sqlite(store, query)
 
 
-@pytest.mark.parametrize("pieces", [runs_cache.MAX_PIECES, 4])  # 4: the file's table filtered and sorted
+@pytest.mark.parametrize("pieces", [changed_runs.MAX_PIECES, 4])  # 4: the file's table filtered and sorted
 def test_a_run_deleted_or_changed_by_hand_is_read_from_sqlite_and_the_files_are_kept(store, monkeypatch, pieces):
-    monkeypatch.setattr(runs_cache, "MAX_PIECES", pieces)
+    monkeypatch.setattr(changed_runs, "MAX_PIECES", pieces)
     store.add_runs(_runs(300))
     assert _assert_same_as_sqlite(store, {}).num_rows == 300
     written = _written(store)
@@ -428,6 +429,7 @@ def test_reader_connections_are_kept_for_the_next_read_and_closed_with_the_store
 REFRESH = """
 import sys
 from nbsched.store.history import cache as runs_cache
+from nbsched.store.history import changed as changed_runs
 from nbsched.store.sqlite import SQLiteStore
 
 runs_cache.SEGMENT_ROWS, runs_cache.MAX_SEGMENTS = 150, 2

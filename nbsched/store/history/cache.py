@@ -10,15 +10,15 @@ Arrow, and asks SQLite only for the runs after the last file, and for the runs c
 What does change, a few runs at a time (a retention step deletes the oldest ~200; a notification
 that failed adds a line to a finished run's logs), the store's triggers record by run id, numbered
 (``runs_changed``). A long read leaves the recorded runs out of the files' tables and puts in their
-place those the store still has, read from SQLite: the answer is what SQLite holds, and no file is
-written again for it. A refresh (``background``) writes again a file of which a share of at least
-``CHANGED_SHARE`` has changed since it was written (a file whose runs are all deleted becomes one of
-no runs), and forgets the records that every file holding their run has seen.
+place those the store still has, read from SQLite (``changed``): the answer is what SQLite holds,
+and no file is written again for it. A refresh (``background``) writes again a file of which a share
+of at least ``CHANGED_SHARE`` has changed since it was written (a file whose runs are all deleted
+becomes one of no runs), and forgets the records that every file holding their run has seen.
 
-Beside each file, ``<file>.sum`` holds its size, CRC-32 and newest run, written after the file. A
-file is read into memory, never mapped (a mapped file that someone truncates kills the process with
-SIGBUS at the next read of it), and used only if it still has the size and checksum it was written
-with; one that does not is written again from the store. So a file truncated, overwritten or removed
+Beside each file, ``<file>.sum`` holds its size, CRC-32, number of runs and newest run, written after
+the file. A file is read into memory, never mapped (a mapped file that someone truncates kills the
+process with SIGBUS at the next read of it), and used only if it still has the size and checksum it
+was written with; one that does not is written again from the store. So a file truncated, overwritten or removed
 behind the runner's back costs a rewrite, never a wrong history or a signal.
 
 The files are named by the store's id and its ``runs_generation``, which counts the changes the
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .arrow import empty_runs_schema
+from .changed import Changed
 
 #: The form of the files (their columns): part of their names, so that files of another form are written again.
 #: 2: runs carry ``job_uid``. 3: runs changed since a file was written are left out of it at each read (an older
@@ -56,10 +57,6 @@ MAX_SEGMENTS = 16
 PARTIAL_FILE_AGE = 3600
 #: A refresh writes a file again once this share of its runs has changed since (or been deleted).
 CHANGED_SHARE = 0.1
-#: A file's table with more pieces than this, once its changed runs are taken out and put back, is filtered and
-#: sorted instead: each piece is a chunk of the table (~50 us each down to the DataFrame), the sort costs ~0.5 s
-#: a million runs.
-MAX_PIECES = 4096
 
 
 log = logging.getLogger(__name__)
@@ -113,72 +110,6 @@ class Segment:
     crc32: int
     rows: int
     newest: tuple[int, str] | None  # run_id and cid of its first (newest) run; None for a file of no runs
-
-
-class Changed:
-    """The runs changed since the files were written: their ids (to leave out of the files' tables), and the rows
-    the store still has of them (None for none), to put in their place."""
-
-    def __init__(self, run_ids: list[int], rows):
-        self.run_ids = run_ids
-        self.rows = rows
-
-    def applied(self, table, segment: Segment):
-        """The table of ``segment``'s file with the runs as the store holds them: the changed ones left out, and
-        the rows of those of its span put in at their places (newest first). Unchanged parts stay slices."""
-        if not self.run_ids:
-            return table
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        ids = table["run_id"]
-        left_out = pc.is_in(ids, value_set=pa.array(self.run_ids, pa.int64()))
-        dropped = pc.indices_nonzero(left_out).to_pylist()
-        rows = self._rows_within(segment.after, segment.upto)
-        if not dropped and not rows.num_rows:
-            return table
-        pieces = _pieces(table, dropped, rows, _places(ids, rows["run_id"]))
-        if len(pieces) > MAX_PIECES:
-            return pa.concat_tables([table.filter(pc.invert(left_out)), rows]).sort_by([("run_id", "descending")])
-        return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
-
-    def _rows_within(self, after: int, upto: int):
-        import pyarrow.compute as pc
-
-        if self.rows is None:
-            return empty_runs_schema().empty_table()
-        ids = self.rows["run_id"]
-        return self.rows.filter(pc.and_(pc.greater(ids, after), pc.less_equal(ids, upto)))
-
-
-def _places(ids, changed_ids) -> list[int]:
-    """Where each of ``changed_ids`` goes among ``ids`` (both newest first): how many of ``ids`` are higher."""
-    import numpy as np
-
-    ascending = ids.to_numpy()[::-1]
-    return (len(ascending) - np.searchsorted(ascending, changed_ids.to_numpy(), side="right")).tolist()
-
-
-def _pieces(table, dropped: list[int], rows, places: list[int]) -> list:
-    """``table`` without its rows at ``dropped`` (ascending positions), and with ``rows[i]`` before its row at
-    ``places[i]``, as slices in order (runs of kept rows, and of rows put in side by side, stay one slice)."""
-    marks = sorted([(place, 0, i) for i, place in enumerate(places)] + [(position, 1, 0) for position in dropped])
-    spans: list[tuple] = []  # (table or rows, start, stop)
-    start = 0
-    for position, kind, i in marks:
-        if position > start:
-            spans.append((table, start, position))
-        if kind == 1:
-            start = position + 1
-            continue
-        if spans and spans[-1][0] is rows and spans[-1][2] == i:
-            spans[-1] = (rows, spans[-1][1], i + 1)
-        else:
-            spans.append((rows, i, i + 1))
-        start = position
-    if start < table.num_rows:
-        spans.append((table, start, table.num_rows))
-    return [source.slice(begin, stop - begin) for source, begin, stop in spans]
 
 
 class RunsCache:
@@ -288,7 +219,7 @@ class RunsCache:
                 segment, fd = opened.pop(0)
                 table = _read(fd, segment)
                 table = table if table is not None else self._rewritten(store, segment)
-                yield changed.applied(table, segment)
+                yield changed.applied(table, segment.after, segment.upto)
         finally:
             for _, fd in opened:
                 os.close(fd)
