@@ -18,8 +18,8 @@ becomes one of no runs), and forgets the records that every file holding their r
 Beside each file, ``<file>.sum`` holds its size, CRC-32, number of runs and newest run, written after
 the file. A file is read into memory, never mapped (a mapped file that someone truncates kills the
 process with SIGBUS at the next read of it), and used only if it still has the size and checksum it
-was written with; one that does not is written again from the store. So a file truncated, overwritten or removed
-behind the runner's back costs a rewrite, never a wrong history or a signal.
+was written with; one that does not is written again from the store. So a file truncated, overwritten
+or removed behind the runner's back costs a rewrite, never a wrong history or a signal.
 
 The files are named by the store's id and its ``runs_generation``, which counts the changes the
 triggers cannot record by run id (runs loaded with ids of their own; an older nbsched, whose
