@@ -196,6 +196,19 @@ def test_a_refresh_writes_again_a_file_much_changed_and_forgets_what_it_recorded
         _assert_same_as_sqlite(store, query)
 
 
+def test_a_long_read_that_finds_a_file_much_changed_has_it_written_again_after_answering(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    (first,) = _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=40)), limit=100)  # over a tenth of the file
+    assert _assert_same_as_sqlite(store, {}).num_rows == 260  # from the file; then written again (settled)
+    assert list(_rows(store).values()) == [260] and first not in _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=45)), limit=100)  # a few more: the file stays
+    written = _written(store)
+    assert _assert_same_as_sqlite(store, {}).num_rows == 255
+    assert _written(store) == written
+
+
 def test_runs_that_take_the_ids_of_deleted_newest_runs_are_read_as_sqlite_has_them(store):
     store.add_runs(_runs(300))
     _refresh(store)
@@ -342,7 +355,8 @@ def test_files_left_half_written_by_a_dead_writer_are_removed_later(store):
     assert not old.exists() and fresh.exists()
 
 
-def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_path):
+@pytest.mark.parametrize("new_runs", [200, 500])  # fewer runs than the files hold, or as many and more
+def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_path, new_runs):
     store.add_runs(_runs(50))
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     copy = tmp_path / "copy.db"
@@ -357,9 +371,9 @@ def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_
     runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
 
     restored = SQLiteStore(tmp_path / "nbsched.db")
-    restored.add_runs(_runs(200, start=10_000, status="error"))  # new runs take the ids the files hold
+    restored.add_runs(_runs(new_runs, start=10_000, status="error"))  # new runs take the ids the files hold
     whole = _assert_same_as_sqlite(restored, {})
-    assert whole.num_rows == 250
+    assert whole.num_rows == 50 + new_runs
     restored.close()
 
 

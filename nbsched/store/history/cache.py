@@ -133,6 +133,7 @@ class RunsCache:
         self.segments: list[Segment] = []  # oldest first
         self.writer: threading.Thread | None = None  # a write_later in progress
         self.changes = 0  # the store's latest change number, as the last bringing up to date found it
+        self.worn = False  # whether the last long read found a file to write again (``_worn``)
 
     def behind(self, store: Source) -> bool:
         """Whether the files lack more finished runs than they hold (and at least a file's worth): a store never
@@ -228,14 +229,20 @@ class RunsCache:
         """The runs changed since the oldest file was written (their ids, and the rows the store has of them)."""
         since = min((segment.seen for segment in self.segments), default=self.changes)
         run_ids = store.changed_runs(since, self.upto) if self.segments else []
+        if run_ids:  # counted since the oldest file was written: a file written later may be taken for worn
+            import numpy as np
+
+            ids = np.array(run_ids)
+            counts = (np.count_nonzero((ids > segment.after) & (ids <= segment.upto)) for segment in self.segments)
+            self.worn = any(_worn(segment, int(count)) for segment, count in zip(self.segments, counts, strict=True))
         return Changed(run_ids, store.runs_table(run_ids) if run_ids else None)
 
     def _rewrite_changed(self, store) -> None:
         """Write again each file of which at least ``CHANGED_SHARE`` of its runs changed since it was written."""
         for i, segment in enumerate(self.segments):
-            changed = store.changed_count(segment.after, segment.upto, segment.seen)
-            if changed and changed >= CHANGED_SHARE * segment.rows:
+            if _worn(segment, store.changed_count(segment.after, segment.upto, segment.seen)):
                 self.segments[i] = self._rewrite(store, segment, background=True)
+        self.worn = False
 
     def _forget(self, store) -> None:
         """Forget the records of changes that every file holding their run has seen (and, past the last file,
@@ -263,10 +270,12 @@ class RunsCache:
         it, by id and correlation id (random per runner), unless recorded as changed since (then read anew)."""
         if finished_upto < self.upto or any(segment.seen > self.changes for segment in self.segments):
             return False
-        changed = set(store.changed_runs(min(segment.seen for segment in self.segments), self.upto))
         newest = dict(segment.newest for segment in self.segments if segment.newest)
-        newest = {run_id: cid for run_id, cid in newest.items() if run_id not in changed}
-        return store.run_cids(list(newest)) == newest
+        found = store.run_cids(list(newest))
+        if found == newest:
+            return True
+        changed = set(store.changed_runs(min(segment.seen for segment in self.segments), self.upto))
+        return all(found.get(run_id) == cid for run_id, cid in newest.items() if run_id not in changed)
 
     def _file(self, after: int, upto: int, seen: int) -> Path:
         return self.folder / f"{self.store_id}.{after}-{upto}.{seen}.arrow"
@@ -372,6 +381,11 @@ class RunsCache:
         for segment in segments:
             _unlink(self._path(segment))
             _unlink(_sum_file(self._path(segment)))
+
+
+def _worn(segment: Segment, changed: int) -> bool:
+    """Whether a file of which ``changed`` runs changed since it was written is to be written again."""
+    return changed > 0 and changed >= CHANGED_SHARE * segment.rows
 
 
 def _whole(path: Path, segment: Segment) -> bool:

@@ -33,11 +33,10 @@ class Changed:
 
         ids = table["run_id"]
         left_out = pc.is_in(ids, value_set=pa.array(self.run_ids, pa.int64()))
-        dropped = pc.indices_nonzero(left_out).to_pylist()
         rows = self._rows_within(after, upto)
-        if not dropped and not rows.num_rows:
+        if not pc.any(left_out).as_py() and not rows.num_rows:
             return table
-        pieces = _pieces(table, dropped, rows, _places(ids, rows["run_id"]))
+        pieces = _pieces(table, _runs_of(left_out), rows, _places(ids, rows["run_id"]))
         if len(pieces) > MAX_PIECES:
             return pa.concat_tables([table.filter(pc.invert(left_out)), rows]).sort_by([("run_id", "descending")])
         return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
@@ -59,23 +58,31 @@ def _places(ids, changed_ids) -> list[int]:
     return (len(ascending) - np.searchsorted(ascending, changed_ids.to_numpy(), side="right")).tolist()
 
 
-def _pieces(table, dropped: list[int], rows, places: list[int]) -> list:
-    """``table`` without its rows at ``dropped`` (ascending positions), and with ``rows[i]`` before its row at
-    ``places[i]``, as slices in order (runs of kept rows, and of rows put in side by side, stay one slice)."""
-    marks = sorted([(place, 0, i) for i, place in enumerate(places)] + [(position, 1, 0) for position in dropped])
+def _runs_of(mask) -> list[tuple[int, int]]:
+    """The runs of true values of a boolean array, as ``(start, stop)`` positions, in order."""
+    import numpy as np
+
+    edges = np.diff(np.concatenate(([0], mask.to_numpy(zero_copy_only=False).astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def _pieces(table, dropped: list[tuple[int, int]], rows, places: list[int]) -> list:
+    """``table`` without its rows in the ``dropped`` runs (``(start, stop)``, in order), and with ``rows[i]`` before
+    its row at ``places[i]``, as slices in order (runs of kept rows, and of rows put in side by side, stay one)."""
+    marks = sorted([(place, 0, i) for i, place in enumerate(places)] + [(begin, 1, end) for begin, end in dropped])
     spans: list[tuple] = []  # (table or rows, start, stop)
     start = 0
-    for position, kind, i in marks:
+    for position, kind, value in marks:
         if position > start:
             spans.append((table, start, position))
-        if kind == 1:
-            start = position + 1
-            continue
-        if spans and spans[-1][0] is rows and spans[-1][2] == i:
-            spans[-1] = (rows, spans[-1][1], i + 1)
+        if kind == 1:  # a run of rows left out: value is where it stops
+            start = value
+        elif spans and spans[-1][0] is rows and spans[-1][2] == value:  # the row after the last put in
+            spans[-1] = (rows, spans[-1][1], value + 1)
+            start = max(start, position)
         else:
-            spans.append((rows, i, i + 1))
-        start = position
+            spans.append((rows, value, value + 1))
+            start = max(start, position)
     if start < table.num_rows:
         spans.append((table, start, table.num_rows))
     return [source.slice(begin, stop - begin) for source, begin, stop in spans]
