@@ -187,9 +187,16 @@ def test_a_refresh_writes_again_a_file_much_changed_and_forgets_what_it_recorded
     store.delete_runs(Purge(before=NOW + timedelta(seconds=300)), limit=300)  # all of the first file
     store.delete_runs(Purge(before=NOW + timedelta(seconds=329)), limit=300)  # 29 of the second
     store.update_runs([{"run_id": 500, "logs": "the notification failed"}])  # and one changed: a tenth
+    read_from_sqlite, write = [], sqlite_history.SQLiteHistory.write_runs_file
+    monkeypatch.setattr(
+        sqlite_history.SQLiteHistory,
+        "write_runs_file",
+        lambda self, after, upto, *args: read_from_sqlite.append((after, upto)) or write(self, after, upto, *args),
+    )
     _refresh(store)
     spans = {name.split(".")[1]: rows for name, rows in _rows(store).items()}
     assert spans == {"0-300": 0, "300-600": 271}  # both written again: of no runs, and without the deleted
+    assert read_from_sqlite == []  # from the files, with the changed runs read from SQLite
     assert first not in _written(store) and second not in _written(store)
     assert _changes_recorded(store) == 0  # every file has seen them
     for query in QUERIES:
@@ -207,6 +214,18 @@ def test_a_long_read_that_finds_a_file_much_changed_has_it_written_again_after_a
     written = _written(store)
     assert _assert_same_as_sqlite(store, {}).num_rows == 255
     assert _written(store) == written
+
+
+def test_a_much_changed_file_overwritten_behind_the_runners_back_is_written_again_from_sqlite(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    (name,) = _written(store)
+    path = runs_cache.RunsCache.of(store.path).folder / name
+    path.write_bytes(bytes(path.stat().st_size))  # the same size: only its sum tells
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=40)), limit=100)
+    _refresh(store)
+    assert list(_rows(store).values()) == [260]
+    _assert_same_as_sqlite(store, {})
 
 
 def test_runs_that_take_the_ids_of_deleted_newest_runs_are_read_as_sqlite_has_them(store):

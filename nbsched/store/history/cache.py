@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .arrow import empty_runs_schema
-from .changed import Changed
+from .changed import Changed, patched
 
 #: The form of the files (their columns): part of their names, so that files of another form are written again.
 #: 2: runs carry ``job_uid``. 3: runs changed since a file was written are left out of it at each read (an older
@@ -92,6 +92,10 @@ class Source(Protocol):
 
     def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
         """The cache files ``parts`` (``path``, ``size``, ``crc32``; oldest first) as one file at ``path``, sealed."""
+
+    def patch_runs_file(self, part: dict, run_ids: list[int], path: Path, background: bool = False) -> None:
+        """The cache file ``part`` (as for ``merge_runs_files``) written again at ``path``, sealed, with the runs
+        ``run_ids`` as the store holds them now (left out, and the rows of those it still has put in)."""
 
 
 class ChangedFile(OSError):
@@ -238,10 +242,21 @@ class RunsCache:
         return Changed(run_ids, store.runs_table(run_ids) if run_ids else None)
 
     def _rewrite_changed(self, store) -> None:
-        """Write again each file of which at least ``CHANGED_SHARE`` of its runs changed since it was written."""
+        """Write again each file of which at least ``CHANGED_SHARE`` of its runs changed since it was written: from
+        the file, with its changed runs read from the store (SQLite is read for those only)."""
         for i, segment in enumerate(self.segments):
-            if _worn(segment, store.changed_count(segment.after, segment.upto, segment.seen)):
+            if not _worn(segment, store.changed_count(segment.after, segment.upto, segment.seen)):
+                continue
+            if not _whole(self._path(segment), segment):  # changed behind our back: all of it from the store
                 self.segments[i] = self._rewrite(store, segment, background=True)
+                continue
+            run_ids = [run_id for run_id in store.changed_runs(segment.seen, segment.upto) if run_id > segment.after]
+            path = self._file(segment.after, segment.upto, self.changes)  # read after the change numbered so
+            _unlink(_sum_file(path))
+            store.patch_runs_file(self._part(segment), run_ids, path, background=True)
+            self.segments[i] = self._sealed(path)
+            if path != self._path(segment):
+                self._drop([segment])
         self.worn = False
 
     def _forget(self, store) -> None:
@@ -372,10 +387,13 @@ class RunsCache:
         # Its rows are those of the files: it has seen the changes that all of them have.
         path = self._file(old[0].after, old[-1].upto, min(segment.seen for segment in old))
         _unlink(_sum_file(path))
-        parts = [{"path": str(self._path(segment)), "size": segment.size, "crc32": segment.crc32} for segment in old]
-        store.merge_runs_files(parts, path, background)
+        store.merge_runs_files([self._part(segment) for segment in old], path, background)
         self.segments = [self._sealed(path)]
         self._drop([segment for segment in old if self._path(segment) != path])
+
+    def _part(self, segment: Segment) -> dict:
+        """A file as the child process checks it (``merge``)."""
+        return {"path": str(self._path(segment)), "size": segment.size, "crc32": segment.crc32}
 
     def _drop(self, segments: list[Segment]) -> None:
         for segment in segments:
@@ -415,7 +433,8 @@ def seal(path: Path) -> None:
 
 def merge(parts: list[dict], path: Path) -> None:
     """(In the child process) the files ``parts`` (oldest first, each checked against its size and sum) as one
-    file at ``path``, newest runs first as in each file, sealed."""
+    file at ``path``, newest runs first as in each file, sealed; a part with ``changed`` (``patch_runs_file``)
+    with those runs as the store holds them now (``changed.patched``)."""
     import pyarrow as pa
 
     tables = []
@@ -424,7 +443,7 @@ def merge(parts: list[dict], path: Path) -> None:
         table = _read(os.open(part["path"], os.O_RDONLY | os.O_CLOEXEC), segment)
         if table is None:
             raise ChangedFile(f"the runs cache file {part['path']} changed since it was written")
-        tables.append(table)
+        tables.append(patched(table, part["changed"]) if part.get("changed") else table)
     write_file(pa.concat_tables(list(reversed(tables))), path)
     seal(path)
 

@@ -6,6 +6,8 @@ of the file that did not change stay slices of its table (no copy), up to ``MAX_
 
 from __future__ import annotations
 
+import json
+
 from .arrow import empty_runs_schema
 
 #: A file's table with more pieces than this, once its changed runs are taken out and put back, is filtered and
@@ -48,6 +50,15 @@ class Changed:
             return empty_runs_schema().empty_table()
         ids = self.rows["run_id"]
         return self.rows.filter(pc.and_(pc.greater(ids, after), pc.less_equal(ids, upto)))
+
+
+def patched(table, changed: dict):
+    """(In the child process) a cache file's table with the runs ``changed["run_ids"]`` as the store file
+    ``changed["store"]`` holds them (read with ``changed["select"]``), in one chunk, to be written again."""
+    from .child import read
+
+    rows = read(changed["store"], changed["select"], [json.dumps(changed["run_ids"])])
+    return Changed(changed["run_ids"], rows).applied(table, -1, 2**63 - 1).combine_chunks()
 
 
 def _places(ids, changed_ids) -> list[int]:

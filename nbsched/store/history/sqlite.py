@@ -43,6 +43,8 @@ CHILD_TIMEOUT = 600
 COUNT_SLACK = timedelta(minutes=5)
 #: Idle reader connections a store keeps for the next read.
 KEEP_READERS = 4
+#: The runs of ids given as a JSON array (those the store has), newest first.
+_CHANGED_RUNS = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
 
 
 class Readers:
@@ -225,14 +227,18 @@ class SQLiteHistory(History):
             log.info("the runs cache's records of changed runs of %s are kept for now (%s)", self.path, exc)
 
     def runs_table(self, run_ids: list[int]):
-        where = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
-        return rows_table(self._text_rows(where, [json.dumps(run_ids)]))
+        return rows_table(self._text_rows(_CHANGED_RUNS, [json.dumps(run_ids)]))
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
         _read_in_child(self.path, _id_ranges("", [], after, upto, None), file=path, nice=background)
 
     def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
         _read_in_child(self.path, [], file=path, nice=background, merge=parts)
+
+    def patch_runs_file(self, part: dict, run_ids: list[int], path: Path, background: bool = False) -> None:
+        select = f"SELECT {SELECT_RUN_FIELDS} FROM runs {_CHANGED_RUNS}"
+        changed = {"store": self.path, "run_ids": run_ids, "select": select}
+        _read_in_child(self.path, [], file=path, nice=background, merge=[{**part, "changed": changed}])
 
     # -- long listings ------------------------------------------------------------
     def _text_rows(self, where: str, params: list) -> list[tuple]:
