@@ -11,9 +11,11 @@ What does change, a few runs at a time (a retention step deletes the oldest ~200
 that failed adds a line to a finished run's logs), the store's triggers record by run id, numbered
 (``runs_changed``). A long read leaves the recorded runs out of the files' tables and puts in their
 place those the store still has, read from SQLite (``changed``): the answer is what SQLite holds,
-and no file is written again for it. A refresh (``background``) writes again a file of which a share
-of at least ``CHANGED_SHARE`` has changed since it was written (a file whose runs are all deleted
-becomes one of no runs), and forgets the records that every file holding their run has seen.
+and no file is written again for it. A refresh (``background``; also right after a long read that
+found one) writes again a file of which a share of at least ``CHANGED_SHARE`` has changed since it
+was written: the child process reads the file and, from SQLite, only the changed runs (a file whose
+runs are all deleted becomes one of no runs). It then forgets the records that every file holding
+their run has seen.
 
 Beside each file, ``<file>.sum`` holds its size, CRC-32, number of runs and newest run, written after
 the file. A file is read into memory, never mapped (a mapped file that someone truncates kills the
@@ -251,7 +253,7 @@ class RunsCache:
                 self.segments[i] = self._rewrite(store, segment, background=True)
                 continue
             run_ids = [run_id for run_id in store.changed_runs(segment.seen, segment.upto) if run_id > segment.after]
-            path = self._file(segment.after, segment.upto, self.changes)  # read after the change numbered so
+            path = self._file(segment.after, segment.upto, self.changes)  # run_ids were read after that change
             _unlink(_sum_file(path))
             store.patch_runs_file(self._part(segment), run_ids, path, background=True)
             self.segments[i] = self._sealed(path)
