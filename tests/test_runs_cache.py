@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -372,6 +373,46 @@ def test_files_left_half_written_by_a_dead_writer_are_removed_later(store):
     store.add_runs(_runs(300))
     _assert_same_as_sqlite(store, {})
     assert not old.exists() and fresh.exists()
+
+
+def test_after_any_mix_of_runs_added_finished_purged_deleted_and_mended_a_long_read_is_what_sqlite_holds(
+    store, monkeypatch
+):
+    monkeypatch.setattr(runs_cache, "MAX_SEGMENTS", 3)
+    rng = random.Random(7)  # a fixed mix: the same steps at each run of the test
+    made = 0
+
+    def add() -> None:
+        nonlocal made
+        for status in rng.choices(["ok", "error", "running"], weights=[6, 2, 1], k=rng.randint(20, 90)):
+            store.add_runs(_runs(1, start=made, status=status))
+            made += 1
+
+    def finish() -> None:
+        running = [run_id for (run_id,) in store.db.execute("SELECT run_id FROM runs WHERE status = 'running'")]
+        finished = NOW + timedelta(days=1)
+        store.update_runs([{"run_id": run_id, "status": "ok", "finished_at": finished} for run_id in running[:10]])
+
+    def by_hand(sql: str) -> None:
+        with sqlite3.connect(store.path) as db:
+            db.execute(sql)
+
+    steps = {
+        "add": add,
+        "finish": finish,
+        "purge": lambda: store.delete_runs(Purge(before=NOW + timedelta(seconds=rng.randint(0, made))), 40),
+        "delete the newest": lambda: by_hand("DELETE FROM runs WHERE run_id > (SELECT MAX(run_id) - 15 FROM runs)"),
+        "delete some": lambda: by_hand(f"DELETE FROM runs WHERE run_id % {rng.randint(5, 40)} = 3"),
+        "mend some": lambda: by_hand(f"UPDATE runs SET logs = 'mended' WHERE run_id % {rng.randint(5, 40)} = 1"),
+        "refresh": lambda: _refresh(store),
+        "restart": lambda: runs_cache.RunsCache._by_path.pop(store.path, None),
+    }
+    add()
+    for name in rng.choices(list(steps), weights=[4, 2, 2, 1, 1, 1, 2, 1], k=30):
+        steps[name]()
+        _assert_same_as_sqlite(store, {})
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
 
 
 @pytest.mark.parametrize("new_runs", [200, 500])  # fewer runs than the files hold, or as many and more
