@@ -204,6 +204,21 @@ def test_a_refresh_writes_again_a_file_much_changed_and_forgets_what_it_recorded
         _assert_same_as_sqlite(store, query)
 
 
+def test_a_refresh_writes_again_a_file_with_many_runs_changed_that_the_store_still_has(store, monkeypatch):
+    monkeypatch.setattr(runs_cache, "CHANGED_KEPT", 5)
+    store.add_runs(_runs(300))
+    _refresh(store)
+    written = _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=10)), limit=100)  # 10 deleted side by side
+    _refresh(store)
+    assert _written(store) == written
+    store.update_runs([{"run_id": run_id, "logs": "the notification failed"} for run_id in range(100, 300, 40)])
+    _refresh(store)
+    assert _written(store).keys().isdisjoint(written) and list(_rows(store).values()) == [290]
+    assert _changes_recorded(store) == 0
+    _assert_same_as_sqlite(store, {})
+
+
 def test_a_long_read_that_finds_a_file_much_changed_has_it_written_again_after_answering(store):
     store.add_runs(_runs(300))
     _refresh(store)

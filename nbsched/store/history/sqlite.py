@@ -202,12 +202,12 @@ class SQLiteHistory(History):
         ).fetchone()
         return json.loads(ids)
 
-    def changed_count(self, after: int, upto: int, since: int) -> int:
-        (count,) = self.db.execute(
-            "SELECT COUNT(DISTINCT run_id) FROM runs_changed WHERE seq > ? AND run_id > ? AND run_id <= ?",
-            [since, after, upto],
+    def changed_count(self, after: int, upto: int, since: int) -> tuple[int, int]:
+        changed = "SELECT DISTINCT run_id FROM runs_changed WHERE seq > ? AND run_id > ? AND run_id <= ?"
+        return self.db.execute(
+            f"SELECT COUNT(*), (SELECT COUNT(*) FROM runs WHERE run_id IN ({changed})) FROM ({changed})",
+            [since, after, upto] * 2,
         ).fetchone()
-        return count
 
     def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
         """Written on this reader's connection (the store's own belongs to the runner's event loop). A store that
