@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -12,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from nbsched.store import RunQuery
+from nbsched.store import Purge, RunQuery
 from nbsched.store.history import History
 from nbsched.store.history import cache as runs_cache
+from nbsched.store.history import changed as changed_runs
 from nbsched.store.history import sqlite as sqlite_history
 from nbsched.store.sqlite import SQLiteStore
 
@@ -71,6 +73,21 @@ def _files(store) -> list[str]:
     return sorted(path.name for path in folder.glob("*.arrow")) if folder.is_dir() else []
 
 
+def _written(store) -> dict[str, tuple[int, int]]:
+    """Each cache file's name, inode and modification time: a file written again differs."""
+    folder = runs_cache.RunsCache.of(store.path).folder
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.glob("*.arrow")}
+
+
+def _rows(store) -> dict[str, int]:
+    folder = runs_cache.RunsCache.of(store.path).folder
+    return {path.name: pa.ipc.open_file(path.read_bytes()).read_all().num_rows for path in folder.glob("*.arrow")}
+
+
+def _changes_recorded(store) -> int:
+    return store.db.execute("SELECT COUNT(*) FROM runs_changed").fetchone()[0]
+
+
 def _refresh(store) -> None:
     """What the runner does once a minute."""
     with store.history() as history:
@@ -97,7 +114,7 @@ def test_finished_runs_are_read_from_files_and_equal_the_store(store):
         _assert_same_as_sqlite(store, query)
 
     names = _files(store)
-    assert len(names) == 1 and names[0].endswith(".0-400.arrow"), names
+    assert [name.split(".")[1] for name in names] == ["0-400"], names
     whole = _assert_same_as_sqlite(store, {})
     assert whole.num_rows == 450
     assert whole.column("run_id").to_pylist() == list(range(450, 0, -1))
@@ -115,19 +132,182 @@ def test_new_runs_add_files_and_many_files_are_merged(store, monkeypatch):
         _assert_same_as_sqlite(store, query)
 
 
-def test_a_run_deleted_or_changed_by_hand_is_not_served_from_old_files(store):
+@pytest.mark.parametrize("pieces", [changed_runs.MAX_PIECES, 4])  # 4: the file's table filtered and sorted
+def test_a_run_deleted_or_changed_by_hand_is_read_from_sqlite_and_the_files_are_kept(store, monkeypatch, pieces):
+    monkeypatch.setattr(changed_runs, "MAX_PIECES", pieces)
     store.add_runs(_runs(300))
     assert _assert_same_as_sqlite(store, {}).num_rows == 300
-    old = _files(store)
+    written = _written(store)
     with sqlite3.connect(store.path) as db:  # what a user pruning or mending history does
         db.execute("DELETE FROM runs WHERE run_id IN (5, 250)")
-        db.execute("UPDATE runs SET output = 'mended' WHERE run_id = 7")
+        db.execute("UPDATE runs SET logs = 'mended', job = 'j1' WHERE run_id IN (7, 8, 120, 300)")
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
     whole = _assert_same_as_sqlite(store, {})
     assert whole.num_rows == 298
     assert {5, 250}.isdisjoint(whole.column("run_id").to_pylist())
-    assert "mended" in whole.column("output").to_pylist()
-    new = _files(store)
-    assert new and set(new).isdisjoint(old)  # written again under the new generation; the old ones deleted
+    assert whole.column("logs").to_pylist()[298 - 7] == "mended"  # in its place: newest first
+    assert _written(store) == written  # no file written again
+
+
+def test_changed_runs_are_put_back_as_slices_not_by_copying_the_files_rows(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET logs = 'mended' WHERE run_id BETWEEN 100 AND 140 OR run_id = 200")
+        db.execute("DELETE FROM runs WHERE run_id BETWEEN 10 AND 19")
+    cache = runs_cache.RunsCache.of(store.path)
+    with store.history() as history, cache.lock:
+        (table,) = cache.cached_tables(history)
+    # The file's rows 300-201, run 200, 199-141, runs 140-100, 99-20, 9-1: the 41 side by side in one slice.
+    assert [len(chunk) for chunk in table["run_id"].chunks if len(chunk)] == [100, 1, 59, 41, 80, 9]
+    _assert_same_as_sqlite(store, {})
+
+
+def test_a_purge_step_is_left_out_of_the_files_without_writing_them_again(store):
+    store.add_runs(_runs(400))
+    _refresh(store)
+    written = _written(store)
+    deleted = store.delete_runs(Purge(before=NOW + timedelta(seconds=100)), limit=30)  # one retention step
+    assert [run.run_id for run in deleted] == list(range(1, 31))
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+    assert _written(store) == written
+    assert _assert_same_as_sqlite(store, {}).column("run_id").to_pylist() == list(range(400, 30, -1))
+    _refresh(store)  # under a tenth of the file changed: it stays
+    assert _written(store) == written
+
+
+def test_a_refresh_writes_again_a_file_much_changed_and_forgets_what_it_recorded(store, monkeypatch):
+    monkeypatch.setattr(runs_cache, "MAX_SEGMENTS", 4)
+    store.add_runs(_runs(300))
+    _refresh(store)
+    store.add_runs(_runs(300, start=300))
+    _refresh(store)
+    first, second = sorted(_written(store))
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=300)), limit=300)  # all of the first file
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=329)), limit=300)  # 29 of the second
+    store.update_runs([{"run_id": 500, "logs": "the notification failed"}])  # and one changed: a tenth
+    read_from_sqlite, write = [], sqlite_history.SQLiteHistory.write_runs_file
+    monkeypatch.setattr(
+        sqlite_history.SQLiteHistory,
+        "write_runs_file",
+        lambda self, after, upto, *args: read_from_sqlite.append((after, upto)) or write(self, after, upto, *args),
+    )
+    _refresh(store)
+    spans = {name.split(".")[1]: rows for name, rows in _rows(store).items()}
+    assert spans == {"0-300": 0, "300-600": 271}  # both written again: of no runs, and without the deleted
+    assert read_from_sqlite == []  # from the files, with the changed runs read from SQLite
+    assert first not in _written(store) and second not in _written(store)
+    assert _changes_recorded(store) == 0  # every file has seen them
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+
+def test_a_refresh_writes_again_a_file_with_many_runs_changed_that_the_store_still_has(store, monkeypatch):
+    monkeypatch.setattr(runs_cache, "CHANGED_KEPT", 5)
+    store.add_runs(_runs(300))
+    _refresh(store)
+    written = _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=10)), limit=100)  # 10 deleted side by side
+    _refresh(store)
+    assert _written(store) == written
+    store.update_runs([{"run_id": run_id, "logs": "the notification failed"} for run_id in range(100, 300, 40)])
+    _refresh(store)
+    assert _written(store).keys().isdisjoint(written) and list(_rows(store).values()) == [290]
+    assert _changes_recorded(store) == 0
+    _assert_same_as_sqlite(store, {})
+
+
+def test_a_long_read_that_finds_a_file_much_changed_has_it_written_again_after_answering(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    (first,) = _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=40)), limit=100)  # over a tenth of the file
+    assert _assert_same_as_sqlite(store, {}).num_rows == 260  # from the file; then written again (settled)
+    assert list(_rows(store).values()) == [260] and first not in _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=45)), limit=100)  # a few more: the file stays
+    written = _written(store)
+    assert _assert_same_as_sqlite(store, {}).num_rows == 255
+    assert _written(store) == written
+
+
+def test_a_much_changed_file_overwritten_behind_the_runners_back_is_written_again_from_sqlite(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    (name,) = _written(store)
+    path = runs_cache.RunsCache.of(store.path).folder / name
+    path.write_bytes(bytes(path.stat().st_size))  # the same size: only its sum tells
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=40)), limit=100)
+    _refresh(store)
+    assert list(_rows(store).values()) == [260]
+    _assert_same_as_sqlite(store, {})
+
+
+def test_runs_that_take_the_ids_of_deleted_newest_runs_are_read_as_sqlite_has_them(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    written = _written(store)
+    store.add_runs(_runs(20, start=300))  # not in a file yet
+    with sqlite3.connect(store.path) as db:
+        db.execute("DELETE FROM runs WHERE run_id > 310")
+    assert store.add_runs(_runs(5, start=1000, status="error")) == list(range(311, 316))  # ids of deleted runs
+    assert _assert_same_as_sqlite(store, {}).num_rows == 315
+    with sqlite3.connect(store.path) as db:
+        db.execute("DELETE FROM runs WHERE run_id > 290")  # the newest runs the file holds too
+    store.add_runs(_runs(30, start=2000, status="error"))
+    whole = _assert_same_as_sqlite(store, {})
+    assert _written(store) == written  # the runs of reused ids are read from SQLite, the file kept
+    assert whole.column("cid").to_pylist()[:30] == [f"{i:024x}" for i in range(2029, 1999, -1)]
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+
+def test_a_runner_started_again_leaves_out_the_changes_recorded_before(store):
+    store.add_runs(_runs(400))
+    _refresh(store)
+    written = _written(store)
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=100)), limit=30)
+    store.update_runs([{"run_id": 200, "output": "mended"}])
+    runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 370 and whole.column("output").to_pylist()[200] == "mended"
+    assert _written(store) == written
+
+
+def test_runs_loaded_with_ids_of_their_own_are_not_missed(store):
+    runs = [{**run, "run_id": i + 1} for i, run in enumerate(_runs(300))]
+    store.load_runs(runs[:149] + runs[150:])  # no run 150
+    _refresh(store)
+    store.load_runs([runs[149]])  # an id below the file's newest, never recorded as changed
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 300
+
+
+def test_the_triggers_of_an_older_nbsched_count_changes_and_are_replaced_at_opening(store, tmp_path):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    written = _written(store)
+    # An older nbsched makes its triggers again at opening; they count every change in runs_generation.
+    store.db.executescript(OLDER_TRIGGERS)
+    store.db.execute("DELETE FROM runs WHERE run_id = 10")
+    assert _assert_same_as_sqlite(store, {}).num_rows == 299
+    assert set(_written(store)).isdisjoint(written)  # a change counted there: all read again
+    store.close()
+    reopened = SQLiteStore(tmp_path / "nbsched.db")
+    triggers = reopened.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'runs'")
+    assert sorted(name for (name,) in triggers) == ["runs_changed_deleted", "runs_changed_updated"]
+    reopened.close()
+
+
+#: The triggers of nbsched's store schema version 2, which an older nbsched makes at opening.
+OLDER_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS runs_deleted_one_by_one AFTER DELETE ON runs
+    WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'runs_purging') BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status IS NOT 'running' BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+"""
 
 
 def test_results_of_running_runs_do_not_count_as_changes(store):
@@ -210,7 +390,48 @@ def test_files_left_half_written_by_a_dead_writer_are_removed_later(store):
     assert not old.exists() and fresh.exists()
 
 
-def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_path):
+def test_after_any_mix_of_runs_added_finished_purged_deleted_and_mended_a_long_read_is_what_sqlite_holds(
+    store, monkeypatch
+):
+    monkeypatch.setattr(runs_cache, "MAX_SEGMENTS", 3)
+    rng = random.Random(7)  # a fixed mix: the same steps at each run of the test
+    made = 0
+
+    def add() -> None:
+        nonlocal made
+        for status in rng.choices(["ok", "error", "running"], weights=[6, 2, 1], k=rng.randint(20, 90)):
+            store.add_runs(_runs(1, start=made, status=status))
+            made += 1
+
+    def finish() -> None:
+        running = [run_id for (run_id,) in store.db.execute("SELECT run_id FROM runs WHERE status = 'running'")]
+        finished = NOW + timedelta(days=1)
+        store.update_runs([{"run_id": run_id, "status": "ok", "finished_at": finished} for run_id in running[:10]])
+
+    def by_hand(sql: str) -> None:
+        with sqlite3.connect(store.path) as db:
+            db.execute(sql)
+
+    steps = {
+        "add": add,
+        "finish": finish,
+        "purge": lambda: store.delete_runs(Purge(before=NOW + timedelta(seconds=rng.randint(0, made))), 40),
+        "delete the newest": lambda: by_hand("DELETE FROM runs WHERE run_id > (SELECT MAX(run_id) - 15 FROM runs)"),
+        "delete some": lambda: by_hand(f"DELETE FROM runs WHERE run_id % {rng.randint(5, 40)} = 3"),
+        "mend some": lambda: by_hand(f"UPDATE runs SET logs = 'mended' WHERE run_id % {rng.randint(5, 40)} = 1"),
+        "refresh": lambda: _refresh(store),
+        "restart": lambda: runs_cache.RunsCache._by_path.pop(store.path, None),
+    }
+    add()
+    for name in rng.choices(list(steps), weights=[4, 2, 2, 1, 1, 1, 2, 1], k=30):
+        steps[name]()
+        _assert_same_as_sqlite(store, {})
+    for query in QUERIES:
+        _assert_same_as_sqlite(store, query)
+
+
+@pytest.mark.parametrize("new_runs", [200, 500])  # fewer runs than the files hold, or as many and more
+def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_path, new_runs):
     store.add_runs(_runs(50))
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     copy = tmp_path / "copy.db"
@@ -225,9 +446,28 @@ def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_
     runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
 
     restored = SQLiteStore(tmp_path / "nbsched.db")
-    restored.add_runs(_runs(200, start=10_000, status="error"))  # new runs take the ids the files hold
+    restored.add_runs(_runs(new_runs, start=10_000, status="error"))  # new runs take the ids the files hold
     whole = _assert_same_as_sqlite(restored, {})
-    assert whole.num_rows == 250
+    assert whole.num_rows == 50 + new_runs
+    restored.close()
+
+
+def test_a_store_put_back_from_a_copy_older_than_a_change_is_not_served_from_files_written_after_it(store, tmp_path):
+    store.add_runs(_runs(300))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "nbsched.db").read_bytes())
+    store.delete_runs(Purge(before=NOW + timedelta(seconds=40)), limit=100)  # the file is written without them
+    _refresh(store)
+    assert list(_rows(store).values()) == [260]
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
+    (tmp_path / "nbsched.db").write_bytes(copy.read_bytes())  # same id, generation, newest runs; no change yet
+    runs_cache.RunsCache._by_path.pop(store.path)
+
+    restored = SQLiteStore(tmp_path / "nbsched.db")
+    assert _assert_same_as_sqlite(restored, {}).num_rows == 300
     restored.close()
 
 
@@ -278,6 +518,7 @@ def test_reader_connections_are_kept_for_the_next_read_and_closed_with_the_store
 REFRESH = """
 import sys
 from nbsched.store.history import cache as runs_cache
+from nbsched.store.history import changed as changed_runs
 from nbsched.store.sqlite import SQLiteStore
 
 runs_cache.SEGMENT_ROWS, runs_cache.MAX_SEGMENTS = 150, 2

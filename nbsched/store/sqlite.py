@@ -311,6 +311,7 @@ class SQLiteStore(Store):
         rows = [(run["run_id"], run.get("job_uid"), *[to_db(run.get(name)) for name in columns]) for run in runs]
         with self._tx():
             self.db.executemany(insert_columns_sql(columns), rows)
+            self.db.execute(BUMP_GENERATION)  # ids of their own may fall between those the runs cache holds
 
     def delete_runs(self, purge, limit):
         # The ids are read outside the write transaction (WAL: no lock), so the lock is held for the delete only.
@@ -327,13 +328,10 @@ class SQLiteStore(Store):
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        with self._tx():
-            self.db.execute("INSERT INTO meta VALUES ('runs_purging', '1')")  # the trigger counts the step once
+        with self._tx():  # the trigger runs_changed_deleted records each run for the runs cache
             rows = self.db.execute(
                 f"DELETE FROM runs WHERE run_id IN ({marks}) AND status <> 'running' RETURNING run_id, job, output", ids
             ).fetchall()
-            self.db.execute("DELETE FROM meta WHERE key = 'runs_purging'")
-            self.db.execute(BUMP_GENERATION)
 
         return [DeletedRun(*row) for row in sorted(rows)]
 

@@ -42,16 +42,24 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_fire_key ON runs (scheduled_at, job_uid, 
 DROP INDEX IF EXISTS runs_by_job;
 CREATE INDEX IF NOT EXISTS runs_by_job_uid ON runs (job, job_uid, run_id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, run_id);
--- Finished runs never change, so runs_cache keeps them as Arrow files; a run deleted, or changed after
--- it finished (by hand, say), counts in meta's runs_generation, and the cache reads everything again.
+-- Finished runs seldom change, so runs_cache keeps them as Arrow files. A run deleted, or changed after it finished
+-- (a purge, a notification failure added to its logs, by hand), gets a row in runs_changed, numbered in the order
+-- of the changes (seq, never reused): a long read leaves those runs out of the files and reads them from runs, and
+-- the cache forgets a row once every file that holds its run was written after it. A change that is not recorded
+-- by run id (runs loaded with ids of their own) counts in meta's runs_generation: the cache reads everything again.
 INSERT OR IGNORE INTO meta VALUES ('runs_generation', '0');
--- A purge (``delete_runs``) counts once per step, not once per row: it marks its step with meta's runs_purging.
-CREATE TRIGGER IF NOT EXISTS runs_deleted_one_by_one AFTER DELETE ON runs
-    WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'runs_purging') BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+CREATE TABLE IF NOT EXISTS runs_changed (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL);
+-- Before runs_changed, triggers counted every such change in runs_generation (the whole cache read again after a
+-- purge step). An older nbsched makes them again when it opens the store: then both count, which is safe (its
+-- cache files and these have names of their own, by runs_cache's CACHE_FORMAT), until this one drops them again.
 DROP TRIGGER IF EXISTS runs_deleted;
-CREATE TRIGGER IF NOT EXISTS runs_rewritten AFTER UPDATE ON runs WHEN OLD.status IS NOT 'running' BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'; END;
+DROP TRIGGER IF EXISTS runs_deleted_one_by_one;
+DROP TRIGGER IF EXISTS runs_rewritten;
+CREATE TRIGGER IF NOT EXISTS runs_changed_deleted AFTER DELETE ON runs BEGIN
+    INSERT INTO runs_changed (run_id) VALUES (OLD.run_id); END;
+CREATE TRIGGER IF NOT EXISTS runs_changed_updated AFTER UPDATE ON runs
+    WHEN OLD.status IS NOT 'running' OR NEW.run_id IS NOT OLD.run_id BEGIN
+    INSERT INTO runs_changed (run_id) SELECT OLD.run_id UNION SELECT NEW.run_id; END;
 -- What a claim changes of a job (its next fire, how many fires, its last), apart from its definition: a claim
 -- rewrites a row of ~60 bytes, not the job's row with its spec (10x fewer pages written per claim batch).
 -- Version 1 kept these in jobs' own columns; jobs' columns still take them when a job is written (the
@@ -72,7 +80,7 @@ CREATE TABLE IF NOT EXISTS retries (
     run_id INTEGER PRIMARY KEY, job TEXT, service TEXT NOT NULL, attempt INTEGER NOT NULL,
     retries INTEGER NOT NULL, scheduled_at TEXT NOT NULL, due_at TEXT NOT NULL, channel TEXT NOT NULL);
 """
-#: What deleting runs does to the runs cache: its files are read again (see the triggers above).
+#: A change of runs the triggers above do not record (runs loaded with their own ids): the runs cache reads all again.
 BUMP_GENERATION = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation'"
 #: The columns of the runs table a new run fills (all but ``run_id``).
 RUN_COLUMNS = RUN_FIELDS[1:]

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ...nopandas import NoNumpy
+from ...nopandas import NoNumpy, NoPandas
 from .arrow import typed_runs, write_stream
 from .cache import merge, seal, write_file
 
@@ -103,10 +103,12 @@ def read_all(path: str, queries: list, rows: int, readers: int, pause: bool = Fa
 
 
 def main() -> None:
-    sys.meta_path.insert(0, NoNumpy)  # ADBC's DB-API imports pyarrow.dataset, which would import pandas
+    request = json.loads(sys.stdin.buffer.read())
+    # ADBC's DB-API imports pyarrow.dataset, which would import pandas. Putting changed runs in place in a file
+    # being merged (``changed.patched``) finds their places with numpy; a read does without it.
+    sys.meta_path.insert(0, NoPandas if request.get("merge") else NoNumpy)
     import pyarrow as pa
 
-    request = json.loads(sys.stdin.buffer.read())
     if request.get("nice"):
         os.nice(10)
     if request.get("merge"):

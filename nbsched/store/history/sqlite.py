@@ -51,6 +51,8 @@ KEEP_READERS = 4
 #: ids only when it is the query's one aggregate; both in one query read every run (0.1 s for a million).
 LOWEST_RUN_ID = "(SELECT MIN(run_id) FROM runs)"
 HIGHEST_RUN_ID = "(SELECT MAX(run_id) FROM runs)"
+#: The runs of ids given as a JSON array (those the store has), newest first.
+_CHANGED_RUNS = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
 
 
 class Readers:
@@ -190,13 +192,50 @@ class SQLiteHistory(History):
         marks = ", ".join("?" * len(run_ids))
         return dict(self.db.execute(f"SELECT run_id, cid FROM runs WHERE run_id IN ({marks})", run_ids).fetchall())
 
-    def cache_bounds(self) -> tuple[str, int]:
-        store_id, generation, running, highest = self.db.execute(
+    def cache_bounds(self) -> tuple[str, int, int]:
+        store_id, generation, running, highest, changes = self.db.execute(
             "SELECT (SELECT value FROM meta WHERE key='store_id'), "
             "(SELECT value FROM meta WHERE key='runs_generation'), "
-            "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs)"
+            "(SELECT MIN(run_id) FROM runs WHERE status='running'), (SELECT COALESCE(MAX(run_id), 0) FROM runs), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name='runs_changed')"
         ).fetchone()
-        return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1
+        return f"{store_id}g{generation}f{CACHE_FORMAT}", highest if running is None else running - 1, changes
+
+    def changed_runs(self, since: int, upto: int) -> list[int]:
+        # As one JSON array: after a purge of many runs, much faster than as many rows.
+        (ids,) = self.db.execute(
+            "SELECT json_group_array(run_id) FROM "
+            "(SELECT DISTINCT run_id FROM runs_changed WHERE seq > ? AND run_id <= ?)",
+            [since, upto],
+        ).fetchone()
+        return json.loads(ids)
+
+    def changed_count(self, after: int, upto: int, since: int) -> tuple[int, int]:
+        changed = "SELECT DISTINCT run_id FROM runs_changed WHERE seq > ? AND run_id > ? AND run_id <= ?"
+        return self.db.execute(
+            f"SELECT COUNT(*), (SELECT COUNT(*) FROM runs WHERE run_id IN ({changed})) FROM ({changed})",
+            [since, after, upto] * 2,
+        ).fetchone()
+
+    def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
+        """Written on this reader's connection (the store's own belongs to the runner's event loop). A store that
+        cannot be written now keeps the records, which cost only their rows, until the next refresh."""
+        (oldest,) = self.db.execute("SELECT MIN(seq) FROM runs_changed").fetchone()
+        if oldest is None or oldest > max(seen for _, _, seen in spans):
+            return  # nothing to forget: no write
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("DELETE FROM runs_changed WHERE run_id > ? AND run_id <= ? AND seq <= ?", spans)
+                self.db.execute("COMMIT")
+            finally:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            log.info("the runs cache's records of changed runs of %s are kept for now (%s)", self.path, exc)
+
+    def runs_table(self, run_ids: list[int]):
+        return rows_table(self._text_rows(_CHANGED_RUNS, [json.dumps(run_ids)]))
 
     def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
         span = REFRESH_QUERY_IDS if background else CHILD_QUERY_IDS
@@ -205,6 +244,12 @@ class SQLiteHistory(History):
 
     def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
         _read_in_child(self.path, [], 0, file=path, nice=background, merge=parts)
+
+    def patch_runs_file(self, part: dict, run_ids: list[int], path: Path, background: bool = False) -> None:
+        select = f"SELECT {SELECT_RUN_FIELDS} FROM runs {_CHANGED_RUNS}"
+        changed = {"store": self.path, "run_ids": run_ids, "select": select}
+        merging = [{**part, "changed": changed}]
+        _read_in_child(self.path, [], len(run_ids), file=path, nice=background, merge=merging)
 
     # -- long listings ------------------------------------------------------------
     def _text_rows(self, where: str, params: list) -> list[tuple]:
@@ -233,7 +278,10 @@ class SQLiteHistory(History):
                 data = self._read_after_in_child(0, where, params, query.limit)
                 cache.write_later(self._another)
                 return data
-        return arrow_stream(self._large_table(query))
+        data = arrow_stream(self._large_table(query))
+        if self.readers is not None and cache.worn:  # many of a file's runs changed: it is written again after
+            cache.write_later(self._another)
+        return data
 
     def _another(self) -> SQLiteHistory:
         """A reader of the same store on another connection (for a thread of its own)."""
