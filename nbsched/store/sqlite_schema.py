@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS runs_changed (seq INTEGER PRIMARY KEY AUTOINCREMENT, 
 -- Before runs_changed, triggers counted every such change in runs_generation (the whole cache read again after a
 -- purge step). An older nbsched makes them again when it opens the store: then both count, which is safe (its
 -- cache files and these have names of their own, by runs_cache's CACHE_FORMAT), until this one drops them again.
+-- Dropping them counts once in runs_generation: the runs this one deletes or changes no longer count there, so
+-- that an older nbsched started again on this store (a downgrade) reads its own files again, not the runs deleted.
+UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation' AND EXISTS (SELECT 1 FROM
+    sqlite_master WHERE type = 'trigger' AND name IN ('runs_deleted', 'runs_deleted_one_by_one', 'runs_rewritten'));
 DROP TRIGGER IF EXISTS runs_deleted;
 DROP TRIGGER IF EXISTS runs_deleted_one_by_one;
 DROP TRIGGER IF EXISTS runs_rewritten;
