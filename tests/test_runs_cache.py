@@ -270,7 +270,7 @@ def test_a_runner_started_again_leaves_out_the_changes_recorded_before(store):
     written = _written(store)
     store.delete_runs(Purge(before=NOW + timedelta(seconds=100)), limit=30)
     store.update_runs([{"run_id": 200, "output": "mended"}])
-    runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
+    runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path))  # as a runner started afresh finds it
     whole = _assert_same_as_sqlite(store, {})
     assert whole.num_rows == 370 and whole.column("output").to_pylist()[200] == "mended"
     assert _written(store) == written
@@ -345,7 +345,7 @@ def test_a_new_store_at_the_same_path_and_broken_files_are_not_used(store, tmp_p
     # A file of this store's name that is not Arrow is deleted and read again.
     (name,) = _files(fresh)
     (folder / name).write_bytes(b"broken")
-    runs_cache.RunsCache._by_path.pop(fresh.path)  # as a runner started afresh finds it
+    runs_cache.RunsCache._by_path.pop(os.path.realpath(fresh.path))  # as a runner started afresh finds it
     assert _assert_same_as_sqlite(fresh, {}).num_rows == 200
     fresh.close()
 
@@ -421,7 +421,7 @@ def test_after_any_mix_of_runs_added_finished_purged_deleted_and_mended_a_long_r
         "delete some": lambda: by_hand(f"DELETE FROM runs WHERE run_id % {rng.randint(5, 40)} = 3"),
         "mend some": lambda: by_hand(f"UPDATE runs SET logs = 'mended' WHERE run_id % {rng.randint(5, 40)} = 1"),
         "refresh": lambda: _refresh(store),
-        "restart": lambda: runs_cache.RunsCache._by_path.pop(store.path, None),
+        "restart": lambda: runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path), None),
     }
     add()
     for name in rng.choices(list(steps), weights=[4, 2, 2, 1, 1, 1, 2, 1], k=30):
@@ -444,7 +444,7 @@ def test_a_store_put_back_from_a_copy_is_not_served_from_newer_files(store, tmp_
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
     (tmp_path / "nbsched.db").write_bytes(copy.read_bytes())  # same id, same generation, fewer runs
-    runs_cache.RunsCache._by_path.pop(store.path)  # as a runner started afresh finds it
+    runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path))  # as a runner started afresh finds it
 
     restored = SQLiteStore(tmp_path / "nbsched.db")
     restored.add_runs(_runs(new_runs, start=10_000, status="error"))  # new runs take the ids the files hold
@@ -465,7 +465,7 @@ def test_a_store_put_back_from_a_copy_older_than_a_change_is_not_served_from_fil
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
     (tmp_path / "nbsched.db").write_bytes(copy.read_bytes())  # same id, generation, newest runs; no change yet
-    runs_cache.RunsCache._by_path.pop(store.path)
+    runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path))
 
     restored = SQLiteStore(tmp_path / "nbsched.db")
     assert _assert_same_as_sqlite(restored, {}).num_rows == 300
@@ -593,10 +593,31 @@ def test_a_copy_put_back_that_changed_as_often_since_is_not_served_from_newer_fi
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"nbsched.db{suffix}").unlink(missing_ok=True)
     (tmp_path / "nbsched.db").write_bytes(copy.read_bytes())
-    runs_cache.RunsCache._by_path.pop(store.path)
+    runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path))
 
     restored = SQLiteStore(tmp_path / "nbsched.db")
     # As many changes of its own as the live store made: its change numbers catch up with the files'.
     restored.update_runs([{"run_id": run_id, "logs": "mended"} for run_id in range(100, 150)])
     assert _assert_same_as_sqlite(restored, {}).num_rows == 300
     restored.close()
+
+
+def test_two_stores_opened_by_two_spellings_of_one_path_share_one_cache(store, tmp_path):
+    # Each cache forgets the records of changes its own files have seen: two caches of one store would forget
+    # what the other's files still need, and the other would serve the runs as they were.
+    other = SQLiteStore(f"{tmp_path}/./nbsched.db")
+    store.add_runs(_runs(300))
+    _refresh(store)
+    _assert_same_as_sqlite(other, {})
+
+    def mend(first: int, count: int) -> None:
+        store.update_runs([{"run_id": run_id, "logs": f"mended {first}"} for run_id in range(first, first + count)])
+
+    mend(1, 40)  # a tenth of the file: written again at the next refresh
+    _refresh(store)
+    mend(100, 1)
+    _assert_same_as_sqlite(other, {})
+    mend(200, 40)
+    _refresh(store)
+    _assert_same_as_sqlite(other, {})
+    other.close()

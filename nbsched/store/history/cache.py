@@ -131,10 +131,13 @@ class RunsCache:
 
     @classmethod
     def of(cls, store_path: str) -> RunsCache:
+        """The one cache of the store file at ``store_path``, however the path is spelled: two caches of a store
+        would each forget the records of changes that the other's files still need (``_forget``)."""
+        real = os.path.realpath(store_path)
         with cls._guard:
-            cache = cls._by_path.get(store_path)
+            cache = cls._by_path.get(real)
             if cache is None:
-                cache = cls._by_path[store_path] = cls(Path(f"{store_path}.runs-cache"))
+                cache = cls._by_path[real] = cls(Path(f"{real}.runs-cache"))
             return cache
 
     def __init__(self, folder: Path):
