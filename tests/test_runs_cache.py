@@ -297,7 +297,11 @@ def test_the_triggers_of_an_older_nbsched_count_changes_and_are_replaced_at_open
     store.close()
     reopened = SQLiteStore(tmp_path / "nbsched.db")
     triggers = reopened.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'runs'")
-    assert sorted(name for (name,) in triggers) == ["runs_changed_deleted", "runs_changed_updated"]
+    assert sorted(name for (name,) in triggers) == [
+        "runs_changed_deleted",
+        "runs_changed_inserted",
+        "runs_changed_updated",
+    ]
     reopened.close()
 
 
@@ -621,3 +625,17 @@ def test_two_stores_opened_by_two_spellings_of_one_path_share_one_cache(store, t
     _refresh(store)
     _assert_same_as_sqlite(other, {})
     other.close()
+
+
+def test_a_run_put_back_by_hand_below_the_newest_is_read(store):
+    store.add_runs(_runs(300))
+    with sqlite3.connect(store.path) as db:
+        db.execute("DELETE FROM runs WHERE run_id = 100")
+    _refresh(store)
+    written = _written(store)
+    with sqlite3.connect(store.path) as db:  # put back from a backup, say: no change of runs_generation
+        db.execute("INSERT INTO runs (run_id, cid, service, status, logs) VALUES (100, 'back', 's1', 'ok', 'put back')")
+    whole = _assert_same_as_sqlite(store, {})
+    assert whole.num_rows == 300 and _written(store) == written
+    store.add_runs(_runs(20, start=300))  # new runs, above all others: not recorded
+    assert _changes_recorded(store) == 1  # the run put back

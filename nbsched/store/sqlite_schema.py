@@ -61,6 +61,11 @@ DROP TRIGGER IF EXISTS runs_deleted_one_by_one;
 DROP TRIGGER IF EXISTS runs_rewritten;
 CREATE TRIGGER IF NOT EXISTS runs_changed_deleted AFTER DELETE ON runs BEGIN
     INSERT INTO runs_changed (run_id) VALUES (OLD.run_id); END;
+-- A run put in below the newest (by hand: a run put back from a backup, say; a new run's id is above all others,
+-- and runs loaded with ids of their own count in runs_generation) may fall in a span the cache's files hold.
+CREATE TRIGGER IF NOT EXISTS runs_changed_inserted AFTER INSERT ON runs
+    WHEN EXISTS (SELECT 1 FROM runs WHERE run_id > NEW.run_id) BEGIN
+    INSERT INTO runs_changed (run_id) VALUES (NEW.run_id); END;
 CREATE TRIGGER IF NOT EXISTS runs_changed_updated AFTER UPDATE ON runs
     WHEN OLD.status IS NOT 'running' OR NEW.run_id IS NOT OLD.run_id BEGIN
     INSERT INTO runs_changed (run_id) SELECT OLD.run_id UNION SELECT NEW.run_id; END;
