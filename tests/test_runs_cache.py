@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -639,3 +640,27 @@ def test_a_run_put_back_by_hand_below_the_newest_is_read(store):
     assert whole.num_rows == 300 and _written(store) == written
     store.add_runs(_runs(20, start=300))  # new runs, above all others: not recorded
     assert _changes_recorded(store) == 1  # the run put back
+
+
+def _open_cache_files(store) -> list[str]:
+    folder = str(runs_cache.RunsCache.of(store.path).folder)
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [link for link in links if link.startswith(folder)]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_a_long_read_that_fails_after_opening_the_files_closes_them(store, monkeypatch, caplog):
+    store.add_runs(_runs(400))
+    _refresh(store)
+
+    def fails(self, after, query):
+        raise OSError("the runs after the files could not be read")
+
+    monkeypatch.setattr(sqlite_history.SQLiteHistory, "_runs_after", fails)
+    for _ in range(3):
+        _assert_same_as_sqlite(store, {})  # answered from SQLite instead
+    assert "reading the runs from SQLite" in caplog.text
+    assert _open_cache_files(store) == []

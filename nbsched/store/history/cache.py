@@ -123,6 +123,34 @@ class Segment:
     newest: tuple[int, str] | None  # run_id and cid of its first (newest) run; None for a file of no runs
 
 
+class Tables:
+    """The tables of the files a long read opened, newest first, each read (and checked) as the caller comes to it,
+    its changed runs as ``changed`` has them. ``close()`` closes the files not read (a read that stopped early, or
+    failed before it read any: a generator not started would keep them open, and deleted files on disk)."""
+
+    def __init__(self, cache: RunsCache, store, changed: Changed):
+        self.cache = cache
+        self.store = store
+        self.changed = changed
+        self.opened: list[tuple[Segment, int]] = []  # each file with its descriptor
+
+    def __iter__(self) -> Tables:
+        return self
+
+    def __next__(self):
+        if not self.opened:
+            raise StopIteration
+        segment, fd = self.opened.pop(0)
+        table = _read(fd, segment)
+        table = table if table is not None else self.cache._rewritten(self.store, segment)
+        return self.changed.applied(table, segment.after, segment.upto)
+
+    def close(self) -> None:
+        opened, self.opened = self.opened, []
+        for _, fd in opened:
+            os.close(fd)
+
+
 class RunsCache:
     """The cache files of one store file; one object per file in a process, shared by its threads."""
 
@@ -216,28 +244,15 @@ class RunsCache:
         if background:
             self._forget(store)
             return iter(())
-        opened: list[tuple[Segment, int]] = []
+        changed = self._changes_since_written(store)  # before the files are opened: nothing to close if it fails
+        tables = Tables(self, store, changed)
         try:
             for segment in reversed(self.segments):
-                opened.append((segment, self._open(segment)))
+                tables.opened.append((segment, self._open(segment)))
         except ChangedFile:
-            for _, fd in opened:
-                os.close(fd)
+            tables.close()
             raise
-        return self._tables(store, opened, self._changes_since_written(store))
-
-    def _tables(self, store, opened: list[tuple[Segment, int]], changed: Changed) -> Iterator:
-        """Each file's table, newest first, its changed runs as ``changed`` has them: ``opened`` pairs a file
-        with its descriptor."""
-        try:
-            while opened:
-                segment, fd = opened.pop(0)
-                table = _read(fd, segment)
-                table = table if table is not None else self._rewritten(store, segment)
-                yield changed.applied(table, segment.after, segment.upto)
-        finally:
-            for _, fd in opened:
-                os.close(fd)
+        return tables
 
     def _changes_since_written(self, store) -> Changed:
         """The runs changed since the oldest file was written (their ids, and the rows the store has of them)."""

@@ -7,6 +7,7 @@ of ``child`` writes, reading SQLite with ADBC), the runs after the last file fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import mmap
@@ -302,12 +303,17 @@ class SQLiteHistory(History):
         cache = RunsCache.of(self.path)
         with cache.lock:
             cached = cache.cached_tables(self)
-            parts = [self._runs_after(cache.upto, query)]
+            try:
+                parts = [self._runs_after(cache.upto, query)]
+            except BaseException:
+                cached.close()
+                raise
         wanted = float("inf") if query.limit is None else query.limit
-        for table in cached:
-            if sum(part.num_rows for part in parts) >= wanted:
-                break
-            parts.append(filtered(table, query))
+        with contextlib.closing(cached):
+            for table in cached:
+                if sum(part.num_rows for part in parts) >= wanted:
+                    break
+                parts.append(filtered(table, query))
         table = pa.concat_tables(parts)
         return table if query.limit is None else table.slice(0, query.limit)
 
