@@ -664,3 +664,17 @@ def test_a_long_read_that_fails_after_opening_the_files_closes_them(store, monke
         _assert_same_as_sqlite(store, {})  # answered from SQLite instead
     assert "reading the runs from SQLite" in caplog.text
     assert _open_cache_files(store) == []
+
+
+def test_a_file_left_beside_the_one_written_again_in_its_place_is_not_served_after_a_restart(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    folder = runs_cache.RunsCache.of(store.path).folder
+    old = {path.name: path.read_bytes() for path in folder.iterdir()}
+    store.update_runs([{"run_id": run_id, "logs": "mended"} for run_id in range(1, 41)])
+    _refresh(store)  # the file written again (a tenth changed), the records of its changes forgotten
+    for name, data in old.items():  # as a runner killed before it deleted the old file leaves it
+        (folder / name).write_bytes(data)
+    runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path))  # as a runner started afresh finds it
+    _assert_same_as_sqlite(store, {})
+    assert len(_files(store)) == 1  # the old one deleted

@@ -350,7 +350,7 @@ class RunsCache:
                 _unlink(path)
                 _unlink(_sum_file(path))
             else:
-                found[segment.after] = segment
+                found[segment.after] = self._newer(found.get(segment.after), segment)
         for path in self.folder.glob("*.arrow.sum"):
             if not path.with_suffix("").exists():
                 _unlink(path)
@@ -360,6 +360,16 @@ class RunsCache:
             self.segments.append(segment)
             after = segment.upto
         self._drop(list(found.values()))
+
+    def _newer(self, known: Segment | None, segment: Segment) -> Segment:
+        """Of two files of runs from the same id on (one written again, the old one left by a process that died
+        before it deleted it), the one that has seen more changes; the other is deleted. The records of the changes
+        it has seen may be forgotten: the older one would serve those runs as they were."""
+        if known is None:
+            return segment
+        newer, older = (segment, known) if (segment.seen, segment.upto) > (known.seen, known.upto) else (known, segment)
+        self._drop([older])
+        return newer
 
     def _listed(self, path: Path) -> Segment | None:
         """The file at ``path`` as a segment: of this store, with its sums, and of the size they say."""
