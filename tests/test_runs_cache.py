@@ -372,6 +372,17 @@ def test_history_is_still_read_when_the_cache_cannot_be_written(store, caplog):
     assert "runs cache" in caplog.text and "not usable" in caplog.text
 
 
+def test_records_of_changes_do_not_pile_up_while_the_cache_cannot_be_written(store):
+    store.add_runs(_runs(300))
+    runs_cache.RunsCache.of(store.path).folder.write_text("a file where the cache folder would go")
+    for step in range(5):
+        store.delete_runs(Purge(before=NOW + timedelta(seconds=300)), limit=20)
+        with pytest.raises(OSError):
+            _refresh(store)
+        assert _changes_recorded(store) == 0, step
+    _assert_same_as_sqlite(store, {})
+
+
 def test_a_refresh_with_nothing_to_cache_does_not_load_pyarrow(tmp_path):
     # The runner refreshes once a minute; pyarrow costs ~40 MB of its memory, so it waits for a long history.
     code = (

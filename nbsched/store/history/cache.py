@@ -232,17 +232,12 @@ class RunsCache:
         if self.segments and not self._matches(store, finished_upto):
             self._drop(self.segments)  # the store was put back from a copy, say
             self.segments = []
-        for i, segment in enumerate(self.segments):
-            if not self._intact(segment):  # removed or resized since it was written
-                self.segments[i] = self._rewrite(store, segment, background)
+        try:
+            self._write_files(store, finished_upto, background)
+        finally:  # also when a file cannot be written (a full disk): the records would pile up in the store
+            if background:
+                self._forget(store)
         if background:
-            self._rewrite_changed(store)
-        if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
-            self.segments.append(self._write(store, self.upto, finished_upto, background))
-        if len(self.segments) > MAX_SEGMENTS:
-            self._merge(store, background)
-        if background:
-            self._forget(store)
             return iter(())
         changed = self._changes_since_written(store)  # before the files are opened: nothing to close if it fails
         tables = Tables(self, store, changed)
@@ -253,6 +248,20 @@ class RunsCache:
             tables.close()
             raise
         return tables
+
+    def _write_files(self, store, finished_upto: int, background: bool) -> None:
+        """Write again the files removed or resized (and, for a refresh, those much changed), write a file of the
+        finished runs after the last one when they are enough, and merge the files when they are many. Each step
+        leaves ``segments`` as the files are, should the next fail."""
+        for i, segment in enumerate(self.segments):
+            if not self._intact(segment):  # removed or resized since it was written
+                self.segments[i] = self._rewrite(store, segment, background)
+        if background:
+            self._rewrite_changed(store)
+        if finished_upto - self.upto >= SEGMENT_ROWS:  # run ids have few gaps: the span tells the count
+            self.segments.append(self._write(store, self.upto, finished_upto, background))
+        if len(self.segments) > MAX_SEGMENTS:
+            self._merge(store, background)
 
     def _changes_since_written(self, store) -> Changed:
         """The runs changed since the oldest file was written (their ids, and the rows the store has of them)."""
