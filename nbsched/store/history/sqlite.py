@@ -94,7 +94,7 @@ class SQLiteHistory(History):
     """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it,
     or handed back to ``readers`` when given).
 
-    It is also what the runs cache reads the store through (``cache.Source``).
+    It is also what the runs cache reads the store through (``source.Source``).
     """
 
     def __init__(self, path: str, db: sqlite3.Connection, readers: Readers | None = None):
@@ -190,7 +190,7 @@ class SQLiteHistory(History):
         else:
             self.readers.give(self.db)
 
-    # -- what the runs cache reads the store through (cache.Source) ------------------
+    # -- what the runs cache reads the store through (source.Source) ------------------
     def run_cids(self, run_ids: list[int]) -> dict[int, str]:
         marks = ", ".join("?" * len(run_ids))
         return dict(self.db.execute(f"SELECT run_id, cid FROM runs WHERE run_id IN ({marks})", run_ids).fetchall())
