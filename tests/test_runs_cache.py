@@ -592,11 +592,6 @@ def test_runs_that_reuse_ids_of_newest_runs_deleted_and_forgotten_are_read(store
     assert _assert_same_as_sqlite(store, {}).num_rows == 320
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review2: the files' change numbers are compared with the store's; a copy put back that made as many "
-    "changes of its own since passes that check, and the changes the files hold but the copy lacks are served",
-)
 def test_a_copy_put_back_that_changed_as_often_since_is_not_served_from_newer_files(store, tmp_path):
     store.add_runs(_runs(300))
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

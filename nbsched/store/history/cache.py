@@ -248,6 +248,7 @@ class RunsCache:
                 self.segments[i] = self._rewrite(store, segment, background=True)
                 continue
             run_ids = [run_id for run_id in store.changed_runs(segment.seen, segment.upto) if run_id > segment.after]
+            self.changes = store.skip_changes()
             path = self._file(segment.after, segment.upto, self.changes)  # run_ids were read after that change
             _unlink(_sum_file(path))
             store.patch_runs_file(self._part(segment), run_ids, path, background=True)
@@ -365,6 +366,7 @@ class RunsCache:
         (the runner never loads pyarrow to keep its cache); its segment. The file has seen the changes that
         ``cache_bounds`` counted before."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.changes = store.skip_changes()
         path = self._file(after, upto, self.changes)
         _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)

@@ -24,6 +24,10 @@ class Source(Protocol):
         """How many runs with ``after < run_id <= upto`` were deleted or changed after change number ``since``, and
         how many of those the store still has."""
 
+    def skip_changes(self) -> int:
+        """Number the store's next changes of runs from far above its latest (``CHANGES_SKIPPED``), so that a copy
+        of it taken before, put back, never reaches the numbers of files written now; the latest number now."""
+
     def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
         """Forget the records of changes up to number ``seen`` of the runs with ``after < run_id <= upto``, for
         each ``(after, upto, seen)`` of ``spans``."""

@@ -54,6 +54,9 @@ LOWEST_RUN_ID = "(SELECT MIN(run_id) FROM runs)"
 HIGHEST_RUN_ID = "(SELECT MAX(run_id) FROM runs)"
 #: Records of changed runs forgotten in one transaction (``forget_changes``): ~20 ms of the store's write lock.
 FORGET_CHUNK = 10_000
+#: How far the numbers of the store's changes of runs jump before a cache file is written (``skip_changes``): a copy
+#: of the store put back would have to make as many changes before its numbers reach those of the files.
+CHANGES_SKIPPED = 1 << 30
 #: The runs of ids given as a JSON array (those the store has), newest first.
 _CHANGED_RUNS = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
 
@@ -219,6 +222,23 @@ class SQLiteHistory(History):
             f"SELECT COUNT(*), (SELECT COUNT(*) FROM runs WHERE run_id IN ({changed})) FROM ({changed})",
             [since, after, upto] * 2,
         ).fetchone()
+
+    def skip_changes(self) -> int:
+        """Written on this reader's connection, as ``forget_changes``; a store that cannot be written now keeps its
+        numbers (a copy put back is then told only by the newest runs of the files)."""
+        skip = "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'runs_changed'"
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self.db.execute(skip, [CHANGES_SKIPPED]).rowcount:  # no change recorded yet
+                    self.db.execute("INSERT INTO sqlite_sequence VALUES ('runs_changed', ?)", [CHANGES_SKIPPED])
+                self.db.execute("COMMIT")
+            finally:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            log.info("the change numbers of %s are not skipped (%s)", self.path, exc)
+        return self.cache_bounds()[2]
 
     def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
         """Written on this reader's connection (the store's own belongs to the runner's event loop). A store that
