@@ -9,6 +9,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -684,3 +685,16 @@ def test_a_file_left_beside_the_one_written_again_in_its_place_is_not_served_aft
     runs_cache.RunsCache._by_path.pop(os.path.realpath(store.path))  # as a runner started afresh finds it
     _assert_same_as_sqlite(store, {})
     assert len(_files(store)) == 1  # the old one deleted
+
+
+def test_a_long_read_that_writes_a_file_while_another_holds_the_stores_write_lock_waits_a_second_at_most(store):
+    store.add_runs(_runs(300))
+    _refresh(store)
+    store.add_runs(_runs(200, start=300))  # a file's worth more: the next long read writes it
+    with sqlite3.connect(store.path) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # another process's write in progress
+        began = time.monotonic()
+        _assert_same_as_sqlite(store, {})
+        assert time.monotonic() - began < 10
+        holder.execute("ROLLBACK")
+    assert len(_files(store)) == 2

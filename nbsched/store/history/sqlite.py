@@ -57,6 +57,8 @@ FORGET_CHUNK = 10_000
 #: How far the numbers of the store's changes of runs jump before a cache file is written (``skip_changes``): a copy
 #: of the store put back would have to make as many changes before its numbers reach those of the files.
 CHANGES_SKIPPED = 1 << 30
+#: Milliseconds that skip waits for the store's write lock: a long read that writes a file waits for it.
+SKIP_WAIT_MS = 1000
 #: The runs of ids given as a JSON array (those the store has), newest first.
 _CHANGED_RUNS = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
 
@@ -227,7 +229,9 @@ class SQLiteHistory(History):
         """Written on this reader's connection, as ``forget_changes``; a store that cannot be written now keeps its
         numbers (a copy put back is then told only by the newest runs of the files)."""
         skip = "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'runs_changed'"
+        (waits,) = self.db.execute("PRAGMA busy_timeout").fetchone()
         try:
+            self.db.execute(f"PRAGMA busy_timeout = {SKIP_WAIT_MS}")
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 if not self.db.execute(skip, [CHANGES_SKIPPED]).rowcount:  # no change recorded yet
@@ -238,6 +242,8 @@ class SQLiteHistory(History):
                     self.db.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
             log.info("the change numbers of %s are not skipped (%s)", self.path, exc)
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(waits)}")
         return self.cache_bounds()[2]
 
     def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
