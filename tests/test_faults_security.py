@@ -124,6 +124,7 @@ def test_a_cache_file_overwritten_in_place_is_not_served_and_is_written_again(tm
             served = pa.ipc.open_stream(io.BytesIO(bytes(history.arrow(query)))).read_all()
 
         assert served.to_pylist() == expected.to_pylist()
+        (path,) = runs_cache.RunsCache.of(store.path).folder.glob("*.arrow")  # written again, named anew
         assert b"BAD-0000042" not in path.read_bytes() and b"out-0000042" in path.read_bytes()
     finally:
         store.close()
@@ -146,6 +147,7 @@ def test_a_cache_file_truncated_or_overwritten_under_a_running_runner_is_rebuilt
     outputs = set(client.history()["output"])
     assert "BAD-0012345" not in outputs and "out-0012345" in outputs
 
+    (path,) = folder.glob("*.arrow")  # written again, named anew
     os.truncate(path, path.stat().st_size // 2)  # a mapped file cut short: SIGBUS at the next read
     rows = client.history()
     assert len(rows) == runs_cache.SEGMENT_ROWS + 10_000 and "out-0012345" in set(rows["output"])

@@ -52,11 +52,20 @@ CREATE TABLE IF NOT EXISTS runs_changed (seq INTEGER PRIMARY KEY AUTOINCREMENT, 
 -- Before runs_changed, triggers counted every such change in runs_generation (the whole cache read again after a
 -- purge step). An older nbsched makes them again when it opens the store: then both count, which is safe (its
 -- cache files and these have names of their own, by runs_cache's CACHE_FORMAT), until this one drops them again.
+-- Dropping them counts once in runs_generation: the runs this one deletes or changes no longer count there, so
+-- that an older nbsched started again on this store (a downgrade) reads its own files again, not the runs deleted.
+UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'runs_generation' AND EXISTS (SELECT 1 FROM
+    sqlite_master WHERE type = 'trigger' AND name IN ('runs_deleted', 'runs_deleted_one_by_one', 'runs_rewritten'));
 DROP TRIGGER IF EXISTS runs_deleted;
 DROP TRIGGER IF EXISTS runs_deleted_one_by_one;
 DROP TRIGGER IF EXISTS runs_rewritten;
 CREATE TRIGGER IF NOT EXISTS runs_changed_deleted AFTER DELETE ON runs BEGIN
     INSERT INTO runs_changed (run_id) VALUES (OLD.run_id); END;
+-- A run put in below the newest (by hand: a run put back from a backup, say; a new run's id is above all others,
+-- and runs loaded with ids of their own count in runs_generation) may fall in a span the cache's files hold.
+CREATE TRIGGER IF NOT EXISTS runs_changed_inserted AFTER INSERT ON runs
+    WHEN EXISTS (SELECT 1 FROM runs WHERE run_id > NEW.run_id) BEGIN
+    INSERT INTO runs_changed (run_id) VALUES (NEW.run_id); END;
 CREATE TRIGGER IF NOT EXISTS runs_changed_updated AFTER UPDATE ON runs
     WHEN OLD.status IS NOT 'running' OR NEW.run_id IS NOT OLD.run_id BEGIN
     INSERT INTO runs_changed (run_id) SELECT OLD.run_id UNION SELECT NEW.run_id; END;

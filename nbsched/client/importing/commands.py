@@ -233,7 +233,7 @@ def _check_kernel(notebook: Path, kernel: str) -> None:
         named = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["kernelspec"]["name"]
     except (OSError, ValueError, TypeError, KeyError):
         return  # deploying the notebook says what is wrong with it
-    if named != kernel:
+    if str(named).lower() != kernel.lower():  # Jupyter finds a kernel by its name in lower case
         raise Untranslatable(
             f"papermill -k {kernel} runs the notebook with the kernel {kernel!r}; nbsched runs it with the kernel its "
             f"metadata names ({named!r}): set the notebook's kernel to {kernel!r} (or drop -k), then import it again"

@@ -43,10 +43,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from .arrow import empty_runs_schema
 from .changed import Changed, patched
+from .source import Source
 
 #: The form of the files (their columns): part of their names, so that files of another form are written again.
 #: 2: runs carry ``job_uid``. 3: runs changed since a file was written are left out of it at each read (an older
@@ -68,43 +68,6 @@ CHANGED_KEPT = 500
 log = logging.getLogger(__name__)
 
 
-class Source(Protocol):
-    """What the cache reads a store through (``sqlite.SQLiteHistory``): the store's runs, by run id."""
-
-    def cache_bounds(self) -> tuple[str, int, int]:
-        """The name of the store's current files (its id, and how many changes it could not record by run
-        id), the highest run id up to which every run has finished, and the number of its latest recorded
-        change of runs (0 for none)."""
-
-    def run_cids(self, run_ids: list[int]) -> dict[int, str]:
-        """The correlation ids of these runs, of those the store has."""
-
-    def changed_runs(self, since: int, upto: int) -> list[int]:
-        """The ids (up to ``upto``) of the runs deleted or changed in the store's changes after number ``since``."""
-
-    def changed_count(self, after: int, upto: int, since: int) -> tuple[int, int]:
-        """How many runs with ``after < run_id <= upto`` were deleted or changed after change number ``since``, and
-        how many of those the store still has."""
-
-    def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
-        """Forget the records of changes up to number ``seen`` of the runs with ``after < run_id <= upto``, for
-        each ``(after, upto, seen)`` of ``spans``."""
-
-    def runs_table(self, run_ids: list[int]):
-        """The runs of these ids the store has, newest first, as an Arrow table typed as ``arrow.typed_runs``."""
-
-    def write_runs_file(self, after: int, upto: int, path: Path, background: bool = False) -> None:
-        """The runs with ``after < run_id <= upto`` written as an Arrow IPC file at ``path``, and sealed (``seal``)
-        (``background``: at a low priority, for a refresh no one waits for)."""
-
-    def merge_runs_files(self, parts: list[dict], path: Path, background: bool = False) -> None:
-        """The cache files ``parts`` (``path``, ``size``, ``crc32``; oldest first) as one file at ``path``, sealed."""
-
-    def patch_runs_file(self, part: dict, run_ids: list[int], path: Path, background: bool = False) -> None:
-        """The cache file ``part`` (as for ``merge_runs_files``) written again at ``path``, sealed, with the runs
-        ``run_ids`` as the store holds them now (left out, and the rows of those it still has put in)."""
-
-
 class ChangedFile(OSError):
     """A cache file is not the one written (truncated, overwritten or removed since)."""
 
@@ -123,6 +86,34 @@ class Segment:
     newest: tuple[int, str] | None  # run_id and cid of its first (newest) run; None for a file of no runs
 
 
+class Tables:
+    """The tables of the files a long read opened, newest first, each read (and checked) as the caller comes to it,
+    its changed runs as ``changed`` has them. ``close()`` closes the files not read (a read that stopped early, or
+    failed before it read any: a generator not started would keep them open, and deleted files on disk)."""
+
+    def __init__(self, cache: RunsCache, store, changed: Changed):
+        self.cache = cache
+        self.store = store
+        self.changed = changed
+        self.opened: list[tuple[Segment, int]] = []  # each file with its descriptor
+
+    def __iter__(self) -> Tables:
+        return self
+
+    def __next__(self):
+        if not self.opened:
+            raise StopIteration
+        segment, fd = self.opened.pop(0)
+        table = _read(fd, segment)
+        table = table if table is not None else self.cache._rewritten(self.store, segment)
+        return self.changed.applied(table, segment.after, segment.upto)
+
+    def close(self) -> None:
+        opened, self.opened = self.opened, []
+        for _, fd in opened:
+            os.close(fd)
+
+
 class RunsCache:
     """The cache files of one store file; one object per file in a process, shared by its threads."""
 
@@ -131,10 +122,13 @@ class RunsCache:
 
     @classmethod
     def of(cls, store_path: str) -> RunsCache:
+        """The one cache of the store file at ``store_path``, however the path is spelled: two caches of a store
+        would each forget the records of changes that the other's files still need (``_forget``)."""
+        real = os.path.realpath(store_path)
         with cls._guard:
-            cache = cls._by_path.get(store_path)
+            cache = cls._by_path.get(real)
             if cache is None:
-                cache = cls._by_path[store_path] = cls(Path(f"{store_path}.runs-cache"))
+                cache = cls._by_path[real] = cls(Path(f"{real}.runs-cache"))
             return cache
 
     def __init__(self, folder: Path):
@@ -201,6 +195,27 @@ class RunsCache:
         if self.segments and not self._matches(store, finished_upto):
             self._drop(self.segments)  # the store was put back from a copy, say
             self.segments = []
+        try:
+            self._write_files(store, finished_upto, background)
+        finally:  # also when a file cannot be written (a full disk): the records would pile up in the store
+            if background:
+                self._forget(store)
+        if background:
+            return iter(())
+        changed = self._changes_since_written(store)  # before the files are opened: nothing to close if it fails
+        tables = Tables(self, store, changed)
+        try:
+            for segment in reversed(self.segments):
+                tables.opened.append((segment, self._open(segment)))
+        except ChangedFile:
+            tables.close()
+            raise
+        return tables
+
+    def _write_files(self, store, finished_upto: int, background: bool) -> None:
+        """Write again the files removed or resized (and, for a refresh, those much changed), write a file of the
+        finished runs after the last one when they are enough, and merge the files when they are many. Each step
+        leaves ``segments`` as the files are, should the next fail."""
         for i, segment in enumerate(self.segments):
             if not self._intact(segment):  # removed or resized since it was written
                 self.segments[i] = self._rewrite(store, segment, background)
@@ -210,31 +225,6 @@ class RunsCache:
             self.segments.append(self._write(store, self.upto, finished_upto, background))
         if len(self.segments) > MAX_SEGMENTS:
             self._merge(store, background)
-        if background:
-            self._forget(store)
-            return iter(())
-        opened: list[tuple[Segment, int]] = []
-        try:
-            for segment in reversed(self.segments):
-                opened.append((segment, self._open(segment)))
-        except ChangedFile:
-            for _, fd in opened:
-                os.close(fd)
-            raise
-        return self._tables(store, opened, self._changes_since_written(store))
-
-    def _tables(self, store, opened: list[tuple[Segment, int]], changed: Changed) -> Iterator:
-        """Each file's table, newest first, its changed runs as ``changed`` has them: ``opened`` pairs a file
-        with its descriptor."""
-        try:
-            while opened:
-                segment, fd = opened.pop(0)
-                table = _read(fd, segment)
-                table = table if table is not None else self._rewritten(store, segment)
-                yield changed.applied(table, segment.after, segment.upto)
-        finally:
-            for _, fd in opened:
-                os.close(fd)
 
     def _changes_since_written(self, store) -> Changed:
         """The runs changed since the oldest file was written (their ids, and the rows the store has of them)."""
@@ -258,6 +248,7 @@ class RunsCache:
                 self.segments[i] = self._rewrite(store, segment, background=True)
                 continue
             run_ids = [run_id for run_id in store.changed_runs(segment.seen, segment.upto) if run_id > segment.after]
+            self.changes = store.skip_changes()
             path = self._file(segment.after, segment.upto, self.changes)  # run_ids were read after that change
             _unlink(_sum_file(path))
             store.patch_runs_file(self._part(segment), run_ids, path, background=True)
@@ -332,7 +323,7 @@ class RunsCache:
                 _unlink(path)
                 _unlink(_sum_file(path))
             else:
-                found[segment.after] = segment
+                found[segment.after] = self._newer(found.get(segment.after), segment)
         for path in self.folder.glob("*.arrow.sum"):
             if not path.with_suffix("").exists():
                 _unlink(path)
@@ -342,6 +333,16 @@ class RunsCache:
             self.segments.append(segment)
             after = segment.upto
         self._drop(list(found.values()))
+
+    def _newer(self, known: Segment | None, segment: Segment) -> Segment:
+        """Of two files of runs from the same id on (one written again, the old one left by a process that died
+        before it deleted it), the one that has seen more changes; the other is deleted. The records of the changes
+        it has seen may be forgotten: the older one would serve those runs as they were."""
+        if known is None:
+            return segment
+        newer, older = (segment, known) if (segment.seen, segment.upto) > (known.seen, known.upto) else (known, segment)
+        self._drop([older])
+        return newer
 
     def _listed(self, path: Path) -> Segment | None:
         """The file at ``path`` as a segment: of this store, with its sums, and of the size they say."""
@@ -365,6 +366,7 @@ class RunsCache:
         (the runner never loads pyarrow to keep its cache); its segment. The file has seen the changes that
         ``cache_bounds`` counted before."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.changes = store.skip_changes()
         path = self._file(after, upto, self.changes)
         _unlink(_sum_file(path))
         store.write_runs_file(after, upto, path, background)

@@ -7,6 +7,7 @@ of ``child`` writes, reading SQLite with ADBC), the runs after the last file fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import mmap
@@ -53,6 +54,11 @@ LOWEST_RUN_ID = "(SELECT MIN(run_id) FROM runs)"
 HIGHEST_RUN_ID = "(SELECT MAX(run_id) FROM runs)"
 #: Records of changed runs forgotten in one transaction (``forget_changes``): ~20 ms of the store's write lock.
 FORGET_CHUNK = 10_000
+#: How far the numbers of the store's changes of runs jump before a cache file is written (``skip_changes``): a copy
+#: of the store put back would have to make as many changes before its numbers reach those of the files.
+CHANGES_SKIPPED = 1 << 30
+#: Milliseconds that skip waits for the store's write lock: a long read that writes a file waits for it.
+SKIP_WAIT_MS = 1000
 #: The runs of ids given as a JSON array (those the store has), newest first.
 _CHANGED_RUNS = "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id DESC"
 
@@ -93,7 +99,7 @@ class SQLiteHistory(History):
     """The history of the SQLite store at ``path``, read on a connection of its own (``db``, closed with it,
     or handed back to ``readers`` when given).
 
-    It is also what the runs cache reads the store through (``cache.Source``).
+    It is also what the runs cache reads the store through (``source.Source``).
     """
 
     def __init__(self, path: str, db: sqlite3.Connection, readers: Readers | None = None):
@@ -189,7 +195,7 @@ class SQLiteHistory(History):
         else:
             self.readers.give(self.db)
 
-    # -- what the runs cache reads the store through (cache.Source) ------------------
+    # -- what the runs cache reads the store through (source.Source) ------------------
     def run_cids(self, run_ids: list[int]) -> dict[int, str]:
         marks = ", ".join("?" * len(run_ids))
         return dict(self.db.execute(f"SELECT run_id, cid FROM runs WHERE run_id IN ({marks})", run_ids).fetchall())
@@ -218,6 +224,27 @@ class SQLiteHistory(History):
             f"SELECT COUNT(*), (SELECT COUNT(*) FROM runs WHERE run_id IN ({changed})) FROM ({changed})",
             [since, after, upto] * 2,
         ).fetchone()
+
+    def skip_changes(self) -> int:
+        """Written on this reader's connection, as ``forget_changes``; a store that cannot be written now keeps its
+        numbers (a copy put back is then told only by the newest runs of the files)."""
+        skip = "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'runs_changed'"
+        (waits,) = self.db.execute("PRAGMA busy_timeout").fetchone()
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {SKIP_WAIT_MS}")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self.db.execute(skip, [CHANGES_SKIPPED]).rowcount:  # no change recorded yet
+                    self.db.execute("INSERT INTO sqlite_sequence VALUES ('runs_changed', ?)", [CHANGES_SKIPPED])
+                self.db.execute("COMMIT")
+            finally:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            log.info("the change numbers of %s are not skipped (%s)", self.path, exc)
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(waits)}")
+        return self.cache_bounds()[2]
 
     def forget_changes(self, spans: list[tuple[int, int, int]]) -> None:
         """Written on this reader's connection (the store's own belongs to the runner's event loop). A store that
@@ -302,12 +329,17 @@ class SQLiteHistory(History):
         cache = RunsCache.of(self.path)
         with cache.lock:
             cached = cache.cached_tables(self)
-            parts = [self._runs_after(cache.upto, query)]
+            try:
+                parts = [self._runs_after(cache.upto, query)]
+            except BaseException:
+                cached.close()
+                raise
         wanted = float("inf") if query.limit is None else query.limit
-        for table in cached:
-            if sum(part.num_rows for part in parts) >= wanted:
-                break
-            parts.append(filtered(table, query))
+        with contextlib.closing(cached):
+            for table in cached:
+                if sum(part.num_rows for part in parts) >= wanted:
+                    break
+                parts.append(filtered(table, query))
         table = pa.concat_tables(parts)
         return table if query.limit is None else table.slice(0, query.limit)
 
