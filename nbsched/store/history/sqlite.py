@@ -232,14 +232,9 @@ class SQLiteHistory(History):
         (waits,) = self.db.execute("PRAGMA busy_timeout").fetchone()
         try:
             self.db.execute(f"PRAGMA busy_timeout = {SKIP_WAIT_MS}")
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._writing():
                 if not self.db.execute(skip, [CHANGES_SKIPPED]).rowcount:  # no change recorded yet
                     self.db.execute("INSERT INTO sqlite_sequence VALUES ('runs_changed', ?)", [CHANGES_SKIPPED])
-                self.db.execute("COMMIT")
-            finally:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
             log.info("the change numbers of %s are not skipped (%s)", self.path, exc)
         finally:
@@ -258,15 +253,21 @@ class SQLiteHistory(History):
         seqs = [(seq,) for span in spans for (seq,) in self.db.execute(found, span)]
         try:
             for start in range(0, len(seqs), FORGET_CHUNK):
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._writing():
                     self.db.executemany("DELETE FROM runs_changed WHERE seq = ?", seqs[start : start + FORGET_CHUNK])
-                    self.db.execute("COMMIT")
-                finally:
-                    if self.db.in_transaction:
-                        self.db.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
             log.info("the runs cache's records of changed runs of %s are kept for now (%s)", self.path, exc)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction on this reader's connection: committed at the end, rolled back on an error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
 
     def runs_table(self, run_ids: list[int]):
         return rows_table(self._text_rows(_CHANGED_RUNS, [json.dumps(run_ids)]))
