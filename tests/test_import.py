@@ -94,13 +94,14 @@ def test_papermills_kernel_cwd_and_parameter_file_are_taken_as_papermill_takes_t
         "0 2 * * * papermill reports/k.ipynb - --kernel python3 --cwd bin -f bin/params.yaml\n"
         "0 3 * * * cd reports && papermill k.ipynb - -k python3\n"
         "0 4 * * * cd reports && papermill k.ipynb - -k Python3\n"  # the same kernel: Jupyter lowers the name
+        "0 5 * * * papermill reports/k.ipynb - --kernel=python3 --cwd=reports --log-level=INFO -p x --y=1\n"
     )
     entries, refused, _ = plan(text, files)
     assert refused == {
         "line 1": "papermill -k ir runs the notebook with the kernel 'ir'; nbsched runs it with the kernel its "
         "metadata names ('python3'): set the notebook's kernel to 'ir' (or drop -k), then import it again"
     }
-    second, third, fourth = entries
+    second, third, fourth, fifth = entries
     assert second.extra == {"region": "eu", "limit": 10}
     assert second.notes == (
         f"papermill ran the notebook's kernel in {files / 'bin'}; nbsched runs it in the notebook's folder "
@@ -108,6 +109,7 @@ def test_papermills_kernel_cwd_and_parameter_file_are_taken_as_papermill_takes_t
     )
     assert (third.extra, third.notes) == (None, ())
     assert fourth.path == third.path
+    assert (fifth.extra, fifth.notes) == ({"x": "--y=1"}, ())  # --opt=value as papermill takes it; a -p value kept
 
 
 def test_nbconvert_execute_and_python_scripts_translate_with_their_directory_and_environment(files):

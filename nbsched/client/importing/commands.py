@@ -184,8 +184,12 @@ def _value_of(options: list[str], index: int, option: str) -> str:
 def _papermill(options: list[str], cwd: Path, notes: list[str]) -> Command:
     """``papermill IN [OUT] [-p NAME VALUE] [-r NAME VALUE] [-y YAML] [-f FILE] [-b BASE64] [--cwd DIR] ...``."""
     positional, parameters, run_in, kernel, index = [], {}, cwd, None, 0
+    options = list(options)
     while index < len(options):
         option = options[index]
+        if option.startswith("--") and "=" in option:  # --cwd=DIR, as papermill (click) takes it: --cwd DIR
+            option, value = option.split("=", 1)
+            options[index : index + 1] = [option, value]
         if option in ("-p", "--parameters", "-r", "--parameters_raw", "--parameters-raw"):
             if index + 2 >= len(options):
                 raise Untranslatable(f"{option} needs a name and a value")
