@@ -408,6 +408,20 @@ def test_files_left_half_written_by_a_dead_writer_are_removed_later(store):
     assert not old.exists() and fresh.exists()
 
 
+def _add_mixed(store, rng: random.Random, made: int) -> int:
+    """20 to 90 runs added one by one, most finished, some running (as ``rng`` picks); the number of the next."""
+    for status in rng.choices(["ok", "error", "running"], weights=[6, 2, 1], k=rng.randint(20, 90)):
+        store.add_runs(_runs(1, start=made, status=status))
+        made += 1
+    return made
+
+
+def _by_hand(store, sql: str, *params) -> None:
+    """A statement on a connection of its own, as someone with ``sqlite3`` runs it."""
+    with sqlite3.connect(store.path) as db:
+        db.execute(sql, params)
+
+
 def test_after_any_mix_of_runs_added_finished_purged_deleted_and_mended_a_long_read_is_what_sqlite_holds(
     store, monkeypatch
 ):
@@ -417,9 +431,7 @@ def test_after_any_mix_of_runs_added_finished_purged_deleted_and_mended_a_long_r
 
     def add() -> None:
         nonlocal made
-        for status in rng.choices(["ok", "error", "running"], weights=[6, 2, 1], k=rng.randint(20, 90)):
-            store.add_runs(_runs(1, start=made, status=status))
-            made += 1
+        made = _add_mixed(store, rng, made)
 
     def finish() -> None:
         running = [run_id for (run_id,) in store.db.execute("SELECT run_id FROM runs WHERE status = 'running'")]
@@ -427,8 +439,7 @@ def test_after_any_mix_of_runs_added_finished_purged_deleted_and_mended_a_long_r
         store.update_runs([{"run_id": run_id, "status": "ok", "finished_at": finished} for run_id in running[:10]])
 
     def by_hand(sql: str) -> None:
-        with sqlite3.connect(store.path) as db:
-            db.execute(sql)
+        _by_hand(store, sql)
 
     steps = {
         "add": add,
@@ -712,13 +723,10 @@ def test_after_runs_put_back_moved_or_reopened_and_files_damaged_or_left_a_long_
 
     def add() -> None:
         nonlocal made
-        for status in rng.choices(["ok", "error", "running"], weights=[6, 2, 1], k=rng.randint(20, 90)):
-            store.add_runs(_runs(1, start=made, status=status))
-            made += 1
+        made = _add_mixed(store, rng, made)
 
     def by_hand(sql: str, *params) -> None:
-        with sqlite3.connect(store.path) as db:
-            db.execute(sql, params)
+        _by_hand(store, sql, *params)
 
     def put_back() -> None:  # a deleted run inserted again by hand, at its id
         have = {run_id for (run_id,) in store.db.execute("SELECT run_id FROM runs")}
