@@ -101,14 +101,12 @@ def sql_per_run(jobs: int, batches: int = 20) -> float:
 
 def worker_per_run(runs: int = 20_000) -> float:
     """CPU µs per ``Worker.run`` of the no-op service, its object built ahead."""
-    from nbsched.worker.execute import Worker
-
     worker = _worker()
     messages = [_message(i, 0.0) for i in range(runs)]
     prepared = [worker.prepare_ahead(message) for message in messages]
     began = time.process_time()
     for message, service in zip(messages, prepared, strict=True):
-        Worker.run(worker, message, service)
+        worker.run(message, service)
     return (time.process_time() - began) / runs * 1e6
 
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -156,3 +156,22 @@ from servers import http_server, smtp_server, smtp_server_auth  # noqa: E402, F4
 
 # A PostgreSQL database per test session (tests/pg.py): pg_database, pg_url, pg_admin.
 from pg import pg_admin, pg_database, pg_url  # noqa: E402, F401
+
+
+def finished_run(i: int, start: datetime, **fields) -> dict:
+    """The record of finished run number ``i`` of three jobs (scheduled ``i`` seconds after ``start``, 2 ms long),
+    for a store's ``add_runs``; ``fields`` add to it or replace its values."""
+    scheduled = start + timedelta(seconds=i)
+    run = {
+        "cid": f"{i:024x}",
+        "job": f"j{i % 3}",
+        "service": "s",
+        "trigger": "schedule",
+        "attempt": 1,
+        "status": "ok",
+        "scheduled_at": scheduled,
+        "started_at": scheduled,
+        "finished_at": scheduled + timedelta(milliseconds=2),
+        "runner": "test:1",
+    }
+    return {**run, **fields}

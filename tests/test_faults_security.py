@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from conftest import HELLO_SERVICE, run_cli, wait_until
+from conftest import HELLO_SERVICE, finished_run, run_cli, wait_until
 
 import nbsched
 from nbsched import connections
@@ -39,27 +39,8 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 def _runs(count: int, start: int = 0) -> list[dict]:
     """Finished runs whose outputs name their number: ``out-0000042``."""
-    runs = []
-    for i in range(start, start + count):
-        scheduled = NOW + timedelta(seconds=i)
-        runs.append(
-            {
-                "cid": f"{i:024x}",
-                "job": f"j{i % 3}",
-                "service": "api.hello",
-                "trigger": "schedule",
-                "attempt": 1,
-                "status": "ok",
-                "scheduled_at": scheduled,
-                "started_at": scheduled,
-                "finished_at": scheduled + timedelta(milliseconds=2),
-                "delay_ms": 0.0,
-                "output": f"out-{i:07d}",
-                "logs": "",
-                "runner": "test:1",
-            }
-        )
-    return runs
+    extra = {"service": "api.hello", "delay_ms": 0.0, "logs": ""}
+    return [finished_run(i, NOW, output=f"out-{i:07d}", **extra) for i in range(start, start + count)]
 
 
 def _overwrite(path, old: bytes, new: bytes) -> None:

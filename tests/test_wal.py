@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import finished_run
 
 from nbsched.store import RunQuery
 from nbsched.store import sqlite as sqlite_store
@@ -27,20 +28,7 @@ def store(tmp_path):
 
 
 def _run(i: int) -> dict:
-    scheduled = NOW + timedelta(seconds=i)
-    return {
-        "cid": f"{i:024x}",
-        "job": f"j{i % 3}",
-        "service": "s",
-        "trigger": "schedule",
-        "attempt": 1,
-        "status": "ok",
-        "scheduled_at": scheduled,
-        "started_at": scheduled,
-        "finished_at": scheduled + timedelta(milliseconds=2),
-        "output": "x" * 200,
-        "runner": "test:1",
-    }
+    return finished_run(i, NOW, output="x" * 200)
 
 
 def _write_one_by_one(store: SQLiteStore, count: int, start: int) -> None:
